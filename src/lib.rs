@@ -1,0 +1,1 @@
+//! dbmesh library
