@@ -1,0 +1,270 @@
+//! The validated configuration the rest of the proxy works with.
+//!
+//! Everything here has been checked: listen addresses parse, every data source
+//! URL matches its database's backend, every name refers to something defined,
+//! passwords have been read from the environment and relative paths are resolved
+//! against the config file's directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::data_source_url::DataSourceUrl;
+
+/// A loaded, validated `dbmesh.toml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was loaded from, as given.
+    pub path: PathBuf,
+    /// `[server]`: listeners and protocol-wide settings.
+    pub server: ServerConfig,
+    /// `[[users]]`: the accounts clients log in with.
+    pub users: Vec<UserConfig>,
+    /// `[databases.<name>]`: the logical databases clients see, by name.
+    pub databases: BTreeMap<String, DatabaseConfig>,
+}
+
+impl Config {
+    /// The user called `name`, if configured.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+/// `[server]`: where the proxy listens and how it speaks the protocols.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// MySQL protocol listener; at least one of this and `postgres_listen` is set.
+    pub mysql_listen: Option<SocketAddr>,
+    /// PostgreSQL protocol listener.
+    pub postgres_listen: Option<SocketAddr>,
+    /// HTTP listener for `/metrics` and `/health`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Version string announced in the MySQL handshake; `None` = probe a backend at startup.
+    pub mysql_server_version: Option<String>,
+    /// Auth plugin offered to MySQL clients unless a user overrides it.
+    pub mysql_auth_plugin: MysqlAuthPlugin,
+    /// PEM private key for `caching_sha2_password` full authentication, resolved against the config file's directory; the file exists.
+    pub rsa_private_key: Option<PathBuf>,
+    /// PEM public key matching `rsa_private_key`, resolved the same way; the file exists.
+    pub rsa_public_key: Option<PathBuf>,
+    /// Largest MySQL packet (or PostgreSQL message) accepted, in bytes.
+    pub max_packet_size: u32,
+    /// How long to wait for a backend TCP connect + handshake.
+    pub connect_timeout: Duration,
+    /// How long a statement waits for a free pooled backend connection.
+    pub checkout_timeout: Duration,
+    /// Tokio worker threads; `None` = one per CPU.
+    pub worker_threads: Option<usize>,
+    /// Log filter (e.g. `info` or `dbmesh=debug`); `None` = `RUST_LOG` or the binary's default.
+    pub log_level: Option<String>,
+}
+
+impl ServerConfig {
+    /// `max_packet_size` when not set: 64 MiB.
+    pub const DEFAULT_MAX_PACKET_SIZE: u32 = 64 * 1024 * 1024;
+    /// Smallest accepted `max_packet_size`.
+    pub const MIN_MAX_PACKET_SIZE: u32 = 1024;
+    /// `connect_timeout_ms` when not set.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(5_000);
+    /// `checkout_timeout_ms` when not set.
+    pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(10_000);
+}
+
+/// MySQL authentication plugin offered in the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MysqlAuthPlugin {
+    /// `mysql_native_password` (SHA-1 scramble); works with every client.
+    MysqlNativePassword,
+    /// `caching_sha2_password` (MySQL 8 default); needs TLS or an RSA key pair for the first login.
+    CachingSha2Password,
+}
+
+impl MysqlAuthPlugin {
+    /// Every plugin, in the order listed in error messages.
+    pub const ALL: [MysqlAuthPlugin; 2] = [
+        MysqlAuthPlugin::MysqlNativePassword,
+        MysqlAuthPlugin::CachingSha2Password,
+    ];
+
+    /// The plugin's name on the wire and in the config file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MysqlAuthPlugin::MysqlNativePassword => "mysql_native_password",
+            MysqlAuthPlugin::CachingSha2Password => "caching_sha2_password",
+        }
+    }
+
+    /// The plugin called `name`, if it is one we support.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// `[[users]]`: an account clients log in to the proxy with.
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    /// Login name.
+    pub name: String,
+    /// Clear-text password, already read from the environment if the file referred to one.
+    pub password: String,
+    /// Logical databases this user may use; `"*"` means all of them.
+    pub databases: Vec<String>,
+    /// Overrides `server.mysql_auth_plugin` for this user.
+    pub mysql_auth_plugin: Option<MysqlAuthPlugin>,
+    /// May run admin statements.
+    pub admin: bool,
+}
+
+impl UserConfig {
+    /// Whether this user may use the logical database `database` (`"*"` allows all).
+    pub fn may_use(&self, database: &str) -> bool {
+        self.databases.iter().any(|d| d == "*" || d == database)
+    }
+}
+
+/// Which protocol a logical database and its data sources speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// MySQL or MariaDB.
+    Mysql,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl BackendKind {
+    /// Every backend, in the order listed in error messages.
+    pub const ALL: [BackendKind; 2] = [BackendKind::Mysql, BackendKind::Postgres];
+
+    /// The name used for `backend = "…"` and as the URL scheme.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendKind::Mysql => "mysql",
+            BackendKind::Postgres => "postgres",
+        }
+    }
+
+    /// Port used when a data source URL names none.
+    pub fn default_port(&self) -> u16 {
+        match self {
+            BackendKind::Mysql => 3306,
+            BackendKind::Postgres => 5432,
+        }
+    }
+
+    /// The backend called `name` in a `backend = "…"` setting.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// How transactions spanning several data sources are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionType {
+    /// One local transaction per data source, committed one after another (no atomicity across shards).
+    Local,
+    /// Two-phase commit with XA.
+    Xa,
+    /// Compensating transactions.
+    Saga,
+}
+
+impl TransactionType {
+    /// Every type, in the order listed in error messages.
+    pub const ALL: [TransactionType; 3] = [
+        TransactionType::Local,
+        TransactionType::Xa,
+        TransactionType::Saga,
+    ];
+
+    /// The name used in `transaction = "…"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TransactionType::Local => "LOCAL",
+            TransactionType::Xa => "XA",
+            TransactionType::Saga => "SAGA",
+        }
+    }
+
+    /// The type called `name` in a `transaction = "…"` setting.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// `[databases.<name>]`: a logical database, as applications see it.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// The name clients `USE` / connect to.
+    pub name: String,
+    /// Protocol of every data source behind it.
+    pub backend: BackendKind,
+    /// Data source that receives statements no sharding rule routes elsewhere.
+    pub default_data_source: String,
+    /// Sharding rule files, resolved against the config file's directory; each exists.
+    pub rules: Vec<PathBuf>,
+    /// How multi-data-source transactions are run.
+    pub transaction: TransactionType,
+    /// The real databases behind this logical one, by name; never empty.
+    pub data_sources: BTreeMap<String, DataSourceConfig>,
+}
+
+/// `[databases.<db>.data_sources.<name>]`: one real backend database and its pool.
+#[derive(Debug, Clone)]
+pub struct DataSourceConfig {
+    /// The data source's name, as used in sharding rules (`ds_0`).
+    pub name: String,
+    /// Where it is and how to log in.
+    pub url: DataSourceUrl,
+    /// Pool size limit.
+    pub max_connections: u32,
+}
+
+impl DataSourceConfig {
+    /// `max_connections` when not set.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(databases: &[&str]) -> UserConfig {
+        UserConfig {
+            name: "app".into(),
+            password: "x".into(),
+            databases: databases.iter().map(|d| d.to_string()).collect(),
+            mysql_auth_plugin: None,
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn user_may_use_only_listed_databases() {
+        let u = user(&["shop"]);
+        assert!(u.may_use("shop"));
+        assert!(!u.may_use("shop_pg"));
+        assert!(!u.may_use("SHOP"));
+    }
+
+    #[test]
+    fn star_lets_a_user_use_every_database() {
+        assert!(user(&["*"]).may_use("anything"));
+        assert!(!user(&[]).may_use("shop"));
+    }
+
+    #[test]
+    fn enum_names_round_trip() {
+        for p in MysqlAuthPlugin::ALL {
+            assert_eq!(MysqlAuthPlugin::from_name(p.name()), Some(p));
+        }
+        for b in BackendKind::ALL {
+            assert_eq!(BackendKind::from_name(b.name()), Some(b));
+        }
+        for t in TransactionType::ALL {
+            assert_eq!(TransactionType::from_name(t.name()), Some(t));
+        }
+        assert_eq!(BackendKind::from_name("oracle"), None);
+    }
+}

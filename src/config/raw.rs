@@ -1,0 +1,66 @@
+//! The config file as serde sees it: plain data mirroring the TOML keys,
+//! with spans kept so validation can name the line of every value.
+//!
+//! Enumerations (`backend`, `transaction`, auth plugins) stay strings here so
+//! that a bad value is one validation problem among many rather than a
+//! deserialization failure that hides everything else.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub mysql_listen: Option<Spanned<String>>,
+    pub postgres_listen: Option<Spanned<String>>,
+    pub admin_listen: Option<Spanned<String>>,
+    pub mysql_server_version: Option<Spanned<String>>,
+    pub mysql_auth_plugin: Option<Spanned<String>>,
+    pub rsa_private_key: Option<Spanned<String>>,
+    pub rsa_public_key: Option<Spanned<String>>,
+    pub max_packet_size: Option<Spanned<u32>>,
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    pub checkout_timeout_ms: Option<Spanned<u64>>,
+    pub worker_threads: Option<Spanned<usize>>,
+    pub log_level: Option<Spanned<String>>,
+}
+
+/// One `[[users]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub name: Spanned<String>,
+    pub password: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub databases: Vec<Spanned<String>>,
+    pub mysql_auth_plugin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// One `[databases.<name>]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    pub backend: Spanned<String>,
+    pub default_data_source: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
+    pub transaction: Option<Spanned<String>>,
+    /// Read entry by entry as [`RawDataSource`] (see `document.rs`), so that one
+    /// broken data source does not hide problems in its siblings.
+    #[allow(dead_code)]
+    pub data_sources: Option<IgnoredAny>,
+}
+
+/// One `[databases.<db>.data_sources.<name>]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDataSource {
+    pub url: Spanned<String>,
+    pub password_env: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<u32>>,
+}

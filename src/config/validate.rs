@@ -1,0 +1,590 @@
+//! From raw sections to a [`Config`]: every cross-check, every environment
+//! lookup and every file-existence check, all problems reported together.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::data_source_url::DataSourceUrl;
+use super::document::{DatabaseSection, Document, Section};
+use super::error::{child_key, index_key, Report};
+use super::model::{
+    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, ServerConfig,
+    TransactionType, UserConfig,
+};
+use super::raw::{RawDataSource, RawServer, RawUser};
+
+/// Reads an environment variable; injected so tests need not touch the process environment.
+pub(super) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// What validation needs besides the document.
+pub(super) struct Context<'a> {
+    /// The config file, as given.
+    pub path: &'a Path,
+    /// Relative paths in the file are resolved against this directory.
+    pub base_dir: &'a Path,
+    pub env: EnvLookup<'a>,
+}
+
+/// Checks `document` and builds the [`Config`]; the result is only meaningful
+/// when `report` is still empty afterwards.
+pub(super) fn validate(document: Document, cx: &Context<'_>, report: &mut Report) -> Config {
+    let database_names: BTreeSet<&str> =
+        document.databases.iter().map(|d| d.name.as_str()).collect();
+    let server = server(document.server.as_ref(), cx, report);
+    let users = users(&document.users, &database_names, cx, report);
+    let databases = document
+        .databases
+        .iter()
+        .filter_map(|d| database(d, cx, report).map(|db| (d.name.clone(), db)))
+        .collect();
+    Config {
+        path: cx.path.to_path_buf(),
+        server,
+        users,
+        databases,
+    }
+}
+
+fn server(
+    section: Option<&Section<RawServer>>,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> ServerConfig {
+    let mut server = ServerConfig {
+        mysql_listen: None,
+        postgres_listen: None,
+        admin_listen: None,
+        mysql_server_version: None,
+        mysql_auth_plugin: MysqlAuthPlugin::MysqlNativePassword,
+        rsa_private_key: None,
+        rsa_public_key: None,
+        max_packet_size: ServerConfig::DEFAULT_MAX_PACKET_SIZE,
+        connect_timeout: ServerConfig::DEFAULT_CONNECT_TIMEOUT,
+        checkout_timeout: ServerConfig::DEFAULT_CHECKOUT_TIMEOUT,
+        worker_threads: None,
+        log_level: None,
+    };
+    let Some(section) = section else {
+        report.at(
+            None,
+            "server",
+            "missing [server] table; it needs at least one of mysql_listen or postgres_listen",
+        );
+        return server;
+    };
+    let Some(raw) = &section.raw else {
+        return server;
+    };
+    let key = |field: &str| child_key("server", field);
+
+    if raw.mysql_listen.is_none() && raw.postgres_listen.is_none() {
+        report.at(
+            Some(section.span.clone()),
+            "server",
+            "set at least one of mysql_listen or postgres_listen, e.g. mysql_listen = \"127.0.0.1:3307\"",
+        );
+    }
+    server.mysql_listen = listen_address(raw.mysql_listen.as_ref(), &key("mysql_listen"), report);
+    server.postgres_listen = listen_address(
+        raw.postgres_listen.as_ref(),
+        &key("postgres_listen"),
+        report,
+    );
+    server.admin_listen = listen_address(raw.admin_listen.as_ref(), &key("admin_listen"), report);
+    let listeners = [
+        ("mysql_listen", server.mysql_listen, &raw.mysql_listen),
+        (
+            "postgres_listen",
+            server.postgres_listen,
+            &raw.postgres_listen,
+        ),
+        ("admin_listen", server.admin_listen, &raw.admin_listen),
+    ];
+    for (i, (name, addr, value)) in listeners.iter().enumerate() {
+        let (Some(addr), Some(value)) = (addr, value) else {
+            continue;
+        };
+        if let Some((first, ..)) = listeners[..i]
+            .iter()
+            .find(|(_, other, _)| *other == Some(*addr))
+        {
+            report.at(
+                Some(value.span()),
+                key(name),
+                format!(
+                    "{addr} is already used by server.{first}; each listener needs its own port"
+                ),
+            );
+        }
+    }
+
+    if let Some(version) = &raw.mysql_server_version {
+        if !version.get_ref().starts_with(|c: char| c.is_ascii_digit()) {
+            report.at(
+                Some(version.span()),
+                key("mysql_server_version"),
+                "must start with a version number, e.g. \"8.0.36\"; leave it out to use the backend's version",
+            );
+        }
+        server.mysql_server_version = Some(version.get_ref().clone());
+    }
+    if let Some(plugin) = auth_plugin(
+        raw.mysql_auth_plugin.as_ref(),
+        &key("mysql_auth_plugin"),
+        report,
+    ) {
+        server.mysql_auth_plugin = plugin;
+    }
+    server.rsa_private_key = existing_file(
+        raw.rsa_private_key.as_ref(),
+        &key("rsa_private_key"),
+        cx,
+        report,
+    );
+    server.rsa_public_key = existing_file(
+        raw.rsa_public_key.as_ref(),
+        &key("rsa_public_key"),
+        cx,
+        report,
+    );
+
+    if let Some(size) = &raw.max_packet_size {
+        if *size.get_ref() < ServerConfig::MIN_MAX_PACKET_SIZE {
+            report.at(
+                Some(size.span()),
+                key("max_packet_size"),
+                format!(
+                    "must be at least {} bytes (the default is {} = 64 MiB)",
+                    ServerConfig::MIN_MAX_PACKET_SIZE,
+                    ServerConfig::DEFAULT_MAX_PACKET_SIZE
+                ),
+            );
+        }
+        server.max_packet_size = *size.get_ref();
+    }
+    if let Some(ms) = positive(
+        raw.connect_timeout_ms.as_ref(),
+        &key("connect_timeout_ms"),
+        report,
+    ) {
+        server.connect_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = positive(
+        raw.checkout_timeout_ms.as_ref(),
+        &key("checkout_timeout_ms"),
+        report,
+    ) {
+        server.checkout_timeout = Duration::from_millis(ms);
+    }
+    server.worker_threads = positive(raw.worker_threads.as_ref(), &key("worker_threads"), report);
+    if let Some(level) = &raw.log_level {
+        if level.get_ref().trim().is_empty() {
+            report.at(
+                Some(level.span()),
+                key("log_level"),
+                "must not be empty; leave it out for the default",
+            );
+        }
+        server.log_level = Some(level.get_ref().clone());
+    }
+    server
+}
+
+fn users(
+    sections: &[Section<RawUser>],
+    database_names: &BTreeSet<&str>,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Vec<UserConfig> {
+    if sections.is_empty() {
+        report.at(
+            None,
+            "users",
+            "no [[users]] defined; clients need at least one user to log in",
+        );
+    }
+    let mut first_by_name: HashMap<&str, &str> = HashMap::new();
+    let mut users = Vec::new();
+    for section in sections {
+        let Some(raw) = &section.raw else { continue };
+        let key = |field: &str| child_key(&section.key, field);
+        let name = raw.name.get_ref();
+        if name.is_empty() {
+            report.at(Some(raw.name.span()), key("name"), "must not be empty");
+        } else if let Some(first) = first_by_name.get(name.as_str()) {
+            report.at(
+                Some(raw.name.span()),
+                key("name"),
+                format!("duplicate user `{name}`, already defined by {first}"),
+            );
+        } else {
+            first_by_name.insert(name, &section.key);
+        }
+
+        let password = match (&raw.password, &raw.password_env) {
+            (Some(password), None) => inline_password(password, &key("password"), cx, report),
+            (None, Some(var)) => env_password(var, &key("password_env"), cx, report),
+            (Some(_), Some(var)) => {
+                report.at(
+                    Some(var.span()),
+                    key("password_env"),
+                    "set either password or password_env, not both",
+                );
+                None
+            }
+            (None, None) => {
+                report.at(
+                    Some(section.span.clone()),
+                    section.key.clone(),
+                    format!("user `{name}` has no password; set password or password_env"),
+                );
+                None
+            }
+        };
+
+        for (i, database) in raw.databases.iter().enumerate() {
+            let database_name = database.get_ref().as_str();
+            if database_name != "*" && !database_names.contains(database_name) {
+                report.at(
+                    Some(database.span()),
+                    index_key(&key("databases"), i),
+                    format!(
+                        "unknown database `{database_name}`; defined databases: {} (or \"*\" for all)",
+                        list_or_none(database_names.iter().copied())
+                    ),
+                );
+            }
+        }
+
+        users.push(UserConfig {
+            name: name.clone(),
+            password: password.unwrap_or_default(),
+            databases: raw.databases.iter().map(|d| d.get_ref().clone()).collect(),
+            mysql_auth_plugin: auth_plugin(
+                raw.mysql_auth_plugin.as_ref(),
+                &key("mysql_auth_plugin"),
+                report,
+            ),
+            admin: raw.admin,
+        });
+    }
+    users
+}
+
+fn database(db: &DatabaseSection, cx: &Context<'_>, report: &mut Report) -> Option<DatabaseConfig> {
+    let section = &db.section;
+    let key = |field: &str| child_key(&section.key, field);
+    let data_source_names: Vec<&str> = db.data_sources.iter().map(|(n, _)| n.as_str()).collect();
+    if db.data_sources.is_empty() {
+        report.at(
+            Some(section.span.clone()),
+            section.key.clone(),
+            format!(
+                "database `{}` has no data sources; add a [{}.<name>] table with a url",
+                db.name,
+                key("data_sources")
+            ),
+        );
+    }
+    let raw = section.raw.as_ref()?;
+
+    let backend = BackendKind::from_name(raw.backend.get_ref());
+    if backend.is_none() {
+        report.at(
+            Some(raw.backend.span()),
+            key("backend"),
+            bad_value(raw.backend.get_ref(), BackendKind::ALL.map(|b| b.name())),
+        );
+    }
+
+    let default_data_source = match &raw.default_data_source {
+        Some(name) => {
+            if !data_source_names.contains(&name.get_ref().as_str())
+                && !data_source_names.is_empty()
+            {
+                report.at(
+                    Some(name.span()),
+                    key("default_data_source"),
+                    format!(
+                        "unknown data source `{}`; data sources of `{}`: {}",
+                        name.get_ref(),
+                        db.name,
+                        list_or_none(data_source_names.iter().copied())
+                    ),
+                );
+            }
+            name.get_ref().clone()
+        }
+        None => match data_source_names.as_slice() {
+            [only] => only.to_string(),
+            [] => String::new(),
+            _ => {
+                report.at(
+                    Some(section.span.clone()),
+                    key("default_data_source"),
+                    format!(
+                        "missing; database `{}` has several data sources ({}), name the one for unsharded tables",
+                        db.name,
+                        list_or_none(data_source_names.iter().copied())
+                    ),
+                );
+                String::new()
+            }
+        },
+    };
+
+    let rules = raw
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| existing_file(Some(rule), &index_key(&key("rules"), i), cx, report))
+        .collect();
+
+    let transaction = match &raw.transaction {
+        None => TransactionType::Local,
+        Some(value) => TransactionType::from_name(value.get_ref()).unwrap_or_else(|| {
+            report.at(
+                Some(value.span()),
+                key("transaction"),
+                bad_value(value.get_ref(), TransactionType::ALL.map(|t| t.name())),
+            );
+            TransactionType::Local
+        }),
+    };
+
+    let data_sources = db
+        .data_sources
+        .iter()
+        .filter_map(|(name, ds)| {
+            let config = data_source(name, ds, &db.name, backend, cx, report)?;
+            Some((name.clone(), config))
+        })
+        .collect::<BTreeMap<_, _>>();
+
+    Some(DatabaseConfig {
+        name: db.name.clone(),
+        backend: backend.unwrap_or(BackendKind::Mysql),
+        default_data_source,
+        rules,
+        transaction,
+        data_sources,
+    })
+}
+
+fn data_source(
+    name: &str,
+    section: &Section<RawDataSource>,
+    database: &str,
+    backend: Option<BackendKind>,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<DataSourceConfig> {
+    let raw = section.raw.as_ref()?;
+    let key = |field: &str| child_key(&section.key, field);
+
+    let url = match DataSourceUrl::parse(raw.url.get_ref()) {
+        Ok(url) => Some(url),
+        Err(problems) => {
+            for problem in problems {
+                report.at(Some(raw.url.span()), key("url"), problem);
+            }
+            None
+        }
+    };
+    if let (Some(url), Some(backend)) = (&url, backend) {
+        if url.kind != backend {
+            report.at(
+                Some(raw.url.span()),
+                key("url"),
+                format!(
+                    "this is a {} URL but database `{database}` has backend = \"{}\"",
+                    url.kind.name(),
+                    backend.name()
+                ),
+            );
+        }
+    }
+    let password = raw
+        .password_env
+        .as_ref()
+        .and_then(|var| env_password(var, &key("password_env"), cx, report));
+    let max_connections = positive(
+        raw.max_connections.as_ref(),
+        &key("max_connections"),
+        report,
+    )
+    .unwrap_or(DataSourceConfig::DEFAULT_MAX_CONNECTIONS);
+
+    let mut url = url?;
+    if let Some(password) = password {
+        url.password = password;
+    }
+    Some(DataSourceConfig {
+        name: name.to_string(),
+        url,
+        max_connections,
+    })
+}
+
+fn listen_address(
+    value: Option<&Spanned<String>>,
+    key: &str,
+    report: &mut Report,
+) -> Option<SocketAddr> {
+    let value = value?;
+    match value.get_ref().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            report.at(
+                Some(value.span()),
+                key,
+                format!(
+                    "`{}` is not an IP address with a port, e.g. \"127.0.0.1:3307\" or \"[::]:3307\" (host names are not accepted)",
+                    value.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn auth_plugin(
+    value: Option<&Spanned<String>>,
+    key: &str,
+    report: &mut Report,
+) -> Option<MysqlAuthPlugin> {
+    let value = value?;
+    let plugin = MysqlAuthPlugin::from_name(value.get_ref());
+    if plugin.is_none() {
+        report.at(
+            Some(value.span()),
+            key,
+            bad_value(value.get_ref(), MysqlAuthPlugin::ALL.map(|p| p.name())),
+        );
+    }
+    plugin
+}
+
+/// A number that must be greater than zero; `None` when absent (or zero, reported).
+fn positive<T>(value: Option<&Spanned<T>>, key: &str, report: &mut Report) -> Option<T>
+where
+    T: Copy + Default + PartialEq,
+{
+    let value = value?;
+    if *value.get_ref() == T::default() {
+        report.at(Some(value.span()), key, "must be greater than 0");
+        return None;
+    }
+    Some(*value.get_ref())
+}
+
+/// Resolves a path against the config file's directory and checks the file exists.
+fn existing_file(
+    value: Option<&Spanned<String>>,
+    key: &str,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<PathBuf> {
+    let value = value?;
+    let path = cx.base_dir.join(value.get_ref());
+    if !path.is_file() {
+        let why = if path.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        };
+        report.at(
+            Some(value.span()),
+            key,
+            format!(
+                "{} {why} (relative paths are resolved against the config file's directory)",
+                path.display()
+            ),
+        );
+    }
+    Some(path)
+}
+
+/// `password = "…"`: a literal, or `"${VAR}"` to read it from the environment.
+fn inline_password(
+    value: &Spanned<String>,
+    key: &str,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<String> {
+    let text = value.get_ref();
+    let Some(var) = text
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+    else {
+        return Some(text.clone());
+    };
+    let valid_name = var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_name {
+        report.at(
+            Some(value.span()),
+            key,
+            format!("`{text}` is not a valid environment variable reference; use \"${{NAME}}\" with letters, digits and _"),
+        );
+        return None;
+    }
+    lookup(var, value, key, cx, report)
+}
+
+/// `password_env = "VAR"`.
+fn env_password(
+    var: &Spanned<String>,
+    key: &str,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<String> {
+    if var.get_ref().is_empty() || var.get_ref().contains(['=', '\0']) {
+        report.at(
+            Some(var.span()),
+            key,
+            "must be the name of an environment variable",
+        );
+        return None;
+    }
+    lookup(var.get_ref(), var, key, cx, report)
+}
+
+fn lookup<T>(
+    var: &str,
+    at: &Spanned<T>,
+    key: &str,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<String> {
+    let value = (cx.env)(var);
+    if value.is_none() {
+        report.at(
+            Some(at.span()),
+            key,
+            format!("environment variable `{var}` is not set (or is not valid UTF-8)"),
+        );
+    }
+    value
+}
+
+fn bad_value<const N: usize>(value: &str, allowed: [&str; N]) -> String {
+    let allowed: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "`{value}` is not allowed; expected one of: {}",
+        allowed.join(", ")
+    )
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "(none)".to_string()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,64 @@
+//! The protocol-neutral errors dbmesh itself raises (as opposed to errors a backend sent,
+//! which are forwarded verbatim). Each wire layer maps these to its own error codes in exactly
+//! one place: `wire::mysql::err` for MySQL errno + SQLSTATE.
+
+/// An error dbmesh reports to a client on its own behalf.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// Unknown user or wrong password.
+    #[error("Access denied for user '{user}'@'{host}' (using password: {})", if *.using_password { "YES" } else { "NO" })]
+    AccessDenied {
+        user: String,
+        host: String,
+        using_password: bool,
+    },
+    /// The logical database is not defined in the configuration.
+    #[error("Unknown database '{0}'")]
+    UnknownDatabase(String),
+    /// The user is not granted this logical database in `[[users]].databases`.
+    #[error("Access denied for user '{user}'@'{host}' to database '{database}'")]
+    DatabaseAccessDenied {
+        user: String,
+        host: String,
+        database: String,
+    },
+    /// The logical database is served by another protocol's listener.
+    #[error(
+        "database '{database}' is a {backend} database; connect to dbmesh's {backend} listener"
+    )]
+    WrongProtocol { database: String, backend: String },
+    /// A statement needs a database and the session has none.
+    #[error("No database selected")]
+    NoDatabaseSelected,
+    /// A backend data source could not be reached.
+    #[error("data source '{data_source}' of database '{database}' is unavailable: {cause}")]
+    DataSourceUnavailable {
+        database: String,
+        data_source: String,
+        cause: String,
+    },
+    /// No backend connection became free in time.
+    #[error("timed out after {waited_ms} ms waiting for a connection to data source '{data_source}' (max_connections = {max})")]
+    PoolTimeout {
+        data_source: String,
+        waited_ms: u64,
+        max: u32,
+    },
+    /// The backend connection broke while a statement was running.
+    #[error("lost connection to data source '{data_source}' during the statement: {cause}")]
+    BackendLost { data_source: String, cause: String },
+    /// A prepared statement id the client never prepared (or already closed).
+    #[error("Unknown prepared statement handler ({id}) given to {command}")]
+    UnknownStatement { id: u32, command: &'static str },
+    /// The client sent a command dbmesh does not support.
+    #[error("Unknown command")]
+    UnknownCommand(u8),
+    /// A packet or message that does not follow the protocol.
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    /// Something that is not supported yet, named.
+    #[error("{0} is not supported by dbmesh")]
+    NotSupported(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,77 @@
+//! Execution: the data sources of every logical database, with their connection pools.
+//!
+//! Built once from the configuration (`Cluster::new`); frontends check out backend connections
+//! through it. Protocol-specific connection types live in the wire layer; the pools here only
+//! count and hold them.
+
+pub mod pool;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{Config, DataSourceUrl, DatabaseConfig};
+use crate::wire::mysql::backend::{BackendConn, Profile};
+use pool::Pool;
+
+/// One data source: a real database on a real server.
+pub struct DataSource {
+    /// Data source name from the config (`ds_0`).
+    pub name: String,
+    /// The logical database it belongs to.
+    pub database: String,
+    pub url: DataSourceUrl,
+    /// Pool of MySQL backend connections (used when the logical database is MySQL).
+    pub mysql: Pool<BackendConn, Profile>,
+}
+
+/// A logical database as apps see it, with its data sources.
+pub struct LogicalDatabase {
+    pub config: DatabaseConfig,
+    pub data_sources: BTreeMap<String, Arc<DataSource>>,
+}
+
+impl LogicalDatabase {
+    /// The data source that takes statements no rule routes elsewhere.
+    pub fn default_data_source(&self) -> &Arc<DataSource> {
+        &self.data_sources[&self.config.default_data_source]
+    }
+}
+
+/// Every logical database of the running configuration.
+pub struct Cluster {
+    pub databases: BTreeMap<String, Arc<LogicalDatabase>>,
+}
+
+impl Cluster {
+    pub fn new(config: &Config) -> Cluster {
+        let databases = config
+            .databases
+            .iter()
+            .map(|(name, db)| {
+                let data_sources = db
+                    .data_sources
+                    .iter()
+                    .map(|(ds_name, ds)| {
+                        (
+                            ds_name.clone(),
+                            Arc::new(DataSource {
+                                name: ds_name.clone(),
+                                database: name.clone(),
+                                url: ds.url.clone(),
+                                mysql: Pool::new(ds.max_connections),
+                            }),
+                        )
+                    })
+                    .collect();
+                (
+                    name.clone(),
+                    Arc::new(LogicalDatabase {
+                        config: db.clone(),
+                        data_sources,
+                    }),
+                )
+            })
+            .collect();
+        Cluster { databases }
+    }
+}

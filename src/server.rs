@@ -1,0 +1,164 @@
+//! The running proxy: the runtime shared by every connection, and the listeners.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use mysql_common::constants::CapabilityFlags;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::{BackendKind, Config};
+use crate::execute::Cluster;
+use crate::wire::mysql::auth::AuthState;
+use crate::wire::mysql::backend::{BackendConn, ConnectOptions, Profile, PROFILE_CAPABILITIES};
+use crate::wire::mysql::handshake::{ServerInfo, SERVER_CAPABILITIES};
+
+/// Version announced to MySQL clients when no backend could be asked at start-up.
+const FALLBACK_MYSQL_VERSION: &str = "8.0.36-dbmesh";
+
+/// Everything a connection needs: the configuration, the data sources and their pools.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub cluster: Cluster,
+    /// What the MySQL listener tells clients about itself.
+    pub mysql: ServerInfo,
+    pub auth: AuthState,
+    connection_ids: AtomicU32,
+}
+
+impl Runtime {
+    /// Builds the runtime. The MySQL greeting copies the first MySQL data source's version,
+    /// capabilities and collation, so clients see the dialect they really talk to; when that
+    /// backend is down dbmesh still starts, with defaults.
+    pub async fn new(config: Config) -> Arc<Runtime> {
+        let cluster = Cluster::new(&config);
+        let mysql = probe_mysql(&config).await;
+        Arc::new(Runtime {
+            auth: AuthState::new(config.server.rsa_private_key.clone()),
+            config: Arc::new(config),
+            cluster,
+            mysql,
+            connection_ids: AtomicU32::new(1),
+        })
+    }
+
+    /// A fresh id for a client connection (MySQL's connection id).
+    pub fn next_connection_id(&self) -> u32 {
+        self.connection_ids.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+async fn probe_mysql(config: &Config) -> ServerInfo {
+    let mut info = ServerInfo {
+        version: FALLBACK_MYSQL_VERSION.to_string(),
+        capabilities: SERVER_CAPABILITIES | PROFILE_CAPABILITIES,
+        collation: 45,
+        auth_plugin: config.server.mysql_auth_plugin,
+    };
+    let first = config
+        .databases
+        .values()
+        .filter(|db| db.backend == BackendKind::Mysql)
+        .find_map(|db| db.data_sources.get(&db.default_data_source));
+    if let Some(ds) = first {
+        let probe = BackendConn::connect(ConnectOptions {
+            url: &ds.url,
+            profile: Profile {
+                capabilities: PROFILE_CAPABILITIES.bits(),
+                collation: 45,
+            },
+            connect_timeout: config.server.connect_timeout,
+            max_packet: config.server.max_packet_size,
+        })
+        .await;
+        match probe {
+            Ok(conn) => {
+                info.version = conn.server_version.clone();
+                info.capabilities =
+                    SERVER_CAPABILITIES | (conn.capabilities & PROFILE_CAPABILITIES);
+                info.collation = conn.default_collation;
+            }
+            Err(e) => {
+                warn!(data_source = %ds.name, url = %ds.url, "could not reach backend at start-up, announcing defaults: {e}")
+            }
+        }
+    }
+    // Compression and TLS are not offered (yet); never let them through.
+    info.capabilities &= !(CapabilityFlags::CLIENT_COMPRESS | CapabilityFlags::CLIENT_SSL);
+    if let Some(v) = &config.server.mysql_server_version {
+        info.version = v.clone();
+    }
+    info
+}
+
+/// A started proxy: its bound addresses, and the handle that stops it.
+pub struct Server {
+    pub runtime: Arc<Runtime>,
+    pub mysql_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds the configured listeners and starts accepting. A listen port of 0 binds an
+    /// ephemeral port (tests read it from `mysql_addr`).
+    pub async fn start(config: Config) -> std::io::Result<Server> {
+        let runtime = Runtime::new(config).await;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut mysql_addr = None;
+        if let Some(addr) = runtime.config.server.mysql_listen {
+            let listener = TcpListener::bind(addr).await?;
+            let bound = listener.local_addr()?;
+            info!(%bound, "MySQL listener ready");
+            mysql_addr = Some(bound);
+            tasks.push(tokio::spawn(accept_mysql(
+                listener,
+                runtime.clone(),
+                stopped.clone(),
+            )));
+        }
+        if runtime.config.server.postgres_listen.is_some() {
+            warn!("postgres_listen is set, but the PostgreSQL frontend is not available in this build yet");
+        }
+        Ok(Server {
+            runtime,
+            mysql_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops accepting new connections; connections already open finish on their own.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn accept_mysql(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(crate::wire::mysql::serve_client(stream, runtime.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = stopped.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Wire protocols: the only place where protocol bytes are read and written.
+
+pub mod mysql;

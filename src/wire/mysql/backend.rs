@@ -1,0 +1,363 @@
+//! dbmesh as a MySQL *client*: one connection to a backend MariaDB/MySQL server.
+//!
+//! A backend connection is opened with the capability flags and collation of the client it
+//! serves (its "profile"), so the backend's result packets are already in the format that
+//! client expects and can be forwarded byte for byte.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mysql_common::constants::CapabilityFlags;
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use super::auth::{self, CACHING_SHA2, FAST_AUTH_SUCCESS, NATIVE, PERFORM_FULL_AUTH};
+use super::err::MysqlError;
+use super::packet::{PacketError, PacketReader, PacketWriter};
+use super::response::{ResponseKind, ResponseTracker, Step};
+use crate::config::DataSourceUrl;
+
+/// Why a backend connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    Packet(#[from] PacketError),
+    #[error("connect timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("server error {}: {}", .0.code, .0.message)]
+    Server(MysqlError),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl From<std::io::Error> for BackendError {
+    fn from(e: std::io::Error) -> Self {
+        BackendError::Packet(PacketError::Io(e))
+    }
+}
+
+/// Which format-affecting options a backend connection was opened with. Pooled connections
+/// are only handed to clients with the same profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Profile {
+    pub capabilities: u32,
+    pub collation: u8,
+}
+
+/// Capability flags a client may choose that change the bytes a server sends, and that dbmesh
+/// therefore requests from the backend exactly as the client asked.
+pub const PROFILE_CAPABILITIES: CapabilityFlags = CapabilityFlags::from_bits_truncate(
+    CapabilityFlags::CLIENT_LONG_PASSWORD.bits()
+        | CapabilityFlags::CLIENT_FOUND_ROWS.bits()
+        | CapabilityFlags::CLIENT_LONG_FLAG.bits()
+        | CapabilityFlags::CLIENT_NO_SCHEMA.bits()
+        | CapabilityFlags::CLIENT_ODBC.bits()
+        | CapabilityFlags::CLIENT_LOCAL_FILES.bits()
+        | CapabilityFlags::CLIENT_IGNORE_SPACE.bits()
+        | CapabilityFlags::CLIENT_INTERACTIVE.bits()
+        | CapabilityFlags::CLIENT_MULTI_STATEMENTS.bits()
+        | CapabilityFlags::CLIENT_MULTI_RESULTS.bits()
+        | CapabilityFlags::CLIENT_PS_MULTI_RESULTS.bits()
+        | CapabilityFlags::CLIENT_DEPRECATE_EOF.bits(),
+);
+
+/// Flags dbmesh always needs from a backend.
+const BASE_CAPABILITIES: CapabilityFlags = CapabilityFlags::from_bits_truncate(
+    CapabilityFlags::CLIENT_PROTOCOL_41.bits()
+        | CapabilityFlags::CLIENT_SECURE_CONNECTION.bits()
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH.bits()
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits()
+        | CapabilityFlags::CLIENT_TRANSACTIONS.bits()
+        | CapabilityFlags::CLIENT_CONNECT_WITH_DB.bits(),
+);
+
+/// Where and how to connect.
+pub struct ConnectOptions<'a> {
+    pub url: &'a DataSourceUrl,
+    pub profile: Profile,
+    pub connect_timeout: Duration,
+    pub max_packet: u32,
+}
+
+/// An authenticated connection to a backend server.
+pub struct BackendConn {
+    pub(crate) reader: PacketReader<OwnedReadHalf>,
+    pub(crate) writer: PacketWriter<OwnedWriteHalf>,
+    pub profile: Profile,
+    pub capabilities: CapabilityFlags,
+    /// The backend's thread id (for KILL).
+    pub connection_id: u32,
+    pub server_version: String,
+    pub default_collation: u8,
+    /// Status flags of the last OK/EOF the backend sent.
+    pub status: u16,
+    /// Client statement id → this backend's statement id.
+    pub statements: HashMap<u32, u32>,
+    /// How many of the session's recorded SET statements this connection has applied.
+    pub applied_session_state: usize,
+    /// Sequence id the backend expects next within the current command.
+    pub(crate) next_seq: u8,
+    /// False once an i/o error left the connection in an unknown state.
+    pub healthy: bool,
+}
+
+impl BackendConn {
+    /// Connects and authenticates.
+    pub async fn connect(opts: ConnectOptions<'_>) -> Result<BackendConn, BackendError> {
+        let t = opts.connect_timeout;
+        tokio::time::timeout(t, Self::connect_inner(opts))
+            .await
+            .map_err(|_| BackendError::Timeout(t))?
+    }
+
+    async fn connect_inner(opts: ConnectOptions<'_>) -> Result<BackendConn, BackendError> {
+        let url = opts.url;
+        let stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
+        stream.set_nodelay(true)?;
+        let (r, w) = stream.into_split();
+        let mut reader = PacketReader::new(r, opts.max_packet as usize + 1024);
+        let mut writer = PacketWriter::new(w);
+
+        let greeting = reader.read_packet().await?;
+        if greeting.payload.first() == Some(&0xFF) {
+            return Err(BackendError::Server(parse_err(&greeting.payload)));
+        }
+        let hs: HandshakePacket<'_> = ParseBuf(&greeting.payload)
+            .parse(())
+            .map_err(|e| BackendError::Protocol(format!("bad server greeting: {e}")))?;
+        let server_caps = hs.capabilities();
+        if !server_caps
+            .contains(CapabilityFlags::CLIENT_PROTOCOL_41 | CapabilityFlags::CLIENT_PLUGIN_AUTH)
+        {
+            return Err(BackendError::Protocol(
+                "server lacks protocol 4.1 or pluggable authentication".into(),
+            ));
+        }
+        let wanted = CapabilityFlags::from_bits_truncate(opts.profile.capabilities)
+            & PROFILE_CAPABILITIES
+            | BASE_CAPABILITIES;
+        let caps = wanted & server_caps;
+        let mut nonce = hs.nonce();
+        let mut plugin = hs
+            .auth_plugin_name_ref()
+            .map(|p| p.to_vec())
+            .unwrap_or_else(|| NATIVE.to_vec());
+        let version = hs.server_version_str().into_owned();
+        let connection_id = hs.connection_id();
+        let default_collation = hs.default_collation();
+        if plugin != NATIVE && plugin != CACHING_SHA2 {
+            // Answer with native; the server will switch us to what it wants.
+            plugin = NATIVE.to_vec();
+        }
+        let password = url.password.as_str();
+        let response = scramble_for(&plugin, &nonce, password);
+        let db = (!url.database.is_empty()).then(|| url.database.as_bytes());
+        let hr = HandshakeResponse::new(
+            Some(response.as_slice()),
+            hs.server_version_parsed().unwrap_or((8, 0, 0)),
+            Some(url.user.as_bytes()),
+            db,
+            Some(AuthPlugin::from_bytes(&plugin)),
+            caps,
+            None,
+            opts.max_packet,
+        );
+        let mut out = Vec::new();
+        mysql_common::proto::MySerialize::serialize(&hr, &mut out);
+        let mut seq = greeting.seq.wrapping_add(1);
+        writer.write_packet(&mut seq, &out);
+        writer.flush().await?;
+
+        let status = loop {
+            let pkt = reader.read_packet().await?;
+            seq = pkt.seq.wrapping_add(1);
+            let p = &pkt.payload[..];
+            match p.first() {
+                Some(0x00) => break super::ok::status_flags(p).unwrap_or(0),
+                Some(0xFF) => return Err(BackendError::Server(parse_err(p))),
+                Some(0xFE) => {
+                    // Auth switch: plugin name, NUL, new nonce (NUL-terminated for MySQL's own).
+                    let rest = &p[1..];
+                    let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+                    plugin = rest[..end].to_vec();
+                    let mut data = rest.get(end + 1..).unwrap_or(&[]).to_vec();
+                    if data.last() == Some(&0) {
+                        data.pop();
+                    }
+                    nonce = data;
+                    if plugin != NATIVE && plugin != CACHING_SHA2 {
+                        return Err(BackendError::Protocol(format!(
+                            "backend wants authentication plugin '{}', which dbmesh does not support",
+                            String::from_utf8_lossy(&plugin)
+                        )));
+                    }
+                    let resp = scramble_for(&plugin, &nonce, password);
+                    writer.write_packet(&mut seq, &resp);
+                    writer.flush().await?;
+                }
+                Some(0x01) if plugin == CACHING_SHA2 => match p.get(1) {
+                    Some(&FAST_AUTH_SUCCESS) => {}
+                    Some(&PERFORM_FULL_AUTH) => {
+                        writer.write_packet(&mut seq, &[auth::REQUEST_PUBLIC_KEY]);
+                        writer.flush().await?;
+                    }
+                    _ => {
+                        // The public key we asked for.
+                        let pem = &p[1..];
+                        let mut plain = password.as_bytes().to_vec();
+                        plain.push(0);
+                        let block = mysql_common::crypto::encrypt(
+                            &auth::xor_with_nonce(&plain, &nonce),
+                            pem,
+                        )
+                        .map_err(|e| BackendError::Protocol(format!("RSA encryption: {e}")))?;
+                        writer.write_packet(&mut seq, &block);
+                        writer.flush().await?;
+                    }
+                },
+                _ => {
+                    return Err(BackendError::Protocol(format!(
+                        "unexpected packet 0x{:02x} during authentication",
+                        p.first().copied().unwrap_or(0)
+                    )))
+                }
+            }
+        };
+        Ok(BackendConn {
+            reader,
+            writer,
+            profile: opts.profile,
+            capabilities: caps,
+            connection_id,
+            server_version: version,
+            default_collation,
+            status,
+            statements: HashMap::new(),
+            applied_session_state: 0,
+            next_seq: 0,
+            healthy: true,
+        })
+    }
+
+    pub fn deprecate_eof(&self) -> bool {
+        self.capabilities
+            .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+    }
+
+    /// Starts a command: writes `payload` with sequence id 0 and flushes.
+    pub async fn send_command(&mut self, payload: &[u8]) -> Result<(), BackendError> {
+        let mut seq = 0;
+        self.writer.write_packet(&mut seq, payload);
+        self.next_seq = seq;
+        self.writer.flush().await.map_err(|e| {
+            self.healthy = false;
+            e.into()
+        })
+    }
+
+    /// Sends a packet that continues the current command (LOCAL INFILE data).
+    pub fn queue_continuation(&mut self, payload: &[u8]) {
+        let mut seq = self.next_seq;
+        self.writer.write_packet(&mut seq, payload);
+        self.next_seq = seq;
+    }
+
+    pub async fn flush(&mut self) -> Result<(), BackendError> {
+        self.writer.flush().await.map_err(|e| {
+            self.healthy = false;
+            e.into()
+        })
+    }
+
+    /// Runs a command whose response dbmesh consumes itself, returning the tracker (status,
+    /// PREPARE_OK, ...) or the backend's error.
+    pub async fn run_internal(
+        &mut self,
+        payload: &[u8],
+        kind: ResponseKind,
+    ) -> Result<Result<ResponseTracker, MysqlError>, BackendError> {
+        self.send_command(payload).await?;
+        let mut tracker = ResponseTracker::new(kind, self.deprecate_eof());
+        let mut err = None;
+        loop {
+            let pkt = match self.reader.read_packet().await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.healthy = false;
+                    return Err(e.into());
+                }
+            };
+            self.next_seq = pkt.seq.wrapping_add(1);
+            if pkt.payload.first() == Some(&0xFF) {
+                err = Some(parse_err(&pkt.payload));
+            }
+            match tracker.on_packet(&pkt.payload) {
+                Step::More => {}
+                Step::Done => break,
+                Step::LocalInfile => {
+                    // Never for statements dbmesh issues itself; refuse the file.
+                    self.queue_continuation(&[]);
+                    self.flush().await?;
+                }
+            }
+        }
+        if let Some(s) = tracker.status {
+            self.status = s;
+        }
+        Ok(match err {
+            Some(e) => Err(e),
+            None => Ok(tracker),
+        })
+    }
+
+    /// Runs a statement for dbmesh's own purposes (session replay), discarding any rows.
+    pub async fn query_internal(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<(), MysqlError>, BackendError> {
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(0x03);
+        payload.extend_from_slice(sql.as_bytes());
+        Ok(self
+            .run_internal(&payload, ResponseKind::Query)
+            .await?
+            .map(|_| ()))
+    }
+
+    /// COM_RESET_CONNECTION: back to a fresh session (used before returning to the pool).
+    pub async fn reset(&mut self) -> Result<(), BackendError> {
+        match self.run_internal(&[0x1F], ResponseKind::Single).await? {
+            Ok(_) => {
+                self.statements.clear();
+                self.applied_session_state = 0;
+                Ok(())
+            }
+            Err(e) => Err(BackendError::Server(e)),
+        }
+    }
+}
+
+/// The auth response for a plugin.
+fn scramble_for(plugin: &[u8], nonce: &[u8], password: &str) -> Vec<u8> {
+    if plugin == CACHING_SHA2 {
+        auth::sha2_response(nonce, password)
+    } else {
+        auth::native_response(nonce, password)
+    }
+}
+
+/// Decodes an ERR packet payload.
+pub fn parse_err(p: &[u8]) -> MysqlError {
+    let code = p
+        .get(1..3)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .unwrap_or(0);
+    let (state, msg) = if p.get(3) == Some(&b'#') && p.len() >= 9 {
+        (String::from_utf8_lossy(&p[4..9]).into_owned(), &p[9..])
+    } else {
+        ("HY000".to_string(), p.get(3..).unwrap_or(&[]))
+    };
+    MysqlError::new(code, &state, String::from_utf8_lossy(msg))
+}

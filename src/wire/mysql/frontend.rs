@@ -1,0 +1,785 @@
+//! One client connection: handshake, then a loop of commands. Each command is answered by
+//! dbmesh itself (USE, SHOW DATABASES, PING, ...) or routed to a backend connection whose
+//! response is relayed untouched.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mysql_common::constants::CapabilityFlags;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tracing::{debug, info_span, warn, Instrument};
+
+use super::auth;
+use super::backend::{BackendConn, ConnectOptions, Profile, PROFILE_CAPABILITIES};
+use super::err::{code, MysqlError};
+use super::handshake::{self, AuthIo, ClientHello};
+use super::ok::{ok_payload, STATUS_AUTOCOMMIT, STATUS_IN_TRANS};
+use super::packet::{PacketError, PacketReader, PacketWriter};
+use super::prepared::PreparedStatement;
+use super::relay::{relay, RelayEnd, RelayError};
+use super::response::{ResponseKind, ResponseTracker};
+use super::resultset::{write_text_resultset, ColumnDef};
+use crate::config::{BackendKind, UserConfig};
+use crate::error::Error;
+use crate::execute::pool::Lease;
+use crate::execute::DataSource;
+use crate::server::Runtime;
+use crate::session::Session;
+use crate::sql::{classify, StatementKind};
+
+pub(crate) const COM_QUIT: u8 = 0x01;
+pub(crate) const COM_INIT_DB: u8 = 0x02;
+pub(crate) const COM_QUERY: u8 = 0x03;
+pub(crate) const COM_FIELD_LIST: u8 = 0x04;
+pub(crate) const COM_STATISTICS: u8 = 0x09;
+pub(crate) const COM_PING: u8 = 0x0E;
+pub(crate) const COM_CHANGE_USER: u8 = 0x11;
+pub(crate) const COM_STMT_PREPARE: u8 = 0x16;
+pub(crate) const COM_STMT_EXECUTE: u8 = 0x17;
+pub(crate) const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
+pub(crate) const COM_STMT_CLOSE: u8 = 0x19;
+pub(crate) const COM_STMT_RESET: u8 = 0x1A;
+pub(crate) const COM_SET_OPTION: u8 = 0x1B;
+pub(crate) const COM_STMT_FETCH: u8 = 0x1C;
+pub(crate) const COM_RESET_CONNECTION: u8 = 0x1F;
+
+/// The client is gone or broke the protocol: stop serving this connection.
+#[derive(Debug)]
+pub(crate) struct Fatal;
+
+/// A backend connection held by this session, with its pool slot.
+pub(crate) struct Held {
+    pub ds: Arc<DataSource>,
+    pub conn: BackendConn,
+    pub lease: Lease<BackendConn>,
+}
+
+/// Serves one client until it quits or breaks the protocol.
+pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
+    let id = rt.next_connection_id();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let span = info_span!("mysql", conn = id, peer = %peer);
+    async move {
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        let reader = PacketReader::new(r, rt.config.server.max_packet_size as usize);
+        let writer = PacketWriter::new(w);
+        let Some(mut client) = ClientConn::handshake(rt, id, peer, reader, writer).await else {
+            return;
+        };
+        client.run().await;
+        client.close().await;
+    }
+    .instrument(span)
+    .await
+}
+
+pub(crate) struct ClientConn {
+    pub rt: Arc<Runtime>,
+    pub reader: PacketReader<OwnedReadHalf>,
+    pub writer: PacketWriter<OwnedWriteHalf>,
+    pub connection_id: u32,
+    pub nonce: [u8; 20],
+    pub capabilities: CapabilityFlags,
+    pub collation: u8,
+    pub session: Session,
+    pub backends: Vec<Held>,
+    pub statements: HashMap<u32, PreparedStatement>,
+    pub next_statement_id: u32,
+    /// Next sequence id towards the client within the current command.
+    pub seq: u8,
+}
+
+impl ClientConn {
+    async fn handshake(
+        rt: Arc<Runtime>,
+        connection_id: u32,
+        peer: String,
+        mut reader: PacketReader<OwnedReadHalf>,
+        mut writer: PacketWriter<OwnedWriteHalf>,
+    ) -> Option<ClientConn> {
+        let nonce = auth::new_nonce();
+        let info = rt.mysql.clone();
+        let mut seq = 0u8;
+        writer.write_packet(&mut seq, &handshake::greeting(&info, connection_id, &nonce));
+        writer.flush().await.ok()?;
+
+        let hello = match reader.read_packet_seq(seq).await {
+            Ok(pkt) => handshake::parse_hello(&pkt.payload),
+            Err(e) => {
+                debug!("handshake failed: {e}");
+                let err = packet_error_reply(&e);
+                if let Some(err) = err {
+                    writer.write_packet(&mut seq, &err.payload());
+                    let _ = writer.flush().await;
+                }
+                return None;
+            }
+        };
+        seq = seq.wrapping_add(1);
+        let Some(hello) =
+            hello.filter(|h| h.capabilities.contains(CapabilityFlags::CLIENT_PROTOCOL_41))
+        else {
+            let err = MysqlError::new(code::ER_HANDSHAKE_ERROR, "08S01", "Bad handshake");
+            writer.write_packet(&mut seq, &err.payload());
+            let _ = writer.flush().await;
+            return None;
+        };
+        let capabilities = hello.capabilities & info.capabilities;
+        let user = rt
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == hello.user)
+            .cloned();
+        let mut io = AuthIo {
+            reader: &mut reader,
+            writer: &mut writer,
+            seq: &mut seq,
+        };
+        let ok = match &user {
+            Some(u) => handshake::authenticate(
+                &mut io,
+                &rt.auth,
+                u,
+                info.auth_plugin,
+                &nonce,
+                &hello.plugin,
+                hello.auth_data.clone(),
+            )
+            .await
+            .ok()?,
+            None => false,
+        };
+        let mut conn = ClientConn {
+            rt: rt.clone(),
+            reader,
+            writer,
+            connection_id,
+            nonce,
+            capabilities,
+            collation: hello.collation,
+            session: Session::new(
+                Arc::new(
+                    user.clone()
+                        .unwrap_or_else(|| placeholder_user(&hello.user)),
+                ),
+                None,
+                peer.clone(),
+            ),
+            backends: Vec::new(),
+            statements: HashMap::new(),
+            next_statement_id: 1,
+            seq,
+        };
+        if !ok {
+            conn.send_error(&Error::AccessDenied {
+                user: hello.user.clone(),
+                host: peer,
+                using_password: !hello.auth_data.is_empty(),
+            });
+            let _ = conn.writer.flush().await;
+            return None;
+        }
+        if let Some(db) = &hello.database {
+            if let Err(e) = conn.check_database(db) {
+                conn.send_error(&e);
+                let _ = conn.writer.flush().await;
+                return None;
+            }
+            conn.session.database = Some(db.clone());
+        }
+        conn.send_ok();
+        conn.writer.flush().await.ok()?;
+        tracing::debug!(user = %hello.user, db = ?hello.database, "authenticated");
+        Some(conn)
+    }
+
+    /// The command loop.
+    async fn run(&mut self) {
+        loop {
+            let pkt = match self.reader.read_packet_seq(0).await {
+                Ok(p) => p,
+                Err(e) => {
+                    if let Some(err) = packet_error_reply(&e) {
+                        self.seq = 1;
+                        self.writer.write_packet(&mut self.seq, &err.payload());
+                        let _ = self.writer.flush().await;
+                    }
+                    return;
+                }
+            };
+            self.seq = 1;
+            let Some(&command) = pkt.payload.first() else {
+                self.send_error(&Error::Malformed("empty command packet".into()));
+                let _ = self.writer.flush().await;
+                return;
+            };
+            let outcome = match command {
+                COM_QUIT => return,
+                COM_QUERY => self.com_query(pkt.payload).await,
+                COM_INIT_DB => {
+                    let db = String::from_utf8_lossy(&pkt.payload[1..]).into_owned();
+                    self.use_database(&db);
+                    Ok(())
+                }
+                COM_PING => {
+                    self.send_ok();
+                    Ok(())
+                }
+                COM_FIELD_LIST => {
+                    self.forward_routed(&pkt.payload, ResponseKind::FieldList)
+                        .await
+                }
+                COM_STATISTICS => {
+                    self.forward_routed(&pkt.payload, ResponseKind::Single)
+                        .await
+                }
+                COM_SET_OPTION => {
+                    self.forward_routed(&pkt.payload, ResponseKind::Single)
+                        .await
+                }
+                COM_STMT_PREPARE => self.stmt_prepare(&pkt.payload).await,
+                COM_STMT_EXECUTE => self.stmt_execute(pkt.payload).await,
+                COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(pkt.payload).await,
+                COM_STMT_CLOSE => self.stmt_close(&pkt.payload).await,
+                COM_STMT_RESET => self.stmt_reset(pkt.payload).await,
+                COM_STMT_FETCH => self.stmt_fetch(pkt.payload).await,
+                COM_RESET_CONNECTION => self.reset_connection().await,
+                COM_CHANGE_USER => self.change_user(&pkt.payload).await,
+                other => {
+                    self.send_error(&Error::UnknownCommand(other));
+                    Ok(())
+                }
+            };
+            if outcome.is_err() || self.writer.flush().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Gives healthy backend connections back to their pools, reset to a clean session.
+    async fn close(mut self) {
+        self.writer.shutdown().await;
+        for mut held in self.backends.drain(..) {
+            if held.conn.healthy && held.conn.reset().await.is_ok() {
+                let profile = held.conn.profile;
+                held.ds.mysql.give_back(held.lease, held.conn, profile);
+            }
+        }
+    }
+
+    // ---- answers dbmesh gives itself ----
+
+    pub(crate) fn status_flags(&self) -> u16 {
+        let mut s = 0;
+        if self.session.autocommit {
+            s |= STATUS_AUTOCOMMIT;
+        }
+        if self.session.in_transaction {
+            s |= STATUS_IN_TRANS;
+        }
+        s
+    }
+
+    pub(crate) fn send_ok(&mut self) {
+        let p = ok_payload(0, 0, self.status_flags(), 0);
+        self.writer.write_packet(&mut self.seq, &p);
+    }
+
+    pub(crate) fn send_error(&mut self, e: &Error) {
+        let p = MysqlError::from(e).payload();
+        self.writer.write_packet(&mut self.seq, &p);
+    }
+
+    fn deprecate_eof(&self) -> bool {
+        self.capabilities
+            .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+    }
+
+    /// May this session's user use logical database `db`, and is it a MySQL one?
+    fn check_database(&self, db: &str) -> Result<(), Error> {
+        let Some(logical) = self.rt.cluster.databases.get(db) else {
+            return Err(Error::UnknownDatabase(db.to_string()));
+        };
+        if !self.session.user.may_use(db) {
+            return Err(Error::DatabaseAccessDenied {
+                user: self.session.user.name.clone(),
+                host: self.session.host.clone(),
+                database: db.to_string(),
+            });
+        }
+        if logical.config.backend != BackendKind::Mysql {
+            return Err(Error::WrongProtocol {
+                database: db.to_string(),
+                backend: "PostgreSQL".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `USE db` / COM_INIT_DB: switches the logical database.
+    fn use_database(&mut self, db: &str) {
+        match self.check_database(db) {
+            Ok(()) => {
+                self.session.database = Some(db.to_string());
+                self.send_ok();
+            }
+            Err(e) => self.send_error(&e),
+        }
+    }
+
+    /// `SHOW DATABASES`: the logical databases this user may use.
+    fn show_databases(&mut self) {
+        let rows: Vec<Vec<Option<String>>> = self
+            .rt
+            .cluster
+            .databases
+            .iter()
+            .filter(|(name, db)| {
+                db.config.backend == BackendKind::Mysql && self.session.user.may_use(name)
+            })
+            .map(|(name, _)| vec![Some(name.clone())])
+            .collect();
+        let status = self.status_flags();
+        let deprecate_eof = self.deprecate_eof();
+        write_text_resultset(
+            &mut self.writer,
+            &mut self.seq,
+            deprecate_eof,
+            status,
+            &[ColumnDef::text("Database", 64)],
+            &rows,
+        );
+    }
+
+    // ---- statements ----
+
+    async fn com_query(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
+        let kind = std::str::from_utf8(&payload[1..])
+            .map(classify)
+            .unwrap_or(StatementKind::Other);
+        match kind {
+            StatementKind::Use(db) => {
+                self.use_database(&db);
+                Ok(())
+            }
+            StatementKind::ShowDatabases => {
+                self.show_databases();
+                Ok(())
+            }
+            StatementKind::SessionSet => {
+                let Some(index) = self
+                    .forward_routed_index(&payload, ResponseKind::Query)
+                    .await?
+                else {
+                    return Ok(());
+                };
+                if let Some(tracker) = index.1 {
+                    if !tracker.error {
+                        let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+                        self.session.record_set(&sql);
+                        // It already ran on this backend connection.
+                        if let Some(held) = self.backends.get_mut(index.0) {
+                            held.conn.applied_session_state = self.session.set_statement_count();
+                        }
+                    }
+                }
+                Ok(())
+            }
+            StatementKind::Other => self.forward_routed(&payload, ResponseKind::Query).await,
+        }
+    }
+
+    /// Routes the command by the session and relays the backend's response.
+    async fn forward_routed(&mut self, payload: &[u8], kind: ResponseKind) -> Result<(), Fatal> {
+        self.forward_routed_index(payload, kind).await.map(|_| ())
+    }
+
+    /// Like `forward_routed`, also returning which backend ran it and the response summary
+    /// (`None` when dbmesh answered with its own error instead).
+    async fn forward_routed_index(
+        &mut self,
+        payload: &[u8],
+        kind: ResponseKind,
+    ) -> Result<Option<(usize, Option<ResponseTracker>)>, Fatal> {
+        let route = match crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql) {
+            Ok(r) => r,
+            Err(e) => {
+                self.send_error(&e);
+                return Ok(None);
+            }
+        };
+        let index = match self.backend_for(&route.data_source).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.send_error(&e);
+                return Ok(None);
+            }
+        };
+        let tracker = self.forward(index, payload, kind, None).await?;
+        Ok(Some((index, tracker)))
+    }
+
+    /// Sends `payload` to backend `index` and relays the response, streaming a LOCAL INFILE
+    /// from the client when asked. Returns the response summary, or `None` when the backend
+    /// broke (the client then got an ERR naming the data source).
+    pub(crate) async fn forward(
+        &mut self,
+        index: usize,
+        payload: &[u8],
+        kind: ResponseKind,
+        prepare_id: Option<u32>,
+    ) -> Result<Option<ResponseTracker>, Fatal> {
+        let held = &mut self.backends[index];
+        let mut tracker = ResponseTracker::new(kind, held.conn.deprecate_eof());
+        let sent = held.conn.send_command(payload).await;
+        let mut result = match sent {
+            Ok(()) => {
+                relay(
+                    &mut held.conn,
+                    &mut self.writer,
+                    &mut self.seq,
+                    &mut tracker,
+                    prepare_id,
+                )
+                .await
+            }
+            Err(e) => Err(RelayError::Backend(match e {
+                super::backend::BackendError::Packet(p) => p,
+                other => PacketError::Io(std::io::Error::other(other.to_string())),
+            })),
+        };
+        loop {
+            match result {
+                Ok(RelayEnd::Done) => break,
+                Ok(RelayEnd::LocalInfile) => {
+                    if self.stream_local_infile(index).await.is_err() {
+                        return Err(Fatal);
+                    }
+                    let held = &mut self.backends[index];
+                    result = relay(
+                        &mut held.conn,
+                        &mut self.writer,
+                        &mut self.seq,
+                        &mut tracker,
+                        None,
+                    )
+                    .await;
+                }
+                Err(RelayError::Client(_)) => {
+                    self.backends[index].conn.healthy = false;
+                    self.drop_backend(index);
+                    return Err(Fatal);
+                }
+                Err(RelayError::Backend(e)) => {
+                    let ds = self.backends[index].ds.name.clone();
+                    warn!(data_source = %ds, "backend connection lost: {e}");
+                    self.drop_backend(index);
+                    self.session.in_transaction = false;
+                    self.send_error(&Error::BackendLost {
+                        data_source: ds,
+                        cause: e.to_string(),
+                    });
+                    return Ok(None);
+                }
+            }
+        }
+        if let Some(status) = tracker.status {
+            self.session.in_transaction = status & STATUS_IN_TRANS != 0;
+            self.session.autocommit = status & STATUS_AUTOCOMMIT != 0;
+        }
+        Ok(Some(tracker))
+    }
+
+    /// Copies the client's LOCAL INFILE packets to the backend up to the empty packet.
+    async fn stream_local_infile(&mut self, index: usize) -> Result<(), Fatal> {
+        self.writer.flush().await.map_err(|_| Fatal)?;
+        loop {
+            let pkt = self
+                .reader
+                .read_packet_seq(self.seq)
+                .await
+                .map_err(|_| Fatal)?;
+            self.seq = pkt.seq.wrapping_add(1);
+            let held = &mut self.backends[index];
+            held.conn.queue_continuation(&pkt.payload);
+            if pkt.payload.is_empty()
+                || held.conn.writer.pending() >= super::packet::FLUSH_THRESHOLD
+            {
+                if held.conn.flush().await.is_err() {
+                    // The relay that follows reports the lost backend.
+                    return Ok(());
+                }
+            }
+            if pkt.payload.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Forgets a broken backend connection (its pool slot is freed).
+    pub(crate) fn drop_backend(&mut self, index: usize) {
+        self.backends.swap_remove(index);
+    }
+
+    /// The index of this session's connection to `ds`, opening one (or taking one from the
+    /// pool) and replaying the session state on it when needed.
+    pub(crate) async fn backend_for(&mut self, ds: &Arc<DataSource>) -> Result<usize, Error> {
+        let index = match self.backends.iter().position(|h| Arc::ptr_eq(&h.ds, ds)) {
+            Some(i) => i,
+            None => {
+                let held = self.open_backend(ds).await?;
+                self.backends.push(held);
+                self.backends.len() - 1
+            }
+        };
+        self.replay_session_state(index).await?;
+        Ok(index)
+    }
+
+    fn profile(&self) -> Profile {
+        Profile {
+            capabilities: (self.capabilities & PROFILE_CAPABILITIES).bits(),
+            collation: self.collation,
+        }
+    }
+
+    async fn open_backend(&self, ds: &Arc<DataSource>) -> Result<Held, Error> {
+        let server = &self.rt.config.server;
+        let profile = self.profile();
+        let mut lease = ds
+            .mysql
+            .checkout(profile, server.checkout_timeout)
+            .await
+            .map_err(|t| Error::PoolTimeout {
+                data_source: ds.name.clone(),
+                waited_ms: t.waited.as_millis() as u64,
+                max: t.max,
+            })?;
+        if let Some(mut conn) = lease.conn.take() {
+            // Health check on checkout: an idle connection may have been closed by the server.
+            if conn
+                .run_internal(&[COM_PING], ResponseKind::Single)
+                .await
+                .is_ok_and(|r| r.is_ok())
+            {
+                return Ok(Held {
+                    ds: ds.clone(),
+                    conn,
+                    lease,
+                });
+            }
+        }
+        let conn = BackendConn::connect(ConnectOptions {
+            url: &ds.url,
+            profile,
+            connect_timeout: server.connect_timeout,
+            max_packet: server.max_packet_size,
+        })
+        .await
+        .map_err(|e| Error::DataSourceUnavailable {
+            database: ds.database.clone(),
+            data_source: ds.name.clone(),
+            cause: e.to_string(),
+        })?;
+        Ok(Held {
+            ds: ds.clone(),
+            conn,
+            lease,
+        })
+    }
+
+    /// Replays the session's recorded SET statements that this connection has not run yet.
+    async fn replay_session_state(&mut self, index: usize) -> Result<(), Error> {
+        let held = &mut self.backends[index];
+        let applied = held.conn.applied_session_state;
+        for sql in self.session.set_statements_since(applied) {
+            match held.conn.query_internal(sql).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(data_source = %held.ds.name, "replaying `{sql}` failed: {}", e.message)
+                }
+                Err(e) => {
+                    let err = Error::BackendLost {
+                        data_source: held.ds.name.clone(),
+                        cause: e.to_string(),
+                    };
+                    self.drop_backend(index);
+                    return Err(err);
+                }
+            }
+        }
+        self.backends[index].conn.applied_session_state = self.session.set_statement_count();
+        Ok(())
+    }
+
+    // ---- session commands ----
+
+    /// COM_RESET_CONNECTION: a clean session on the same connection (database kept).
+    async fn reset_connection(&mut self) -> Result<(), Fatal> {
+        self.reset_backends().await;
+        self.statements.clear();
+        self.session.reset();
+        self.send_ok();
+        Ok(())
+    }
+
+    async fn reset_backends(&mut self) {
+        let mut i = 0;
+        while i < self.backends.len() {
+            if self.backends[i].conn.reset().await.is_ok() {
+                i += 1;
+            } else {
+                self.drop_backend(i);
+            }
+        }
+    }
+
+    /// COM_CHANGE_USER: authenticates again as another (or the same) user; on success the
+    /// session starts afresh, on failure the previous user stays logged in.
+    async fn change_user(&mut self, payload: &[u8]) -> Result<(), Fatal> {
+        let Some(req) = parse_change_user(payload, self.capabilities) else {
+            self.send_error(&Error::Malformed("COM_CHANGE_USER".into()));
+            return Ok(());
+        };
+        let user = self
+            .rt
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == req.user)
+            .cloned();
+        let ok = match &user {
+            Some(u) => {
+                let mut io = AuthIo {
+                    reader: &mut self.reader,
+                    writer: &mut self.writer,
+                    seq: &mut self.seq,
+                };
+                handshake::authenticate(
+                    &mut io,
+                    &self.rt.auth,
+                    u,
+                    self.rt.mysql.auth_plugin,
+                    &self.nonce,
+                    &req.plugin,
+                    req.auth_data.clone(),
+                )
+                .await
+                .map_err(|_| Fatal)?
+            }
+            None => false,
+        };
+        let Some(user) = user.filter(|_| ok) else {
+            self.send_error(&Error::AccessDenied {
+                user: req.user,
+                host: self.session.host.clone(),
+                using_password: !req.auth_data.is_empty(),
+            });
+            return Ok(());
+        };
+        let previous = std::mem::replace(&mut self.session.user, Arc::new(user));
+        if let Some(db) = &req.database {
+            if let Err(e) = self.check_database(db) {
+                self.session.user = previous;
+                self.send_error(&e);
+                return Ok(());
+            }
+        }
+        self.reset_backends().await;
+        self.statements.clear();
+        self.session.reset();
+        self.session.database = req.database;
+        if let Some(c) = req.collation {
+            self.collation = c;
+        }
+        self.send_ok();
+        Ok(())
+    }
+}
+
+/// Turns a framing failure into the ERR packet the client gets before the connection closes
+/// (none when the client simply went away).
+fn packet_error_reply(e: &PacketError) -> Option<MysqlError> {
+    match e {
+        PacketError::Closed | PacketError::Io(_) => None,
+        PacketError::TooLarge { .. } => Some(MysqlError::new(
+            code::ER_NET_PACKET_TOO_LARGE,
+            "08S01",
+            format!("Got a packet bigger than 'max_allowed_packet' bytes ({e})"),
+        )),
+        PacketError::Sequence { .. } => Some(MysqlError::new(
+            code::ER_NET_PACKETS_OUT_OF_ORDER,
+            "08S01",
+            format!("Got packets out of order ({e})"),
+        )),
+    }
+}
+
+fn placeholder_user(name: &str) -> UserConfig {
+    UserConfig {
+        name: name.to_string(),
+        password: String::new(),
+        databases: Vec::new(),
+        mysql_auth_plugin: None,
+        admin: false,
+    }
+}
+
+/// The fields of COM_CHANGE_USER.
+struct ChangeUser {
+    user: String,
+    auth_data: Vec<u8>,
+    database: Option<String>,
+    collation: Option<u8>,
+    plugin: Vec<u8>,
+}
+
+fn parse_change_user(p: &[u8], caps: CapabilityFlags) -> Option<ChangeUser> {
+    let mut rest = p.get(1..)?;
+    let cstr = |rest: &mut &[u8]| -> Option<Vec<u8>> {
+        let end = rest.iter().position(|b| *b == 0)?;
+        let s = rest[..end].to_vec();
+        *rest = &rest[end + 1..];
+        Some(s)
+    };
+    let user = String::from_utf8_lossy(&cstr(&mut rest)?).into_owned();
+    let auth_data = if caps.contains(CapabilityFlags::CLIENT_SECURE_CONNECTION) {
+        let len = *rest.first()? as usize;
+        let d = rest.get(1..1 + len)?.to_vec();
+        rest = &rest[1 + len..];
+        d
+    } else {
+        cstr(&mut rest)?
+    };
+    let db = cstr(&mut rest).unwrap_or_default();
+    let mut collation = None;
+    let mut plugin = ClientHello::default_plugin();
+    if rest.len() >= 2 {
+        collation = Some(rest[0]);
+        rest = &rest[2..];
+        if caps.contains(CapabilityFlags::CLIENT_PLUGIN_AUTH) {
+            if let Some(name) = cstr(&mut rest) {
+                plugin = name;
+            }
+        }
+    }
+    Some(ChangeUser {
+        user,
+        auth_data,
+        database: (!db.is_empty()).then(|| String::from_utf8_lossy(&db).into_owned()),
+        collation,
+        plugin,
+    })
+}
+
+impl ClientHello {
+    fn default_plugin() -> Vec<u8> {
+        auth::NATIVE.to_vec()
+    }
+}

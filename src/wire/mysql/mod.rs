@@ -1,0 +1,18 @@
+//! Our own MySQL wire layer, built on `mysql_common`'s codecs: the server side that clients
+//! connect to (`frontend`), and the client side that talks to backend servers (`backend`).
+//! Results of single-route statements are relayed frame by frame without decoding rows.
+
+pub mod auth;
+pub mod backend;
+pub mod err;
+pub mod frontend;
+pub mod handshake;
+pub mod ok;
+pub mod packet;
+pub mod prepared;
+pub mod relay;
+pub mod response;
+pub mod resultset;
+
+pub use frontend::serve_client;
+pub use handshake::ServerInfo;

@@ -1,0 +1,243 @@
+//! Server-side prepared statements (COM_STMT_PREPARE / EXECUTE / SEND_LONG_DATA / CLOSE /
+//! RESET / FETCH).
+//!
+//! Clients see statement ids that dbmesh assigns. Each backend connection maps them to its
+//! own ids, so a statement can be prepared again, transparently, on a connection that has not
+//! seen it (after a reconnect today, after multiplexing hands the session another connection
+//! later). The parameter types a client bound last are kept for the same reason: an EXECUTE
+//! that relies on earlier-bound types still works on a freshly prepared statement.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::frontend::{ClientConn, Fatal, COM_STMT_CLOSE, COM_STMT_PREPARE};
+use super::response::ResponseKind;
+use crate::error::Error;
+use crate::execute::DataSource;
+
+/// A statement as the client prepared it.
+pub struct PreparedStatement {
+    pub sql: Vec<u8>,
+    pub data_source: Arc<DataSource>,
+    pub params: u16,
+    pub columns: u16,
+    /// The parameter types of the last EXECUTE that sent them (2 bytes per parameter).
+    pub param_types: Option<Vec<u8>>,
+}
+
+fn statement_id(p: &[u8]) -> Option<u32> {
+    p.get(1..5)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+impl ClientConn {
+    pub(crate) async fn stmt_prepare(&mut self, payload: &[u8]) -> Result<(), Fatal> {
+        let route = match crate::route::plan(
+            &self.session,
+            &self.rt.cluster,
+            crate::config::BackendKind::Mysql,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                self.send_error(&e);
+                return Ok(());
+            }
+        };
+        let index = match self.backend_for(&route.data_source).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.send_error(&e);
+                return Ok(());
+            }
+        };
+        let id = self.next_statement_id;
+        let Some(tracker) = self
+            .forward(index, payload, ResponseKind::Prepare, Some(id))
+            .await?
+        else {
+            return Ok(());
+        };
+        if let (Some(ok), false) = (tracker.prepare, tracker.error) {
+            self.next_statement_id = self.next_statement_id.wrapping_add(1).max(1);
+            self.backends[index]
+                .conn
+                .statements
+                .insert(id, ok.statement_id);
+            self.statements.insert(
+                id,
+                PreparedStatement {
+                    sql: payload[1..].to_vec(),
+                    data_source: route.data_source.clone(),
+                    params: ok.params,
+                    columns: ok.columns,
+                    param_types: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The backend connection for statement `id`, with the statement prepared on it; the
+    /// bool says whether it had to be prepared just now.
+    async fn statement_backend(
+        &mut self,
+        id: u32,
+        command: &'static str,
+    ) -> Result<(usize, u32, bool), Error> {
+        let ds = match self.statements.get(&id) {
+            Some(s) => s.data_source.clone(),
+            None => return Err(Error::UnknownStatement { id, command }),
+        };
+        let index = self.backend_for(&ds).await?;
+        if let Some(&backend_id) = self.backends[index].conn.statements.get(&id) {
+            return Ok((index, backend_id, false));
+        }
+        let mut prepare = vec![COM_STMT_PREPARE];
+        prepare.extend_from_slice(&self.statements[&id].sql);
+        let held = &mut self.backends[index];
+        match held
+            .conn
+            .run_internal(&prepare, ResponseKind::Prepare)
+            .await
+        {
+            Ok(Ok(t)) => {
+                let backend_id = t.prepare.map(|p| p.statement_id).unwrap_or(0);
+                held.conn.statements.insert(id, backend_id);
+                Ok((index, backend_id, true))
+            }
+            Ok(Err(e)) => Err(Error::BackendLost {
+                data_source: held.ds.name.clone(),
+                cause: format!("re-preparing statement {id} failed: {}", e.message),
+            }),
+            Err(e) => {
+                let err = Error::BackendLost {
+                    data_source: held.ds.name.clone(),
+                    cause: e.to_string(),
+                };
+                self.drop_backend(index);
+                Err(err)
+            }
+        }
+    }
+
+    pub(crate) async fn stmt_execute(&mut self, mut payload: BytesMut) -> Result<(), Fatal> {
+        let Some(id) = statement_id(&payload) else {
+            self.send_error(&Error::Malformed("COM_STMT_EXECUTE".into()));
+            return Ok(());
+        };
+        // Remember bound parameter types (only when they change: no allocation per execute).
+        let params = self.statements.get(&id).map(|s| s.params).unwrap_or(0) as usize;
+        let flag_at = 10 + params.div_ceil(8);
+        let types_sent = params > 0 && payload.get(flag_at) == Some(&1);
+        if types_sent {
+            if let (Some(types), Some(stmt)) = (
+                payload.get(flag_at + 1..flag_at + 1 + 2 * params),
+                self.statements.get_mut(&id),
+            ) {
+                if stmt.param_types.as_deref() != Some(types) {
+                    stmt.param_types = Some(types.to_vec());
+                }
+            }
+        }
+        let (index, backend_id, fresh) =
+            match self.statement_backend(id, "mysqld_stmt_execute").await {
+                Ok(x) => x,
+                Err(e) => {
+                    self.send_error(&e);
+                    return Ok(());
+                }
+            };
+        payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
+        if fresh && params > 0 && !types_sent {
+            if let Some(types) = self.statements[&id].param_types.clone() {
+                // The new backend statement never saw the types: send them with this execute.
+                if payload.len() > flag_at {
+                    let mut with_types = BytesMut::with_capacity(payload.len() + types.len());
+                    with_types.extend_from_slice(&payload[..flag_at]);
+                    with_types.extend_from_slice(&[1]);
+                    with_types.extend_from_slice(&types);
+                    with_types.extend_from_slice(&payload[flag_at + 1..]);
+                    payload = with_types;
+                }
+            }
+        }
+        self.forward(index, &payload, ResponseKind::Query, None)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn stmt_fetch(&mut self, mut payload: BytesMut) -> Result<(), Fatal> {
+        let Some(id) = statement_id(&payload) else {
+            self.send_error(&Error::Malformed("COM_STMT_FETCH".into()));
+            return Ok(());
+        };
+        match self.statement_backend(id, "mysqld_stmt_fetch").await {
+            Ok((index, backend_id, _)) => {
+                payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
+                self.forward(index, &payload, ResponseKind::Fetch, None)
+                    .await?;
+            }
+            Err(e) => self.send_error(&e),
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn stmt_reset(&mut self, mut payload: BytesMut) -> Result<(), Fatal> {
+        let Some(id) = statement_id(&payload) else {
+            self.send_error(&Error::Malformed("COM_STMT_RESET".into()));
+            return Ok(());
+        };
+        match self.statement_backend(id, "mysqld_stmt_reset").await {
+            Ok((index, backend_id, _)) => {
+                payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
+                self.forward(index, &payload, ResponseKind::Single, None)
+                    .await?;
+            }
+            Err(e) => self.send_error(&e),
+        }
+        Ok(())
+    }
+
+    /// COM_STMT_SEND_LONG_DATA has no response, errors included: a failure here surfaces
+    /// at the next EXECUTE, as on a MySQL server.
+    pub(crate) async fn stmt_send_long_data(&mut self, mut payload: BytesMut) -> Result<(), Fatal> {
+        let Some(id) = statement_id(&payload) else {
+            return Ok(());
+        };
+        if let Ok((index, backend_id, _)) = self
+            .statement_backend(id, "mysqld_stmt_send_long_data")
+            .await
+        {
+            payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
+            let held = &mut self.backends[index];
+            if held.conn.send_command(&payload).await.is_err() {
+                self.drop_backend(index);
+            }
+        }
+        Ok(())
+    }
+
+    /// COM_STMT_CLOSE has no response; the statement is closed on every connection that has
+    /// it.
+    pub(crate) async fn stmt_close(&mut self, payload: &[u8]) -> Result<(), Fatal> {
+        let Some(id) = statement_id(payload) else {
+            return Ok(());
+        };
+        self.statements.remove(&id);
+        let mut broken = Vec::new();
+        for (i, held) in self.backends.iter_mut().enumerate() {
+            if let Some(backend_id) = held.conn.statements.remove(&id) {
+                let mut close = vec![COM_STMT_CLOSE];
+                close.extend_from_slice(&backend_id.to_le_bytes());
+                if held.conn.send_command(&close).await.is_err() {
+                    broken.push(i);
+                }
+            }
+        }
+        for i in broken.into_iter().rev() {
+            self.drop_backend(i);
+        }
+        Ok(())
+    }
+}
