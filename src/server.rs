@@ -13,7 +13,9 @@ use tracing::{info, warn};
 use crate::config::{BackendKind, Config};
 use crate::execute::Cluster;
 use crate::wire::mysql::auth::AuthState;
-use crate::wire::mysql::backend::{BackendConn, ConnectOptions, Profile, PROFILE_CAPABILITIES};
+use crate::wire::mysql::backend::{
+    BackendConn, ConnectOptions, Profile, MARIADB_PROFILE_CAPABILITIES, PROFILE_CAPABILITIES,
+};
 use crate::wire::mysql::handshake::{ServerInfo, SERVER_CAPABILITIES};
 
 /// Version announced to MySQL clients when no backend could be asked at start-up.
@@ -55,6 +57,7 @@ async fn probe_mysql(config: &Config) -> ServerInfo {
     let mut info = ServerInfo {
         version: FALLBACK_MYSQL_VERSION.to_string(),
         capabilities: SERVER_CAPABILITIES | PROFILE_CAPABILITIES,
+        mariadb_capabilities: mysql_common::constants::MariadbCapabilities::empty(),
         collation: 45,
         auth_plugin: config.server.mysql_auth_plugin,
     };
@@ -68,6 +71,7 @@ async fn probe_mysql(config: &Config) -> ServerInfo {
             url: &ds.url,
             profile: Profile {
                 capabilities: PROFILE_CAPABILITIES.bits(),
+                mariadb_capabilities: MARIADB_PROFILE_CAPABILITIES.bits(),
                 collation: 45,
             },
             connect_timeout: config.server.connect_timeout,
@@ -80,6 +84,13 @@ async fn probe_mysql(config: &Config) -> ServerInfo {
                 info.capabilities =
                     SERVER_CAPABILITIES | (conn.capabilities & PROFILE_CAPABILITIES);
                 info.collation = conn.default_collation;
+                info.mariadb_capabilities =
+                    conn.server_mariadb_capabilities & MARIADB_PROFILE_CAPABILITIES;
+                if !conn.server_mariadb_capabilities.is_empty() {
+                    // Speak as the MariaDB server we front: CLIENT_MYSQL cleared.
+                    info.capabilities
+                        .remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
+                }
             }
             Err(e) => {
                 warn!(data_source = %ds.name, url = %ds.url, "could not reach backend at start-up, announcing defaults: {e}")

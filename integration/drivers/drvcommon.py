@@ -189,17 +189,24 @@ def flatten(obj, prefix="", out=None):
     return out
 
 
+def short(v, width=300):
+    r = repr(v)
+    if len(r) > width:
+        r = r[:width] + "...(%d chars)" % len(r)
+    return r
+
+
 def diff_lines(direct, proxy, limit=60):
     fd, fp = flatten(direct), flatten(proxy)
     keys = list(fd.keys()) + [k for k in fp if k not in fd]
     lines = []
     for k in keys:
         if k not in fp:
-            lines.append("  %s: direct=%r  proxy=<missing>" % (k, fd[k]))
+            lines.append("  %s: direct=%s  proxy=<missing>" % (k, short(fd[k])))
         elif k not in fd:
-            lines.append("  %s: direct=<missing>  proxy=%r" % (k, fp[k]))
+            lines.append("  %s: direct=<missing>  proxy=%s" % (k, short(fp[k])))
         elif fd[k] != fp[k] or type(fd[k]) is not type(fp[k]):
-            lines.append("  %s: direct=%r  proxy=%r" % (k, fd[k], fp[k]))
+            lines.append("  %s: direct=%s  proxy=%s" % (k, short(fd[k]), short(fp[k])))
     if len(lines) > limit:
         more = len(lines) - limit
         lines = lines[:limit] + ["  ... and %d more differences" % more]
@@ -221,8 +228,12 @@ class Runner:
         try:
             return fn(side)
         except Exception as exc:  # noqa: BLE001 - reported as a failure
+            here = os.path.dirname(os.path.abspath(__file__))
+            frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                      if os.path.abspath(f.filename).startswith(here)
+                      and f.name != "_run_side"]
             return {"__exception__": "%s: %s" % (type(exc).__name__, exc),
-                    "__traceback__": traceback.format_exc()}
+                    "__traceback__": "".join(traceback.format_list(frames))}
 
     def check(self, name, fn, direct, proxy):
         """Run fn(side) for both sides and compare the results."""
@@ -253,6 +264,22 @@ class Runner:
             print(line)
         sys.stdout.flush()
         return False
+
+    def preflight(self, connect_fn, proxy):
+        """Connect to the proxy once; if that is impossible, report a single
+        failure instead of one traceback per check."""
+        try:
+            conn = connect_fn(proxy)
+        except Exception as exc:  # noqa: BLE001
+            self.fail("connect to proxy %s:%d as %r db %r" % (proxy.host, proxy.port, proxy.user,
+                                                             proxy.db),
+                      "%s: %s" % (type(exc).__name__, exc))
+            return False
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return True
 
     def fail(self, name, message):
         self.failed += 1

@@ -12,7 +12,8 @@
 # compares stdout, stderr and the exit status byte for byte (metadata via
 # --column-type-info).  The table is dropped on exit.  Exit 0 if everything
 # matched, 1 on any difference, 2 on usage/setup failure.
-# The client binary can be overridden with MARIADB_CLI=/path/to/mariadb.
+# The client binary can be overridden with MARIADB_CLI=/path/to/mariadb;
+# DRV_CHECK_KEEP=1 keeps the captured outputs (the directory is printed).
 
 set -u
 unset MYSQL_PWD MYSQL_HOST MYSQL_TCP_PORT
@@ -79,7 +80,7 @@ T="drv_cli_${SUFFIX}"
 cleanup() {
     cli direct -e "DROP TABLE IF EXISTS \`$T\`" >/dev/null 2>"$WORK/cleanup.err" \
         || echo "warning: cleanup failed: $(cat "$WORK/cleanup.err")"
-    rm -rf "$WORK"
+    if [ -n "${DRV_CHECK_KEEP:-}" ]; then echo "outputs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -119,6 +120,12 @@ fi
 PASSED=0
 FAILED=0
 
+if ! cli proxy -B -N -e "SELECT 1" >"$WORK/preflight.out" 2>&1; then
+    echo "FAIL mariadb-cli: connect to proxy $P_HOST:$P_PORT as '$P_USER' db '$P_DB'  $(head -c 500 "$WORK/preflight.out")"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
 # The proxy may report a column's schema as the logical database name the
 # client asked for; map it onto the physical name (only in the Database:
 # lines of --column-type-info).  Connection ids are never printed here.
@@ -150,17 +157,20 @@ show_diff() {
     local what="$1" a="$2" b="$3"
     echo "  --- $what differs (non-printing bytes shown with cat -v):"
     diff -u --label "direct/$what" --label "proxy/$what" <(cat -v "$a") <(cat -v "$b") \
-        | head -n 80 | sed 's/^/  /'
+        | head -n 80 | cut -c1-300 | sed 's/^/  /'
 }
 
-# check NAME DESCRIPTION [--stdin TEXT] [--expect-fail] -- client options...
+# check NAME DESCRIPTION [--stdin TEXT] [--expect-fail|--expect-1064] -- client options...
+#   --expect-fail: both sides must exit non-zero with ERROR 1064 on stderr
+#   --expect-1064: both sides must exit 0 and print ERROR 1064 on stderr
 check() {
     local name="$1" desc="$2"; shift 2
-    local input="/dev/null" expect_fail=0
+    local input="/dev/null" expect_fail=0 expect_1064=0
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do
         case "$1" in
             --stdin) printf '%s' "$2" >"$WORK/$name.stdin"; input="$WORK/$name.stdin"; shift 2 ;;
-            --expect-fail) expect_fail=1; shift ;;
+            --expect-fail) expect_fail=1; expect_1064=1; shift ;;
+            --expect-1064) expect_1064=1; shift ;;
             *) echo "internal error: bad check option $1"; exit 2 ;;
         esac
     done
@@ -172,19 +182,19 @@ check() {
     if ! cmp -s "$d.rc" "$p.rc"; then
         bad=1; problems+=("  exit status: direct=$(cat "$d.rc")  proxy=$(cat "$p.rc")")
     fi
-    if [ "$expect_fail" = 1 ]; then
-        for s in direct proxy; do
-            local f="$WORK/$name.$s"
-            if [ "$(cat "$f.rc")" = 0 ]; then
-                bad=1; problems+=("  $s: expected a non-zero exit status, got 0")
-            fi
-            if ! grep -q "^ERROR 1064 (42000)" "$f.err"; then
-                bad=1; problems+=("  $s: stderr has no 'ERROR 1064 (42000)': $(head -c 300 "$f.err")")
-            fi
-        done
-    elif [ "$(cat "$d.rc")" != 0 ]; then
-        bad=1; problems+=("  direct side itself failed (exit $(cat "$d.rc")): $(head -c 300 "$d.err")")
-    fi
+    local s f
+    for s in direct proxy; do
+        f="$WORK/$name.$s"
+        if [ "$expect_fail" = 1 ] && [ "$(cat "$f.rc")" = 0 ]; then
+            bad=1; problems+=("  $s: expected a non-zero exit status, got 0")
+        fi
+        if [ "$expect_fail" = 0 ] && [ "$(cat "$f.rc")" != 0 ]; then
+            bad=1; problems+=("  $s: exited $(cat "$f.rc"): $(head -c 300 "$f.err")")
+        fi
+        if [ "$expect_1064" = 1 ] && ! grep -q "^ERROR 1064 (42000)" "$f.err"; then
+            bad=1; problems+=("  $s: stderr has no 'ERROR 1064 (42000)': $(head -c 300 "$f.err")")
+        fi
+    done
     if ! cmp -s "$d.out" "$p.out"; then bad=1; fi
     if ! cmp -s "$d.err" "$p.err"; then bad=1; fi
     if [ "$bad" = 0 ]; then
@@ -225,8 +235,11 @@ SELECT 1 AS a; DO 1; SELECT 'x' AS b, 2 AS c; SELECT id, vc FROM \`$T\` WHERE id
 " -- -B
 check syntax_error "syntax error: non-zero exit, ERROR 1064 on stderr" --expect-fail -- \
     -B -e "SELEC 1"
-check error_then_good "--force: error then good query on the same connection" --expect-fail -- \
-    -B --force -e "SELEC 1; SELECT 42 AS answer; SELECT id FROM \`$T\` WHERE id = 2"
+check error_then_good "--force (stdin): error then good queries on the same connection" --expect-1064 \
+    --stdin "SELEC 1;
+SELECT 42 AS answer;
+SELECT id FROM \`$T\` WHERE id = 2;
+" -- -B --force
 check warnings "--show-warnings after a warning-producing SELECT" -- \
     -B --show-warnings -e "SELECT CAST('abc' AS SIGNED) AS v"
 check rollback "BEGIN / INSERT / ROLLBACK leaves no row" -- \

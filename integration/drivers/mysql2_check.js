@@ -231,15 +231,20 @@ function flatten(obj, prefix, out) {
   return out;
 }
 
+function short(v, width = 300) {
+  const s = v === undefined ? 'undefined' : JSON.stringify(v);
+  return s.length > width ? `${s.slice(0, width)}...(${s.length} chars)` : s;
+}
+
 function diffLines(a, b, limit = 60) {
   const fa = flatten(a, '', {});
   const fb = flatten(b, '', {});
   const keys = [...Object.keys(fa), ...Object.keys(fb).filter((k) => !(k in fa))];
   const lines = [];
   for (const k of keys) {
-    if (!(k in fb)) lines.push(`  ${k}: direct=${JSON.stringify(fa[k])}  proxy=<missing>`);
-    else if (!(k in fa)) lines.push(`  ${k}: direct=<missing>  proxy=${JSON.stringify(fb[k])}`);
-    else if (fa[k] !== fb[k]) lines.push(`  ${k}: direct=${JSON.stringify(fa[k])}  proxy=${JSON.stringify(fb[k])}`);
+    if (!(k in fb)) lines.push(`  ${k}: direct=${short(fa[k])}  proxy=<missing>`);
+    else if (!(k in fa)) lines.push(`  ${k}: direct=<missing>  proxy=${short(fb[k])}`);
+    else if (fa[k] !== fb[k]) lines.push(`  ${k}: direct=${short(fa[k])}  proxy=${short(fb[k])}`);
   }
   if (lines.length > limit) {
     const more = lines.length - limit;
@@ -277,7 +282,9 @@ async function check(name, fn) {
       failed++;
       console.log(`FAIL ${full}  (unexpected exception on ${label} side)`);
       console.log(`  ${r.error && r.error.code ? r.error.code + ': ' : ''}${r.error && r.error.message}`);
-      for (const line of String((r.error && r.error.stack) || '').split('\n')) console.log(`    | ${line}`);
+      const stack = String((r.error && r.error.stack) || '').split('\n')
+        .filter((l) => l.includes(__filename));
+      for (const line of stack) console.log(`    | ${line.trim()}`);
       return false;
     }
   }
@@ -498,7 +505,16 @@ async function main() {
   try {
     await setup.query(CREATE_TABLE);
     await setup.query(INSERT_ROWS);
-    await checks();
+    let proxyOk = true;
+    try {
+      await withConn(PROXY, {}, (c) => c.ping());
+    } catch (e) {
+      proxyOk = false;
+      failed++;
+      console.log(`FAIL mysql2: connect to proxy ${PROXY.host}:${PROXY.port} as ${JSON.stringify(PROXY.user)}` +
+        ` db ${JSON.stringify(PROXY.db)}  ${e.code || ''} ${e.message}`);
+    }
+    if (proxyOk) await checks();
   } catch (e) {
     failed++;
     console.log(`FAIL mysql2: setup/run aborted: ${e && e.stack}`);

@@ -311,6 +311,8 @@ def main():
         cur.execute(dc.create_ai_table_sql(AI))
         cur.execute(dc.insert_rows_sql(T))
 
+        if not run.preflight(lambda side: connect(side, use_pure=True), proxy):
+            return run.finish()
         make_checks(run, "pure", True, direct, proxy, T, AI)
         if cext_available():
             make_checks(run, "cext", False, direct, proxy, T, AI)

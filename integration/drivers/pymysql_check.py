@@ -117,6 +117,9 @@ def main():
                 dcur.execute("SELECT COUNT(*) FROM `%s` WHERE %s" % (T, where))
                 return dcur.fetchone()[0]
 
+        if not run.preflight(connect, proxy):
+            return run.finish()
+
         # ---------------------------------------------------------------
         def select_all(side):
             with connect(side) as conn, conn.cursor() as cur:

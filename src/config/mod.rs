@@ -25,8 +25,8 @@ use std::path::Path;
 pub use data_source_url::DataSourceUrl;
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
-    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, ServerConfig,
-    TransactionType, UserConfig,
+    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, PostgresAuthMethod,
+    ServerConfig, TransactionType, UserConfig,
 };
 
 use error::Report;

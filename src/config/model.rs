@@ -72,6 +72,41 @@ impl ServerConfig {
     pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(10_000);
 }
 
+/// PostgreSQL password authentication method (as named in `pg_hba.conf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PostgresAuthMethod {
+    /// `scram-sha-256`: salted challenge-response; the password never crosses the wire.
+    #[default]
+    ScramSha256,
+    /// `md5`: legacy salted MD5 hash.
+    Md5,
+    /// `password`: the password in clear text (use only over TLS or loopback).
+    Cleartext,
+}
+
+impl PostgresAuthMethod {
+    /// Every method, in the order listed in error messages.
+    pub const ALL: [PostgresAuthMethod; 3] = [
+        PostgresAuthMethod::ScramSha256,
+        PostgresAuthMethod::Md5,
+        PostgresAuthMethod::Cleartext,
+    ];
+
+    /// The method's name in the config file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PostgresAuthMethod::ScramSha256 => "scram-sha-256",
+            PostgresAuthMethod::Md5 => "md5",
+            PostgresAuthMethod::Cleartext => "password",
+        }
+    }
+
+    /// The method called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
 /// MySQL authentication plugin offered in the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MysqlAuthPlugin {
@@ -113,6 +148,8 @@ pub struct UserConfig {
     pub databases: Vec<String>,
     /// Overrides `server.mysql_auth_plugin` for this user.
     pub mysql_auth_plugin: Option<MysqlAuthPlugin>,
+    /// How this user proves the password to the PostgreSQL listener.
+    pub postgres_auth: PostgresAuthMethod,
     /// May run admin statements.
     pub admin: bool,
 }
@@ -236,6 +273,7 @@ mod tests {
             password: "x".into(),
             databases: databases.iter().map(|d| d.to_string()).collect(),
             mysql_auth_plugin: None,
+            postgres_auth: PostgresAuthMethod::default(),
             admin: false,
         }
     }

@@ -37,6 +37,7 @@ pub(super) struct RawUser {
     #[serde(default)]
     pub databases: Vec<Spanned<String>>,
     pub mysql_auth_plugin: Option<Spanned<String>>,
+    pub postgres_auth: Option<Spanned<String>>,
     #[serde(default)]
     pub admin: bool,
 }

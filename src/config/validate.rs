@@ -12,8 +12,8 @@ use super::data_source_url::DataSourceUrl;
 use super::document::{DatabaseSection, Document, Section};
 use super::error::{child_key, index_key, Report};
 use super::model::{
-    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, ServerConfig,
-    TransactionType, UserConfig,
+    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, PostgresAuthMethod,
+    ServerConfig, TransactionType, UserConfig,
 };
 use super::raw::{RawDataSource, RawServer, RawUser};
 
@@ -269,6 +269,7 @@ fn users(
                 &key("mysql_auth_plugin"),
                 report,
             ),
+            postgres_auth: postgres_auth(raw.postgres_auth.as_ref(), &key("postgres_auth"), report),
             admin: raw.admin,
         });
     }
@@ -467,6 +468,24 @@ fn auth_plugin(
         );
     }
     plugin
+}
+
+fn postgres_auth(
+    value: Option<&Spanned<String>>,
+    key: &str,
+    report: &mut Report,
+) -> PostgresAuthMethod {
+    let Some(value) = value else {
+        return PostgresAuthMethod::default();
+    };
+    PostgresAuthMethod::from_name(value.get_ref()).unwrap_or_else(|| {
+        report.at(
+            Some(value.span()),
+            key,
+            bad_value(value.get_ref(), PostgresAuthMethod::ALL.map(|p| p.name())),
+        );
+        PostgresAuthMethod::default()
+    })
 }
 
 /// A number that must be greater than zero; `None` when absent (or zero, reported).

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mysql_common::constants::CapabilityFlags;
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -43,8 +43,16 @@ impl From<std::io::Error> for BackendError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Profile {
     pub capabilities: u32,
+    /// MariaDB extended capabilities (only ever [`MARIADB_PROFILE_CAPABILITIES`]).
+    pub mariadb_capabilities: u32,
     pub collation: u8,
 }
+
+/// MariaDB extended capabilities dbmesh passes through: extended type metadata only adds a
+/// field to column definitions, which are forwarded untouched. Progress reports, metadata
+/// caching and bulk operations change the response grammar and are not offered.
+pub const MARIADB_PROFILE_CAPABILITIES: MariadbCapabilities =
+    MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA;
 
 /// Capability flags a client may choose that change the bytes a server sends, and that dbmesh
 /// therefore requests from the backend exactly as the client asked.
@@ -91,6 +99,8 @@ pub struct BackendConn {
     pub connection_id: u32,
     pub server_version: String,
     pub default_collation: u8,
+    /// The MariaDB extended capabilities the server offered (empty for MySQL).
+    pub server_mariadb_capabilities: MariadbCapabilities,
     /// Status flags of the last OK/EOF the backend sent.
     pub status: u16,
     /// Client statement id → this backend's statement id.
@@ -139,6 +149,16 @@ impl BackendConn {
             & PROFILE_CAPABILITIES
             | BASE_CAPABILITIES;
         let caps = wanted & server_caps;
+        // A MariaDB server clears CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) and offers extended
+        // capabilities; they are used when the client also cleared it.
+        let server_mariadb = if server_caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+            MariadbCapabilities::empty()
+        } else {
+            hs.mariadb_ext_capabilities()
+        };
+        let mariadb = MariadbCapabilities::from_bits_truncate(opts.profile.mariadb_capabilities)
+            & MARIADB_PROFILE_CAPABILITIES
+            & server_mariadb;
         let mut nonce = hs.nonce();
         let mut plugin = hs
             .auth_plugin_name_ref()
@@ -163,9 +183,13 @@ impl BackendConn {
             caps,
             None,
             opts.max_packet,
-        );
+        )
+        .with_mariadb_ext_capabilities(mariadb);
         let mut out = Vec::new();
         mysql_common::proto::MySerialize::serialize(&hr, &mut out);
+        // `HandshakeResponse::new` picks a collation from the server version; the backend must
+        // use the client's (capabilities u32, max packet u32, then the collation byte).
+        out[8] = opts.profile.collation;
         let mut seq = greeting.seq.wrapping_add(1);
         writer.write_packet(&mut seq, &out);
         writer.flush().await?;
@@ -233,6 +257,7 @@ impl BackendConn {
             connection_id,
             server_version: version,
             default_collation,
+            server_mariadb_capabilities: server_mariadb,
             status,
             statements: HashMap::new(),
             applied_session_state: 0,

@@ -85,6 +85,7 @@ pub(crate) struct ClientConn {
     pub connection_id: u32,
     pub nonce: [u8; 20],
     pub capabilities: CapabilityFlags,
+    pub mariadb_capabilities: mysql_common::constants::MariadbCapabilities,
     pub collation: u8,
     pub session: Session,
     pub backends: Vec<Held>,
@@ -162,6 +163,7 @@ impl ClientConn {
             connection_id,
             nonce,
             capabilities,
+            mariadb_capabilities: hello.mariadb_capabilities & info.mariadb_capabilities,
             collation: hello.collation,
             session: Session::new(
                 Arc::new(
@@ -545,6 +547,7 @@ impl ClientConn {
     fn profile(&self) -> Profile {
         Profile {
             capabilities: (self.capabilities & PROFILE_CAPABILITIES).bits(),
+            mariadb_capabilities: self.mariadb_capabilities.bits(),
             collation: self.collation,
         }
     }
@@ -727,6 +730,7 @@ fn placeholder_user(name: &str) -> UserConfig {
         password: String::new(),
         databases: Vec::new(),
         mysql_auth_plugin: None,
+        postgres_auth: Default::default(),
         admin: false,
     }
 }

@@ -1,7 +1,7 @@
 //! The connection phase towards clients: the server greeting, the client's handshake
 //! response, and the authentication exchange (also used by COM_CHANGE_USER).
 
-use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{HandshakePacket, HandshakeResponse};
 use mysql_common::proto::MySerialize;
@@ -20,6 +20,8 @@ pub struct ServerInfo {
     pub version: String,
     /// Capabilities offered to clients.
     pub capabilities: CapabilityFlags,
+    /// MariaDB extended capabilities offered (the backend's, within what dbmesh forwards).
+    pub mariadb_capabilities: MariadbCapabilities,
     /// Default collation id.
     pub collation: u8,
     /// Default authentication plugin.
@@ -53,7 +55,8 @@ pub fn greeting(info: &ServerInfo, connection_id: u32, nonce: &[u8; 20]) -> Vec<
         info.collation,
         StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         Some(auth::plugin_name(info.auth_plugin)),
-    );
+    )
+    .with_mariadb_ext_capabilities(info.mariadb_capabilities);
     let mut out = Vec::new();
     hs.serialize(&mut out);
     out
@@ -63,6 +66,8 @@ pub fn greeting(info: &ServerInfo, connection_id: u32, nonce: &[u8; 20]) -> Vec<
 #[derive(Debug, Clone)]
 pub struct ClientHello {
     pub capabilities: CapabilityFlags,
+    /// MariaDB extended capabilities (empty unless the client cleared CLIENT_MYSQL).
+    pub mariadb_capabilities: MariadbCapabilities,
     pub collation: u8,
     pub user: String,
     pub auth_data: Vec<u8>,
@@ -80,6 +85,11 @@ pub fn parse_hello(payload: &[u8]) -> Option<ClientHello> {
     let caps = hr.capabilities();
     Some(ClientHello {
         capabilities: caps,
+        mariadb_capabilities: if caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+            MariadbCapabilities::empty()
+        } else {
+            hr.mariadb_ext_capabilities()
+        },
         collation: hr.collation(),
         user: String::from_utf8_lossy(hr.user()).into_owned(),
         auth_data: hr.scramble_buf().to_vec(),
@@ -203,6 +213,7 @@ mod tests {
         let info = ServerInfo {
             version: "5.5.5-10.11.19-MariaDB".into(),
             capabilities: SERVER_CAPABILITIES | CapabilityFlags::CLIENT_DEPRECATE_EOF,
+            mariadb_capabilities: MariadbCapabilities::empty(),
             collation: 45,
             auth_plugin: MysqlAuthPlugin::MysqlNativePassword,
         };
