@@ -17,6 +17,8 @@ use crate::wire::mysql::backend::{
     BackendConn, ConnectOptions, Profile, MARIADB_PROFILE_CAPABILITIES, PROFILE_CAPABILITIES,
 };
 use crate::wire::mysql::handshake::{ServerInfo, SERVER_CAPABILITIES};
+use crate::wire::postgres::auth::ScramCache;
+use crate::wire::postgres::cancel::CancelRegistry;
 
 /// Version announced to MySQL clients when no backend could be asked at start-up.
 const FALLBACK_MYSQL_VERSION: &str = "8.0.36-dbmesh";
@@ -28,6 +30,10 @@ pub struct Runtime {
     /// What the MySQL listener tells clients about itself.
     pub mysql: ServerInfo,
     pub auth: AuthState,
+    /// PostgreSQL cancel keys of connected clients.
+    pub pg_cancel: CancelRegistry,
+    /// SCRAM keys derived for PostgreSQL logins.
+    pub pg_scram: ScramCache,
     connection_ids: AtomicU32,
 }
 
@@ -43,6 +49,8 @@ impl Runtime {
             config: Arc::new(config),
             cluster,
             mysql,
+            pg_cancel: CancelRegistry::default(),
+            pg_scram: ScramCache::default(),
             connection_ids: AtomicU32::new(1),
         })
     }
@@ -109,6 +117,7 @@ async fn probe_mysql(config: &Config) -> ServerInfo {
 pub struct Server {
     pub runtime: Arc<Runtime>,
     pub mysql_addr: Option<SocketAddr>,
+    pub postgres_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -126,18 +135,27 @@ impl Server {
             let bound = listener.local_addr()?;
             info!(%bound, "MySQL listener ready");
             mysql_addr = Some(bound);
-            tasks.push(tokio::spawn(accept_mysql(
+            let task = accept(listener, runtime.clone(), stopped.clone(), Protocol::Mysql);
+            tasks.push(tokio::spawn(task));
+        }
+        let mut postgres_addr = None;
+        if let Some(addr) = runtime.config.server.postgres_listen {
+            let listener = TcpListener::bind(addr).await?;
+            let bound = listener.local_addr()?;
+            info!(%bound, "PostgreSQL listener ready");
+            postgres_addr = Some(bound);
+            let task = accept(
                 listener,
                 runtime.clone(),
                 stopped.clone(),
-            )));
-        }
-        if runtime.config.server.postgres_listen.is_some() {
-            warn!("postgres_listen is set, but the PostgreSQL frontend is not available in this build yet");
+                Protocol::Postgres,
+            );
+            tasks.push(tokio::spawn(task));
         }
         Ok(Server {
             runtime,
             mysql_addr,
+            postgres_addr,
             stop,
             tasks,
         })
@@ -152,16 +170,28 @@ impl Server {
     }
 }
 
-async fn accept_mysql(
+/// Which frontend a listener serves.
+#[derive(Clone, Copy)]
+enum Protocol {
+    Mysql,
+    Postgres,
+}
+
+async fn accept(
     listener: TcpListener,
     runtime: Arc<Runtime>,
     mut stopped: watch::Receiver<bool>,
+    protocol: Protocol,
 ) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(crate::wire::mysql::serve_client(stream, runtime.clone()));
+                    let rt = runtime.clone();
+                    match protocol {
+                        Protocol::Mysql => tokio::spawn(crate::wire::mysql::serve_client(stream, rt)),
+                        Protocol::Postgres => tokio::spawn(crate::wire::postgres::serve_client(stream, rt)),
+                    };
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.

@@ -207,3 +207,480 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Replaces the ephemeral `mysql_listen = "127.0.0.1:0"` of a config built by
+/// [`mysql_config`] with a fixed port (separate processes cannot report the port they bound).
+pub fn listen_on(toml: &str, port: u16) -> String {
+    let ephemeral = r#"mysql_listen = "127.0.0.1:0""#;
+    assert!(
+        toml.contains(ephemeral),
+        "config has no ephemeral mysql_listen"
+    );
+    toml.replace(ephemeral, &format!(r#"mysql_listen = "127.0.0.1:{port}""#))
+}
+
+/// A scratch directory under the system temp dir, removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// dbmesh running as a child process (`dbmesh --config FILE`), killed when dropped, so a
+/// panicking test never leaves it behind. Its stderr goes to `dbmesh.log` in its directory.
+pub struct ChildProxy {
+    child: std::process::Child,
+    pub port: u16,
+    pub dir: TempDir,
+}
+
+impl ChildProxy {
+    /// Writes `toml` (whose MySQL listener must be `127.0.0.1:port`) to a temp dir, starts
+    /// the binary and waits until the port accepts connections.
+    pub async fn start(toml: &str, port: u16) -> ChildProxy {
+        let dir = TempDir::new("dbmesh_child");
+        let config = dir.path.join("dbmesh.toml");
+        std::fs::write(&config, toml).unwrap();
+        let log = std::fs::File::create(dir.path.join("dbmesh.log")).unwrap();
+        let child = Command::new(dbmesh_binary())
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("dbmesh starts");
+        let mut proxy = ChildProxy { child, port, dir };
+        loop {
+            if let Some(status) = proxy.child.try_wait().unwrap() {
+                panic!(
+                    "dbmesh exited with {status} before listening:\n{}",
+                    proxy.log()
+                );
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return proxy;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("dbmesh.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ChildProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test-local TCP forwarder in front of a real server: the "network path" to a backend,
+/// which a test can cut (every open connection is closed) and restore on the same port.
+pub struct TcpForwarder {
+    pub port: u16,
+    target: u16,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl TcpForwarder {
+    /// Forwards a free local port to `127.0.0.1:target`.
+    pub async fn start(target: u16) -> TcpForwarder {
+        let mut f = TcpForwarder {
+            port: free_port(),
+            target,
+            accept: None,
+            conns: Default::default(),
+        };
+        f.resume().await;
+        f
+    }
+
+    /// Listens again on the same port (after `cut`).
+    pub async fn resume(&mut self) {
+        assert!(self.accept.is_none(), "forwarder already running");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("forwarder port is free");
+        let target = self.target;
+        let conns = self.conns.clone();
+        self.accept = Some(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap().push(task);
+            }
+        }));
+    }
+
+    /// Stops listening and closes every forwarded connection.
+    pub async fn cut(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+            let _ = accept.await;
+        }
+        let tasks: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for TcpForwarder {
+    fn drop(&mut self) {
+        if let Some(a) = &self.accept {
+            a.abort();
+        }
+        for t in self.conns.lock().unwrap().iter() {
+            t.abort();
+        }
+    }
+}
+
+/// A hand-driven MySQL client over a raw socket, for what real drivers never send: garbage,
+/// oversized packets, wrong sequence ids, COM_STMT_SEND_LONG_DATA.
+pub struct RawClient {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+/// Client capabilities `RawClient::login` asks for: protocol 4.1, secure connection, plugin
+/// auth, connect with db, transactions, multi results (no DEPRECATE_EOF: classic EOFs).
+const RAW_CAPABILITIES: u32 =
+    0x0000_0001 | 0x0000_0008 | 0x0000_0200 | 0x0000_2000 | 0x0000_8000 | 0x0002_0000 | 0x0008_0000;
+
+impl RawClient {
+    /// Opens a TCP connection (nothing is read or sent yet).
+    pub async fn connect(port: u16) -> RawClient {
+        RawClient {
+            stream: tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects and logs in with `mysql_native_password`; panics unless the server says OK.
+    pub async fn login(port: u16, user: &str, password: &str, db: &str) -> RawClient {
+        let mut c = RawClient::connect(port).await;
+        let (seq, greeting) = c.read_packet().await.expect("greeting");
+        let nonce = greeting_nonce(&greeting);
+        let scramble = dbmesh::wire::mysql::auth::native_response(&nonce, password);
+        let mut p = Vec::new();
+        p.extend_from_slice(&RAW_CAPABILITIES.to_le_bytes());
+        p.extend_from_slice(&(16u32 << 20).to_le_bytes());
+        p.push(45);
+        p.extend_from_slice(&[0; 23]);
+        p.extend_from_slice(user.as_bytes());
+        p.push(0);
+        p.push(scramble.len() as u8);
+        p.extend_from_slice(&scramble);
+        p.extend_from_slice(db.as_bytes());
+        p.push(0);
+        p.extend_from_slice(b"mysql_native_password\0");
+        c.write_packet(seq + 1, &p).await;
+        let (_, reply) = c.read_packet().await.expect("login reply");
+        assert_eq!(reply.first(), Some(&0x00), "login failed: {reply:?}");
+        c
+    }
+
+    /// Writes one frame with the given sequence id (payloads under 16 MiB).
+    pub async fn write_packet(&mut self, seq: u8, payload: &[u8]) {
+        let n = payload.len();
+        assert!(n < 0xFF_FFFF);
+        let mut frame = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
+        frame.extend_from_slice(payload);
+        self.write_raw(&frame).await;
+    }
+
+    /// Writes bytes as they are (no framing).
+    pub async fn write_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Half-closes the connection: the server sees end of stream.
+    pub async fn shutdown_write(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Reads one frame: `(sequence id, payload)`, or `None` at end of stream (or a reset).
+    pub async fn read_packet(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if self.buf.len() >= 4 {
+                let n = self.buf[0] as usize
+                    | (self.buf[1] as usize) << 8
+                    | (self.buf[2] as usize) << 16;
+                if self.buf.len() >= 4 + n {
+                    let seq = self.buf[3];
+                    let payload = self.buf[4..4 + n].to_vec();
+                    self.buf.drain(..4 + n);
+                    return Some((seq, payload));
+                }
+            }
+            let mut chunk = [0u8; 8192];
+            match self.stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Reads packets until the server closes the connection, and returns them. Guarded by a
+    /// generous timeout so a server that never closes fails the test instead of hanging it.
+    pub async fn read_until_closed(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let mut packets = Vec::new();
+        let read_all = async {
+            while let Some(p) = self.read_packet().await {
+                packets.push(p);
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), read_all)
+            .await
+            .expect("the server closes the connection");
+        packets
+    }
+
+    /// Sends a command (sequence id 0) and reads its whole response: OK, ERR, or result sets
+    /// (classic EOFs), following SERVER_MORE_RESULTS_EXISTS across statements. Returns every
+    /// frame as `(sequence id, payload)`.
+    pub async fn command(&mut self, payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        const MORE_RESULTS: u16 = 0x0008;
+        self.write_packet(0, payload).await;
+        let mut packets = Vec::new();
+        loop {
+            let first = self.read_packet().await.expect("response");
+            let p = first.1.clone();
+            packets.push(first);
+            let status = match p.first() {
+                Some(0xFF) => return packets,
+                Some(0x00) => ok_status(&p),
+                _ => {
+                    // Column definitions up to an EOF, then rows up to an EOF.
+                    for _ in 0..2 {
+                        loop {
+                            let pkt = self.read_packet().await.expect("result set");
+                            let (end, err) = (is_eof(&pkt.1), pkt.1.first() == Some(&0xFF));
+                            packets.push(pkt);
+                            if err {
+                                return packets;
+                            }
+                            if end {
+                                break;
+                            }
+                        }
+                    }
+                    let eof = &packets.last().unwrap().1;
+                    u16::from_le_bytes([eof[3], eof[4]])
+                }
+            };
+            if status & MORE_RESULTS == 0 {
+                return packets;
+            }
+        }
+    }
+}
+
+fn is_eof(p: &[u8]) -> bool {
+    p.first() == Some(&0xFE) && p.len() < 9
+}
+
+/// Status flags of an OK packet.
+fn ok_status(p: &[u8]) -> u16 {
+    let mut at = 1;
+    for _ in 0..2 {
+        at += match p[at] {
+            0xFC => 3,
+            0xFD => 4,
+            0xFE => 9,
+            _ => 1,
+        };
+    }
+    u16::from_le_bytes([p[at], p[at + 1]])
+}
+
+/// The 20-byte nonce of a HandshakeV10 greeting.
+fn greeting_nonce(g: &[u8]) -> Vec<u8> {
+    let version_end = 1 + g[1..].iter().position(|b| *b == 0).expect("version string");
+    let part1 = version_end + 1 + 4;
+    let mut nonce = g[part1..part1 + 8].to_vec();
+    // filler, capabilities (2), charset, status (2), capabilities (2), auth data length,
+    // reserved (10), then the rest of the nonce.
+    let part2 = part1 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10;
+    nonce.extend_from_slice(&g[part2..part2 + 12]);
+    nonce
+}
+
+/// Error code and message of an ERR packet payload.
+pub fn err_code(payload: &[u8]) -> Option<(u16, String)> {
+    (payload.first() == Some(&0xFF) && payload.len() >= 3).then(|| {
+        let code = u16::from_le_bytes([payload[1], payload[2]]);
+        let msg = if payload.get(3) == Some(&b'#') {
+            &payload[9.min(payload.len())..]
+        } else {
+            &payload[3..]
+        };
+        (code, String::from_utf8_lossy(msg).into_owned())
+    })
+}
+
+/// The error code and message of a `mysql_async` server error; panics on any other outcome.
+pub fn server_error<T: std::fmt::Debug>(r: Result<T, mysql_async::Error>) -> (u16, String, String) {
+    match r {
+        Err(mysql_async::Error::Server(e)) => (e.code, e.state, e.message),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+// ---- PostgreSQL ----
+
+pub fn pg_port() -> u16 {
+    std::env::var("DBMESH_TEST_PG_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5432)
+}
+
+/// Runs SQL on the PostgreSQL test server with `psql` (setup and teardown).
+pub fn psql_exec(sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h127.0.0.1",
+            "-Upostgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-p",
+            &pg_port().to_string(),
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql is installed");
+    assert!(
+        out.status.success(),
+        "psql -c {sql:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A physical PostgreSQL database created for one test and dropped when it ends.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub fn create(prefix: &str) -> PgDatabase {
+        let name = unique_name(prefix);
+        psql_exec(&format!("CREATE DATABASE \"{name}\""));
+        PgDatabase { name }
+    }
+
+    /// `postgres://postgres@127.0.0.1:5432/<name>`, as a data source URL.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{}", pg_port(), self.name)
+    }
+
+    /// A tokio-postgres connection string for a direct connection.
+    pub fn direct_dsn(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            pg_port(),
+            self.name
+        )
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h127.0.0.1",
+                "-Upostgres",
+                "-p",
+                &pg_port().to_string(),
+                "-c",
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// A config with one PostgreSQL logical database `logical` on data source `ds_0` = `url`,
+/// user `app`/`app-secret` (SCRAM), and a PostgreSQL listener on an ephemeral port.
+pub fn pg_config(logical: &str, url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+postgres_listen = "127.0.0.1:0"
+connect_timeout_ms = 2000
+checkout_timeout_ms = 5000
+
+[[users]]
+name = "{APP_USER}"
+password = "{APP_PASSWORD}"
+databases = ["{logical}"]
+
+[databases.{logical}]
+backend = "postgres"
+default_data_source = "ds_0"
+
+[databases.{logical}.data_sources.ds_0]
+url = "{url}"
+max_connections = 64
+{extra}
+"#
+    )
+}
+
+impl Proxy {
+    pub fn postgres_port(&self) -> u16 {
+        self.server.postgres_addr.expect("postgres listener").port()
+    }
+
+    /// A tokio-postgres / libpq connection string through the proxy.
+    pub fn pg_dsn(&self, user: &str, password: &str, db: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname={db}",
+            self.postgres_port()
+        )
+    }
+}
+
+/// Connects with tokio-postgres and drives the connection on a task.
+pub async fn pg_connect(dsn: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}

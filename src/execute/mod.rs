@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, DataSourceUrl, DatabaseConfig};
 use crate::wire::mysql::backend::{BackendConn, Profile};
+use crate::wire::postgres::backend::PgBackendConn;
 use pool::Pool;
 
 /// One data source: a real database on a real server.
@@ -22,6 +23,8 @@ pub struct DataSource {
     pub url: DataSourceUrl,
     /// Pool of MySQL backend connections (used when the logical database is MySQL).
     pub mysql: Pool<BackendConn, Profile>,
+    /// Pool of PostgreSQL backend connections, keyed by the startup parameters' hash.
+    pub postgres: Pool<PgBackendConn, u64>,
 }
 
 /// A logical database as apps see it, with its data sources.
@@ -59,6 +62,7 @@ impl Cluster {
                                 database: name.clone(),
                                 url: ds.url.clone(),
                                 mysql: Pool::new(ds.max_connections),
+                                postgres: Pool::new(ds.max_connections),
                             }),
                         )
                     })

@@ -1,3 +1,4 @@
 //! Wire protocols: the only place where protocol bytes are read and written.
 
 pub mod mysql;
+pub mod postgres;

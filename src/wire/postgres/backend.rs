@@ -1,0 +1,269 @@
+//! dbmesh as a PostgreSQL *client*: one connection to a backend server, authenticated with
+//! trust, cleartext, md5 or SCRAM-SHA-256, started with the client's session parameters.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::{backend, frontend};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use super::message::{MessageError, MessageReader, MessageWriter};
+use crate::config::DataSourceUrl;
+
+/// Why a backend connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    Message(#[from] MessageError),
+    #[error("connect timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("server error {code}: {message}")]
+    Server { code: String, message: String },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl From<std::io::Error> for BackendError {
+    fn from(e: std::io::Error) -> Self {
+        BackendError::Message(MessageError::Io(e))
+    }
+}
+
+/// Startup parameters that never follow the client to a backend: the backend's user and
+/// database come from the data source, and replication connections are not proxied.
+const NOT_FORWARDED: &[&str] = &["user", "database", "replication"];
+
+/// The client's startup parameters a backend connection is opened with. Pooled connections
+/// are only reused for the same parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct StartupParams(pub Vec<(String, String)>);
+
+impl StartupParams {
+    pub fn from_client(params: &std::collections::BTreeMap<String, String>) -> StartupParams {
+        StartupParams(
+            params
+                .iter()
+                .filter(|(k, _)| !NOT_FORWARDED.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
+    /// A compact key for pool matching.
+    pub fn profile(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.0.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// An authenticated, ready connection to a PostgreSQL backend.
+pub struct PgBackendConn {
+    pub reader: MessageReader<OwnedReadHalf>,
+    pub writer: MessageWriter<OwnedWriteHalf>,
+    pub profile: u64,
+    /// ParameterStatus values the server reported at start-up.
+    pub parameters: Vec<(String, String)>,
+    pub process_id: i32,
+    pub secret_key: i32,
+    pub host: String,
+    pub port: u16,
+    /// Named statements prepared on this connection (client names; dbmesh keeps them equal).
+    pub prepared: HashSet<String>,
+    /// How many of the session's recorded SET statements this connection has applied.
+    pub applied_session_state: usize,
+    /// Transaction status from the last ReadyForQuery.
+    pub tx_status: u8,
+    pub healthy: bool,
+}
+
+impl PgBackendConn {
+    pub async fn connect(
+        url: &DataSourceUrl,
+        params: &StartupParams,
+        timeout: Duration,
+        max_message: usize,
+    ) -> Result<PgBackendConn, BackendError> {
+        tokio::time::timeout(timeout, Self::connect_inner(url, params, max_message))
+            .await
+            .map_err(|_| BackendError::Timeout(timeout))?
+    }
+
+    async fn connect_inner(
+        url: &DataSourceUrl,
+        params: &StartupParams,
+        max_message: usize,
+    ) -> Result<PgBackendConn, BackendError> {
+        let stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
+        stream.set_nodelay(true)?;
+        let (r, w) = stream.into_split();
+        let mut reader = MessageReader::new(r, max_message);
+        let mut writer = MessageWriter::new(w);
+
+        let mut startup: Vec<(&str, &str)> = vec![
+            ("user", url.user.as_str()),
+            ("database", url.database.as_str()),
+        ];
+        startup.extend(params.0.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        frontend::startup_message(startup.iter().copied(), &mut writer.buf)?;
+        writer.flush().await?;
+
+        let mut scram: Option<ScramSha256> = None;
+        let mut parameters = Vec::new();
+        let (mut pid, mut secret) = (0, 0);
+        loop {
+            let (_, mut msg) = reader.read_message().await?;
+            let parsed = backend::Message::parse(&mut msg)?
+                .ok_or_else(|| BackendError::Protocol("truncated message".into()))?;
+            match parsed {
+                backend::Message::AuthenticationOk => {}
+                backend::Message::AuthenticationCleartextPassword => {
+                    frontend::password_message(url.password.as_bytes(), &mut writer.buf)?;
+                    writer.flush().await?;
+                }
+                backend::Message::AuthenticationMd5Password(body) => {
+                    let hash = postgres_protocol::authentication::md5_hash(
+                        url.user.as_bytes(),
+                        url.password.as_bytes(),
+                        body.salt(),
+                    );
+                    frontend::password_message(hash.as_bytes(), &mut writer.buf)?;
+                    writer.flush().await?;
+                }
+                backend::Message::AuthenticationSasl(body) => {
+                    let mut mechanisms = body.mechanisms();
+                    let mut found = false;
+                    while let Some(m) = mechanisms.next()? {
+                        found |= m == "SCRAM-SHA-256";
+                    }
+                    if !found {
+                        return Err(BackendError::Protocol(
+                            "backend offers no SCRAM-SHA-256".into(),
+                        ));
+                    }
+                    let s =
+                        ScramSha256::new(url.password.as_bytes(), ChannelBinding::unsupported());
+                    frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut writer.buf)?;
+                    writer.flush().await?;
+                    scram = Some(s);
+                }
+                backend::Message::AuthenticationSaslContinue(body) => {
+                    let s = scram.as_mut().ok_or_else(|| {
+                        BackendError::Protocol("SASL continue before start".into())
+                    })?;
+                    s.update(body.data())?;
+                    frontend::sasl_response(s.message(), &mut writer.buf)?;
+                    writer.flush().await?;
+                }
+                backend::Message::AuthenticationSaslFinal(body) => {
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| BackendError::Protocol("SASL final before start".into()))?;
+                    s.finish(body.data())?;
+                }
+                backend::Message::ParameterStatus(body) => {
+                    parameters.push((body.name()?.to_string(), body.value()?.to_string()));
+                }
+                backend::Message::BackendKeyData(body) => {
+                    pid = body.process_id();
+                    secret = body.secret_key();
+                }
+                backend::Message::ReadyForQuery(body) => {
+                    return Ok(PgBackendConn {
+                        reader,
+                        writer,
+                        profile: params.profile(),
+                        parameters,
+                        process_id: pid,
+                        secret_key: secret,
+                        host: url.host.clone(),
+                        port: url.port,
+                        prepared: HashSet::new(),
+                        applied_session_state: 0,
+                        tx_status: body.status(),
+                        healthy: true,
+                    });
+                }
+                backend::Message::ErrorResponse(body) => {
+                    let (code, message) = error_fields(&body);
+                    return Err(BackendError::Server { code, message });
+                }
+                backend::Message::NoticeResponse(_) => {}
+                _ => {
+                    return Err(BackendError::Protocol(
+                        "unexpected message during start-up".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Runs a simple query for dbmesh's own purposes (session replay, reset), discarding
+    /// results; returns the server's error, if any.
+    pub async fn simple_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<(String, String)>, BackendError> {
+        frontend::query(sql, &mut self.writer.buf)?;
+        self.writer
+            .flush()
+            .await
+            .inspect_err(|_| self.healthy = false)?;
+        let mut error = None;
+        loop {
+            let (tag, mut msg) = self
+                .reader
+                .read_message()
+                .await
+                .inspect_err(|_| self.healthy = false)?;
+            match tag {
+                b'Z' => {
+                    self.tx_status = msg[5];
+                    return Ok(error);
+                }
+                b'E' => {
+                    if let Some(backend::Message::ErrorResponse(body)) =
+                        backend::Message::parse(&mut msg)?
+                    {
+                        error = Some(error_fields(&body));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Brings the connection back to a fresh session before it returns to the pool.
+    pub async fn reset(&mut self) -> Result<(), BackendError> {
+        if self.tx_status != b'I' {
+            self.simple_query("ROLLBACK").await?;
+        }
+        match self.simple_query("DISCARD ALL").await? {
+            None => {
+                self.prepared.clear();
+                self.applied_session_state = 0;
+                Ok(())
+            }
+            Some((code, message)) => Err(BackendError::Server { code, message }),
+        }
+    }
+}
+
+/// SQLSTATE and message of an ErrorResponse.
+pub fn error_fields(body: &backend::ErrorResponseBody) -> (String, String) {
+    let mut code = String::new();
+    let mut message = String::new();
+    let mut fields = body.fields();
+    while let Ok(Some(f)) = fields.next() {
+        match f.type_() {
+            b'C' => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            b'M' => message = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            _ => {}
+        }
+    }
+    (code, message)
+}

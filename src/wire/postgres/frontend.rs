@@ -1,0 +1,620 @@
+//! One PostgreSQL client connection: start-up and authentication, then a full-duplex pump
+//! between the client and its backend connection.
+//!
+//! The pump forwards messages in both directions as bytes. It looks inside only a few: Parse,
+//! Bind, Describe and Close (to remember named statements and prepare them again on a new
+//! backend connection), Query (to record session SETs), Sync/ReadyForQuery (to know when the
+//! backend is idle and the transaction status), and ParseComplete (to swallow the ones dbmesh
+//! caused itself). Rows and everything else pass through untouched, in as few writes as the
+//! backend's reads allow.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
+use pgwire::messages::startup::{
+    Authentication, BackendKeyData, ParameterStatus, SecretKey, Startup,
+};
+use pgwire::messages::{DecodeContext, Message};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tracing::{debug, info_span, warn, Instrument};
+
+use super::auth::{self, AuthFailure};
+use super::backend::{PgBackendConn, StartupParams};
+use super::cancel::CancelTarget;
+use super::error::{error_response, from_error, Severity};
+use super::message::{frame_at, MessageReader, MessageWriter, FLUSH_THRESHOLD};
+use super::statements::{bind_statement, target, Statements};
+use crate::config::{BackendKind, PostgresAuthMethod, UserConfig};
+use crate::error::Error;
+use crate::execute::pool::Lease;
+use crate::execute::DataSource;
+use crate::server::Runtime;
+use crate::session::Session;
+use crate::sql::{classify, StatementKind};
+
+const SSL_REQUEST: i32 = 80877103;
+const GSSENC_REQUEST: i32 = 80877104;
+const CANCEL_REQUEST: i32 = 80877102;
+/// Start-up packets are small; anything larger is not a PostgreSQL client.
+const MAX_STARTUP: usize = 10_000;
+/// Backend messages may be as large as PostgreSQL allows (1 GiB).
+const MAX_BACKEND_MESSAGE: usize = 1 << 30;
+
+/// Stop serving this client (it left, or it must be disconnected).
+#[derive(Debug)]
+struct Close;
+
+struct HeldBackend {
+    conn: PgBackendConn,
+    lease: Lease<PgBackendConn>,
+}
+
+struct PgClient {
+    rt: Arc<Runtime>,
+    reader: MessageReader<OwnedReadHalf>,
+    writer: MessageWriter<OwnedWriteHalf>,
+    key: (i32, i32),
+    session: Session,
+    params: StartupParams,
+    data_source: Arc<DataSource>,
+    backend: Option<HeldBackend>,
+    statements: Statements,
+    /// Queries and Syncs forwarded whose ReadyForQuery has not come back yet.
+    pending_syncs: u32,
+    /// Extended-protocol messages forwarded since the last Sync.
+    unsynced: bool,
+    /// dbmesh failed an extended-protocol message itself: skip to Sync, as PostgreSQL does.
+    skip_until_sync: bool,
+    tx_status: u8,
+}
+
+/// Serves one client until it terminates or breaks the protocol.
+pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
+    let id = rt.next_connection_id() as i32;
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let span = info_span!("postgres", conn = id, peer = %peer);
+    async move {
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        let max = rt.config.server.max_packet_size as usize;
+        let reader = MessageReader::new(r, max);
+        let writer = MessageWriter::new(w);
+        if let Some(mut client) = PgClient::start(rt, id, peer, reader, writer).await {
+            client.pump().await;
+            client.close().await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+impl PgClient {
+    /// Start-up: SSL/GSS negotiation (declined), cancel requests, the startup packet,
+    /// authentication, the backend connection, and the parameters the client sees.
+    async fn start(
+        rt: Arc<Runtime>,
+        id: i32,
+        peer: String,
+        mut reader: MessageReader<OwnedReadHalf>,
+        mut writer: MessageWriter<OwnedWriteHalf>,
+    ) -> Option<PgClient> {
+        let mut startup = loop {
+            let mut msg = match reader.read_startup(MAX_STARTUP).await {
+                Ok(m) => m,
+                Err(e) => {
+                    debug!("start-up failed: {e}");
+                    fatal(&mut writer, "08P01", "invalid startup packet").await;
+                    return None;
+                }
+            };
+            let code = i32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+            match code {
+                SSL_REQUEST | GSSENC_REQUEST => {
+                    // TLS is not offered yet: 'N', and the client continues in plain text.
+                    writer.write_raw(b"N");
+                    writer.flush().await.ok()?;
+                }
+                CANCEL_REQUEST if msg.len() == 16 => {
+                    let pid = i32::from_be_bytes([msg[8], msg[9], msg[10], msg[11]]);
+                    let secret = i32::from_be_bytes([msg[12], msg[13], msg[14], msg[15]]);
+                    rt.pg_cancel.cancel(pid, secret).await;
+                    return None;
+                }
+                _ => {
+                    if code >> 16 != 3 {
+                        fatal(
+                            &mut writer,
+                            "0A000",
+                            &format!(
+                                "unsupported frontend protocol {}.{}: dbmesh supports 3.0",
+                                code >> 16,
+                                code & 0xFFFF
+                            ),
+                        )
+                        .await;
+                        return None;
+                    }
+                    let ctx = DecodeContext::default();
+                    match Startup::decode(&mut msg, &ctx) {
+                        Ok(Some(s)) => break s,
+                        _ => {
+                            fatal(&mut writer, "08P01", "invalid startup packet").await;
+                            return None;
+                        }
+                    }
+                }
+            }
+        };
+        if startup.protocol_number_minor > 0 {
+            negotiate_protocol_version(&mut writer, &startup);
+        }
+        let user_name = startup.parameters.get("user").cloned().unwrap_or_default();
+        let database = startup
+            .parameters
+            .get("database")
+            .filter(|d| !d.is_empty())
+            .cloned()
+            .unwrap_or_else(|| user_name.clone());
+        startup.parameters.retain(|k, _| !k.starts_with("_pq_."));
+
+        // Unknown users go through the same exchange with a password nobody knows, so the
+        // answer does not tell which user names exist.
+        let user = rt
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == user_name)
+            .cloned();
+        let auth_user = user.clone().unwrap_or_else(|| unknown_user(&user_name));
+        match auth::authenticate(&mut reader, &mut writer, &auth_user, &rt.pg_scram).await {
+            Ok(()) if user.is_some() => {}
+            Ok(()) | Err(AuthFailure::Denied) => {
+                let e = Error::AccessDenied {
+                    user: user_name,
+                    host: peer,
+                    using_password: true,
+                };
+                send_fatal(&mut writer, &e).await;
+                return None;
+            }
+            Err(AuthFailure::Io(e)) => {
+                debug!("authentication aborted: {e}");
+                return None;
+            }
+        }
+        let user = Arc::new(user.expect("checked above"));
+        let mut session = Session::new(user, Some(database.clone()), peer);
+        let data_source = match check_database(&rt, &session, &database) {
+            Ok(ds) => ds,
+            Err(e) => {
+                send_fatal(&mut writer, &e).await;
+                return None;
+            }
+        };
+        session.database = Some(database);
+        let mut client = PgClient {
+            rt,
+            reader,
+            writer,
+            key: (id, rand::random()),
+            session,
+            params: StartupParams::from_client(&startup.parameters),
+            data_source,
+            backend: None,
+            statements: Statements::default(),
+            pending_syncs: 0,
+            unsynced: false,
+            skip_until_sync: false,
+            tx_status: b'I',
+        };
+        if let Err(e) = client.connect_backend().await {
+            send_fatal(&mut client.writer, &e).await;
+            return None;
+        }
+        let conn = &client.backend.as_ref().expect("just connected").conn;
+        client.writer.write(&Authentication::Ok);
+        for (name, value) in &conn.parameters {
+            client
+                .writer
+                .write(&ParameterStatus::new(name.clone(), value.clone()));
+        }
+        client.writer.write(&BackendKeyData::new(
+            client.key.0,
+            SecretKey::I32(client.key.1),
+        ));
+        client.tx_status = conn.tx_status;
+        client.write_ready();
+        client.writer.flush().await.ok()?;
+        Some(client)
+    }
+
+    /// The full-duplex loop: whatever side has data is processed, until the client leaves.
+    async fn pump(&mut self) {
+        loop {
+            let backend = &mut self.backend;
+            let event = tokio::select! {
+                r = self.reader.fill() => Event::Client(r.is_ok()),
+                r = async {
+                    match backend {
+                        Some(b) => b.conn.reader.fill().await,
+                        None => std::future::pending().await,
+                    }
+                } => Event::Backend(r.map_err(|e| e.to_string())),
+            };
+            let step = match event {
+                Event::Client(false) => return,
+                Event::Client(true) => self.on_client_data().await,
+                Event::Backend(Ok(())) => self.on_backend_data().await,
+                Event::Backend(Err(cause)) => self.on_backend_lost(cause).await,
+            };
+            if step.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Forwards the client's complete messages, with the bookkeeping they need.
+    async fn on_client_data(&mut self) -> Result<(), Close> {
+        loop {
+            let frame = match frame_at(&self.reader.buf, 0, self.reader.max) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    fatal(
+                        &mut self.writer,
+                        "08P01",
+                        &format!("invalid message from client: {e}"),
+                    )
+                    .await;
+                    return Err(Close);
+                }
+            };
+            let tag = frame.tag;
+            if !matches!(
+                tag,
+                b'Q' | b'P'
+                    | b'B'
+                    | b'E'
+                    | b'D'
+                    | b'C'
+                    | b'S'
+                    | b'H'
+                    | b'F'
+                    | b'd'
+                    | b'c'
+                    | b'f'
+                    | b'X'
+            ) {
+                fatal(
+                    &mut self.writer,
+                    "08P01",
+                    &format!("invalid frontend message type {}", tag as char),
+                )
+                .await;
+                return Err(Close);
+            }
+            if tag == b'X' {
+                return Err(Close);
+            }
+            if self.skip_until_sync {
+                self.reader.buf.advance(frame.total_len);
+                if tag == b'S' {
+                    self.skip_until_sync = false;
+                    self.write_ready();
+                }
+                continue;
+            }
+            if self.backend.is_none() {
+                if let Err(e) = self.connect_backend().await {
+                    self.reader.buf.advance(frame.total_len);
+                    self.writer.write(&from_error(Severity::Error, &e));
+                    match tag {
+                        b'Q' | b'S' | b'F' => self.write_ready(),
+                        _ => self.skip_until_sync = true,
+                    }
+                    continue;
+                }
+            }
+            let msg = self.reader.buf.split_to(frame.total_len);
+            self.forward_client_message(tag, &msg);
+        }
+        if let Some(b) = &mut self.backend {
+            if b.conn.writer.pending() > 0 && b.conn.writer.flush().await.is_err() {
+                b.conn.healthy = false;
+            }
+        }
+        if self.writer.pending() > 0 {
+            self.writer.flush().await.map_err(|_| Close)?;
+        }
+        Ok(())
+    }
+
+    fn forward_client_message(&mut self, tag: u8, msg: &[u8]) {
+        let held = self.backend.as_mut().expect("connected before forwarding");
+        let conn = &mut held.conn;
+        match tag {
+            b'P' => {
+                if let Some(name) = self.statements.on_parse(msg) {
+                    if !name.is_empty() {
+                        conn.prepared.insert(name);
+                    }
+                }
+                self.unsynced = true;
+            }
+            b'B' | b'D' => {
+                let name = if tag == b'B' {
+                    bind_statement(msg)
+                } else {
+                    target(msg).filter(|(k, _)| *k == b'S').map(|(_, n)| n)
+                };
+                if let Some(name) = name.filter(|n| !n.is_empty()) {
+                    let name = String::from_utf8_lossy(name);
+                    if !conn.prepared.contains(name.as_ref()) {
+                        if let Some(parse) = self.statements.inject(&name) {
+                            conn.writer.write_raw(&parse);
+                            conn.prepared.insert(name.into_owned());
+                        }
+                    }
+                }
+                self.unsynced = true;
+            }
+            b'C' => {
+                if let Some((b'S', name)) = target(msg) {
+                    let name = String::from_utf8_lossy(name);
+                    self.statements.close(&name);
+                    conn.prepared.remove(name.as_ref());
+                }
+                self.unsynced = true;
+            }
+            b'E' | b'H' => self.unsynced = true,
+            b'S' => {
+                self.pending_syncs += 1;
+                self.unsynced = false;
+            }
+            b'Q' | b'F' => {
+                self.pending_syncs += 1;
+                if tag == b'Q' {
+                    let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
+                    if let Ok(StatementKind::SessionSet) = std::str::from_utf8(sql).map(classify) {
+                        self.session.record_set(&String::from_utf8_lossy(sql));
+                        conn.applied_session_state = self.session.set_statement_count();
+                    }
+                }
+            }
+            _ => {}
+        }
+        conn.writer.write_raw(msg);
+    }
+
+    /// Relays the backend's complete messages to the client.
+    async fn on_backend_data(&mut self) -> Result<(), Close> {
+        let held = self
+            .backend
+            .as_mut()
+            .expect("data from a connected backend");
+        let buf = &mut held.conn.reader.buf;
+        let mut at = 0;
+        let mut run = 0;
+        loop {
+            let frame = match frame_at(buf, at, MAX_BACKEND_MESSAGE) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    held.conn.healthy = false;
+                    let cause = e.to_string();
+                    return self.on_backend_lost(cause).await;
+                }
+            };
+            let idle = self.pending_syncs == 0 && !self.unsynced;
+            let swallow = match frame.tag {
+                b'1' => self.statements.on_parse_complete(),
+                b'Z' => {
+                    self.tx_status = buf[at + 5];
+                    self.pending_syncs = self.pending_syncs.saturating_sub(1);
+                    for name in self.statements.on_ready() {
+                        held.conn.prepared.remove(&name);
+                    }
+                    false
+                }
+                // An error nobody asked for (the server is terminating an idle connection):
+                // keep it from the client; the end of the stream follows.
+                b'E' if idle => {
+                    held.conn.healthy = false;
+                    true
+                }
+                _ => false,
+            };
+            if swallow {
+                self.writer.write_raw(&buf[run..at]);
+                run = at + frame.total_len;
+            }
+            at += frame.total_len;
+        }
+        self.writer.write_raw(&buf[run..at]);
+        buf.advance(at);
+        held.conn.tx_status = self.tx_status;
+        self.session.in_transaction = self.tx_status != b'I';
+        if self.writer.pending() >= FLUSH_THRESHOLD || held.conn.reader.buf.is_empty() {
+            self.writer.flush().await.map_err(|_| Close)?;
+        }
+        Ok(())
+    }
+
+    /// The backend connection ended. Between statements and outside a transaction nothing is
+    /// lost: the next statement gets a new connection. Otherwise the client must know.
+    async fn on_backend_lost(&mut self, cause: String) -> Result<(), Close> {
+        let idle = self.pending_syncs == 0 && !self.unsynced && self.tx_status == b'I';
+        self.backend = None;
+        if idle {
+            debug!(data_source = %self.data_source.name, "idle backend connection closed: {cause}");
+            return Ok(());
+        }
+        warn!(data_source = %self.data_source.name, "backend connection lost: {cause}");
+        let e = Error::BackendLost {
+            data_source: self.data_source.name.clone(),
+            cause,
+        };
+        send_fatal(&mut self.writer, &e).await;
+        Err(Close)
+    }
+
+    /// Takes a connection for the session's data source (pooled, or new), replays the
+    /// session's SETs on it, and points cancel requests at it.
+    async fn connect_backend(&mut self) -> Result<(), Error> {
+        let ds = self.data_source.clone();
+        let server = &self.rt.config.server;
+        let profile = self.params.profile();
+        let mut lease = ds
+            .postgres
+            .checkout(profile, server.checkout_timeout)
+            .await
+            .map_err(|t| Error::PoolTimeout {
+                data_source: ds.name.clone(),
+                waited_ms: t.waited.as_millis() as u64,
+                max: t.max,
+            })?;
+        // Health check on checkout: an idle connection may have been closed by the server.
+        let mut pooled = lease.conn.take();
+        if let Some(c) = &mut pooled {
+            if !c.simple_query("").await.is_ok_and(|e| e.is_none()) {
+                pooled = None;
+            }
+        }
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => PgBackendConn::connect(
+                &ds.url,
+                &self.params,
+                server.connect_timeout,
+                MAX_BACKEND_MESSAGE,
+            )
+            .await
+            .map_err(|e| Error::DataSourceUnavailable {
+                database: ds.database.clone(),
+                data_source: ds.name.clone(),
+                cause: e.to_string(),
+            })?,
+        };
+        for sql in self
+            .session
+            .set_statements_since(conn.applied_session_state)
+        {
+            if let Err(e) = conn.simple_query(sql).await {
+                return Err(Error::BackendLost {
+                    data_source: ds.name.clone(),
+                    cause: e.to_string(),
+                });
+            }
+        }
+        conn.applied_session_state = self.session.set_statement_count();
+        self.rt.pg_cancel.register(
+            self.key.0,
+            CancelTarget {
+                secret: self.key.1,
+                host: conn.host.clone(),
+                port: conn.port,
+                backend_pid: conn.process_id,
+                backend_secret: conn.secret_key,
+            },
+        );
+        self.backend = Some(HeldBackend { conn, lease });
+        Ok(())
+    }
+
+    fn write_ready(&mut self) {
+        let status = TransactionStatus::try_from(self.tx_status).unwrap_or(TransactionStatus::Idle);
+        self.writer.write(&ReadyForQuery::new(status));
+    }
+
+    /// Returns a clean backend connection to its pool.
+    async fn close(mut self) {
+        self.rt.pg_cancel.unregister(self.key.0);
+        self.writer.shutdown().await;
+        if let Some(mut held) = self.backend.take() {
+            let idle = self.pending_syncs == 0 && !self.unsynced;
+            if idle && held.conn.healthy && held.conn.reset().await.is_ok() {
+                let profile = held.conn.profile;
+                self.data_source
+                    .postgres
+                    .give_back(held.lease, held.conn, profile);
+            }
+        }
+    }
+}
+
+enum Event {
+    Client(bool),
+    Backend(Result<(), String>),
+}
+
+/// May the session's user use `database`, and is it a PostgreSQL one? Returns where its
+/// statements go.
+fn check_database(
+    rt: &Runtime,
+    session: &Session,
+    database: &str,
+) -> Result<Arc<DataSource>, Error> {
+    let Some(logical) = rt.cluster.databases.get(database) else {
+        return Err(Error::UnknownDatabase(database.to_string()));
+    };
+    if !session.user.may_use(database) {
+        return Err(Error::DatabaseAccessDenied {
+            user: session.user.name.clone(),
+            host: session.host.clone(),
+            database: database.to_string(),
+        });
+    }
+    if logical.config.backend != BackendKind::Postgres {
+        return Err(Error::WrongProtocol {
+            database: database.to_string(),
+            backend: "MySQL".into(),
+        });
+    }
+    let route = crate::route::plan(session, &rt.cluster, BackendKind::Postgres)?;
+    Ok(route.data_source)
+}
+
+fn unknown_user(name: &str) -> UserConfig {
+    UserConfig {
+        name: name.to_string(),
+        password: format!("{:032x}", rand::random::<u128>()),
+        databases: Vec::new(),
+        mysql_auth_plugin: None,
+        postgres_auth: PostgresAuthMethod::ScramSha256,
+        admin: false,
+    }
+}
+
+/// NegotiateProtocolVersion: dbmesh speaks 3.0 and none of the `_pq_` options.
+fn negotiate_protocol_version(writer: &mut MessageWriter<OwnedWriteHalf>, startup: &Startup) {
+    let options: Vec<&String> = startup
+        .parameters
+        .keys()
+        .filter(|k| k.starts_with("_pq_."))
+        .collect();
+    let mut body = BytesMut::new();
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&(options.len() as i32).to_be_bytes());
+    for o in options {
+        body.extend_from_slice(o.as_bytes());
+        body.extend_from_slice(&[0]);
+    }
+    writer.write_raw(b"v");
+    writer.write_raw(&((body.len() + 4) as i32).to_be_bytes());
+    writer.write_raw(&body);
+}
+
+async fn fatal(writer: &mut MessageWriter<OwnedWriteHalf>, code: &str, message: &str) {
+    writer.write(&error_response(Severity::Fatal, code, message));
+    let _ = writer.flush().await;
+}
+
+async fn send_fatal(writer: &mut MessageWriter<OwnedWriteHalf>, e: &Error) {
+    writer.write(&from_error(Severity::Fatal, e));
+    let _ = writer.flush().await;
+}

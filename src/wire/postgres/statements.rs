@@ -1,0 +1,155 @@
+//! Named prepared statements of one client session.
+//!
+//! Statement names are kept as the client chose them on the backend, and every Parse a
+//! client sends is remembered. When a backend connection that has not seen a statement is
+//! asked to Bind or Describe it (after a reconnect today, after multiplexing later), the
+//! remembered Parse is sent first and its ParseComplete is swallowed, so the client never
+//! notices that its connection changed.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+
+use super::message::cstr;
+
+/// One ParseComplete the backend owes, and to whom.
+#[derive(Debug)]
+struct PendingParse {
+    name: String,
+    injected: bool,
+}
+
+/// The session's statements and the bookkeeping of responses in flight.
+#[derive(Default)]
+pub struct Statements {
+    /// Statement name → the client's Parse message, as sent.
+    parses: HashMap<String, Bytes>,
+    pending: VecDeque<PendingParse>,
+}
+
+impl Statements {
+    /// Records a Parse the client sends (its whole message) and returns the statement name.
+    pub fn on_parse(&mut self, message: &[u8]) -> Option<String> {
+        let (name, _) = cstr(message.get(5..)?)?;
+        let name = String::from_utf8_lossy(name).into_owned();
+        if !name.is_empty() {
+            self.parses
+                .insert(name.clone(), Bytes::copy_from_slice(message));
+        }
+        self.pending.push_back(PendingParse {
+            name: name.clone(),
+            injected: false,
+        });
+        Some(name)
+    }
+
+    /// The remembered Parse for `name`, to send on a connection that lacks it; the
+    /// ParseComplete it causes is marked for swallowing.
+    pub fn inject(&mut self, name: &str) -> Option<Bytes> {
+        let parse = self.parses.get(name)?.clone();
+        self.pending.push_back(PendingParse {
+            name: name.to_string(),
+            injected: true,
+        });
+        Some(parse)
+    }
+
+    /// A ParseComplete arrived: true when dbmesh caused it and the client must not see it.
+    pub fn on_parse_complete(&mut self) -> bool {
+        self.pending.pop_front().is_some_and(|p| p.injected)
+    }
+
+    /// ReadyForQuery: Parses still pending were skipped after an error, so those statements
+    /// do not exist. Returns their names (to forget on the backend connection too).
+    pub fn on_ready(&mut self) -> Vec<String> {
+        let failed: Vec<String> = self
+            .pending
+            .drain(..)
+            .map(|p| p.name)
+            .filter(|n| !n.is_empty())
+            .collect();
+        for name in &failed {
+            self.parses.remove(name);
+        }
+        failed
+    }
+
+    pub fn close(&mut self, name: &str) {
+        self.parses.remove(name);
+    }
+
+    pub fn knows(&self, name: &str) -> bool {
+        self.parses.contains_key(name)
+    }
+
+    pub fn clear(&mut self) {
+        self.parses.clear();
+        self.pending.clear();
+    }
+}
+
+/// The statement name a Bind refers to (`B`, len, portal, statement, ...).
+pub fn bind_statement(message: &[u8]) -> Option<&[u8]> {
+    let (_, rest) = cstr(message.get(5..)?)?;
+    cstr(rest).map(|(s, _)| s)
+}
+
+/// For Describe and Close: the kind byte (`S` statement / `P` portal) and the name.
+pub fn target(message: &[u8]) -> Option<(u8, &[u8])> {
+    let kind = *message.get(5)?;
+    cstr(message.get(6..)?).map(|(n, _)| (kind, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_msg(name: &str) -> Vec<u8> {
+        let mut b = bytes::BytesMut::new();
+        postgres_protocol::message::frontend::parse(name, "SELECT 1", std::iter::empty(), &mut b)
+            .unwrap();
+        b.to_vec()
+    }
+
+    #[test]
+    fn injected_parse_completes_are_swallowed_in_order() {
+        let mut s = Statements::default();
+        s.on_parse(&parse_msg("a"));
+        assert!(s.inject("a").is_some());
+        s.on_parse(&parse_msg(""));
+        assert!(!s.on_parse_complete());
+        assert!(s.on_parse_complete());
+        assert!(!s.on_parse_complete());
+        assert!(s.on_ready().is_empty());
+    }
+
+    #[test]
+    fn parses_skipped_after_an_error_are_forgotten_at_ready() {
+        let mut s = Statements::default();
+        s.on_parse(&parse_msg("bad"));
+        assert_eq!(s.on_ready(), vec!["bad".to_string()]);
+        assert!(!s.knows("bad"));
+    }
+
+    #[test]
+    fn reads_names_from_bind_describe_and_close() {
+        let mut b = bytes::BytesMut::new();
+        postgres_protocol::message::frontend::bind(
+            "portal",
+            "stmt",
+            std::iter::empty::<i16>(),
+            std::iter::empty::<i32>(),
+            |_: i32, _: &mut bytes::BytesMut| {
+                Ok::<_, std::io::Error>(postgres_protocol::IsNull::No)
+            },
+            std::iter::empty::<i16>(),
+            &mut b,
+        )
+        .map_err(|_| ())
+        .unwrap();
+        assert_eq!(bind_statement(&b), Some(&b"stmt"[..]));
+        let mut d = bytes::BytesMut::new();
+        postgres_protocol::message::frontend::describe(b'S', "s1", &mut d).unwrap();
+        assert_eq!(target(&d), Some((b'S', &b"s1"[..])));
+    }
+}
