@@ -17,6 +17,7 @@ use crate::wire::mysql::backend::{
     BackendConn, ConnectOptions, Profile, MARIADB_PROFILE_CAPABILITIES, PROFILE_CAPABILITIES,
 };
 use crate::wire::mysql::handshake::{ServerInfo, SERVER_CAPABILITIES};
+use crate::wire::mysql::kill::KillRegistry;
 use crate::wire::postgres::auth::ScramCache;
 use crate::wire::postgres::cancel::CancelRegistry;
 
@@ -30,6 +31,8 @@ pub struct Runtime {
     /// What the MySQL listener tells clients about itself.
     pub mysql: ServerInfo,
     pub auth: AuthState,
+    /// MySQL client connections, for `KILL`.
+    pub mysql_kill: KillRegistry,
     /// PostgreSQL cancel keys of connected clients.
     pub pg_cancel: CancelRegistry,
     /// SCRAM keys derived for PostgreSQL logins.
@@ -49,6 +52,7 @@ impl Runtime {
             config: Arc::new(config),
             cluster,
             mysql,
+            mysql_kill: KillRegistry::default(),
             pg_cancel: CancelRegistry::default(),
             pg_scram: ScramCache::default(),
             connection_ids: AtomicU32::new(1),

@@ -9,6 +9,8 @@ pub enum StatementKind {
     ShowDatabases,
     /// `SET ...` that changes the session (not `SET GLOBAL`, not a one-shot `SET TRANSACTION`).
     SessionSet,
+    /// `KILL [QUERY | CONNECTION] id`: ids are dbmesh's, so dbmesh carries it out.
+    Kill { query_only: bool, id: u64 },
     /// Anything else: forwarded as is.
     Other,
 }
@@ -34,6 +36,27 @@ pub fn classify(sql: &str) -> StatementKind {
                 && lx.at_end()
             {
                 return StatementKind::ShowDatabases;
+            }
+        }
+        return StatementKind::Other;
+    }
+    if first.eq_ignore_ascii_case("kill") {
+        let mut query_only = false;
+        let mut word = lx.word();
+        if word.is_some_and(|w| w.eq_ignore_ascii_case("hard") || w.eq_ignore_ascii_case("soft")) {
+            word = lx.word();
+        }
+        if let Some(w) = word {
+            if w.eq_ignore_ascii_case("query") {
+                query_only = true;
+                word = lx.word();
+            } else if w.eq_ignore_ascii_case("connection") {
+                word = lx.word();
+            }
+        }
+        if let Some(id) = word.and_then(|w| w.parse().ok()) {
+            if lx.at_end() {
+                return StatementKind::Kill { query_only, id };
             }
         }
         return StatementKind::Other;
@@ -163,6 +186,40 @@ mod tests {
         );
         assert_eq!(classify("USE shop; SELECT 1"), StatementKind::Other);
         assert_eq!(classify("user_table_stuff"), StatementKind::Other);
+    }
+
+    #[test]
+    fn recognises_kill_forms() {
+        assert_eq!(
+            classify("KILL QUERY 12"),
+            StatementKind::Kill {
+                query_only: true,
+                id: 12
+            }
+        );
+        assert_eq!(
+            classify("kill 7;"),
+            StatementKind::Kill {
+                query_only: false,
+                id: 7
+            }
+        );
+        assert_eq!(
+            classify("KILL CONNECTION 3"),
+            StatementKind::Kill {
+                query_only: false,
+                id: 3
+            }
+        );
+        assert_eq!(
+            classify("KILL HARD QUERY 5"),
+            StatementKind::Kill {
+                query_only: true,
+                id: 5
+            }
+        );
+        assert_eq!(classify("KILL QUERY ID 5"), StatementKind::Other);
+        assert_eq!(classify("KILL USER bob"), StatementKind::Other);
     }
 
     #[test]

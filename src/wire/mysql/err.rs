@@ -11,7 +11,10 @@ pub mod code {
     pub const ER_NO_DB_ERROR: u16 = 1046;
     pub const ER_UNKNOWN_COM_ERROR: u16 = 1047;
     pub const ER_BAD_DB_ERROR: u16 = 1049;
+    pub const ER_NO_SUCH_THREAD: u16 = 1094;
+    pub const ER_KILL_DENIED_ERROR: u16 = 1095;
     pub const ER_UNKNOWN_ERROR: u16 = 1105;
+    pub const ER_CONNECTION_KILLED: u16 = 1927;
     pub const ER_NET_PACKET_TOO_LARGE: u16 = 1153;
     pub const ER_NET_READ_ERROR: u16 = 1158;
     pub const ER_NET_PACKETS_OUT_OF_ORDER: u16 = 1156;

@@ -14,6 +14,7 @@ use super::auth;
 use super::backend::{BackendConn, ConnectOptions, Profile, PROFILE_CAPABILITIES};
 use super::err::{code, MysqlError};
 use super::handshake::{self, AuthIo, ClientHello};
+use super::kill::{KillRefused, KillTarget};
 use super::ok::{ok_payload, STATUS_AUTOCOMMIT, STATUS_IN_TRANS};
 use super::packet::{PacketError, PacketReader, PacketWriter};
 use super::prepared::PreparedStatement;
@@ -93,6 +94,10 @@ pub(crate) struct ClientConn {
     pub next_statement_id: u32,
     /// Next sequence id towards the client within the current command.
     pub seq: u8,
+    /// Signalled by another connection's `KILL CONNECTION <our id>`.
+    pub killed: Arc<tokio::sync::Notify>,
+    /// The backend thread `KILL QUERY <our id>` currently targets.
+    pub kill_thread: Option<u32>,
 }
 
 impl ClientConn {
@@ -177,6 +182,8 @@ impl ClientConn {
             statements: HashMap::new(),
             next_statement_id: 1,
             seq,
+            killed: Arc::new(tokio::sync::Notify::new()),
+            kill_thread: None,
         };
         if !ok {
             conn.send_error(&Error::AccessDenied {
@@ -195,6 +202,7 @@ impl ClientConn {
             }
             conn.session.database = Some(db.clone());
         }
+        conn.killed = rt.mysql_kill.register(connection_id, &hello.user);
         conn.send_ok();
         conn.writer.flush().await.ok()?;
         tracing::debug!(user = %hello.user, db = ?hello.database, "authenticated");
@@ -204,7 +212,17 @@ impl ClientConn {
     /// The command loop.
     async fn run(&mut self) {
         loop {
-            let pkt = match self.reader.read_packet_seq(0).await {
+            let read = tokio::select! {
+                r = self.reader.read_packet_seq(0) => r,
+                _ = self.killed.notified() => {
+                    self.seq = 0;
+                    let e = MysqlError::new(code::ER_CONNECTION_KILLED, "70100", "Connection was killed");
+                    self.writer.write_packet(&mut self.seq, &e.payload());
+                    let _ = self.writer.flush().await;
+                    return;
+                }
+            };
+            let pkt = match read {
                 Ok(p) => p,
                 Err(e) => {
                     if let Some(err) = packet_error_reply(&e) {
@@ -266,6 +284,7 @@ impl ClientConn {
 
     /// Gives healthy backend connections back to their pools, reset to a clean session.
     async fn close(mut self) {
+        self.rt.mysql_kill.unregister(self.connection_id);
         self.writer.shutdown().await;
         for mut held in self.backends.drain(..) {
             if held.conn.healthy && held.conn.reset().await.is_ok() {
@@ -374,6 +393,7 @@ impl ClientConn {
                 self.show_databases();
                 Ok(())
             }
+            StatementKind::Kill { query_only, id } => self.kill(query_only, id).await,
             StatementKind::SessionSet => {
                 let Some(index) = self
                     .forward_routed_index(&payload, ResponseKind::Query)
@@ -438,6 +458,17 @@ impl ClientConn {
         prepare_id: Option<u32>,
     ) -> Result<Option<ResponseTracker>, Fatal> {
         let held = &mut self.backends[index];
+        if self.kill_thread != Some(held.conn.connection_id) {
+            // Rare (a new backend connection): keep `KILL QUERY <our id>` pointed at it.
+            self.kill_thread = Some(held.conn.connection_id);
+            self.rt.mysql_kill.set_target(
+                self.connection_id,
+                KillTarget {
+                    url: held.ds.url.clone(),
+                    thread_id: held.conn.connection_id,
+                },
+            );
+        }
         let mut tracker = ResponseTracker::new(kind, held.conn.deprecate_eof());
         let sent = held.conn.send_command(payload).await;
         let mut result = match sent {
@@ -618,6 +649,75 @@ impl ClientConn {
             }
         }
         self.backends[index].conn.applied_session_state = self.session.set_statement_count();
+        Ok(())
+    }
+
+    /// `KILL [QUERY | CONNECTION] id` with dbmesh's connection ids: carried out on the
+    /// backend thread serving that connection.
+    async fn kill(&mut self, query_only: bool, id: u64) -> Result<(), Fatal> {
+        let user = self.session.user.clone();
+        let found = u32::try_from(id)
+            .map_err(|_| KillRefused::Unknown)
+            .and_then(|id| self.rt.mysql_kill.lookup(id, &user.name, user.admin));
+        let (target, close) = match found {
+            Ok(t) => t,
+            Err(KillRefused::Unknown) => {
+                let e = MysqlError::new(
+                    code::ER_NO_SUCH_THREAD,
+                    "HY000",
+                    format!("Unknown thread id: {id}"),
+                );
+                self.writer.write_packet(&mut self.seq, &e.payload());
+                return Ok(());
+            }
+            Err(KillRefused::NotOwner) => {
+                let e = MysqlError::new(
+                    code::ER_KILL_DENIED_ERROR,
+                    "HY000",
+                    format!("You are not owner of thread {id}"),
+                );
+                self.writer.write_packet(&mut self.seq, &e.payload());
+                return Ok(());
+            }
+        };
+        if let Some(t) = target {
+            let sql = if query_only { "KILL QUERY " } else { "KILL " };
+            let server = &self.rt.config.server;
+            let conn = BackendConn::connect(ConnectOptions {
+                url: &t.url,
+                profile: self.profile(),
+                connect_timeout: server.connect_timeout,
+                max_packet: server.max_packet_size,
+            })
+            .await;
+            match conn {
+                Ok(mut c) => match c.query_internal(&format!("{sql}{}", t.thread_id)).await {
+                    // The thread may have finished meanwhile; that is not the client's error.
+                    Ok(_) => {}
+                    Err(e) => warn!("KILL on the backend failed: {e}"),
+                },
+                Err(e) => {
+                    self.send_error(&Error::DataSourceUnavailable {
+                        database: String::new(),
+                        data_source: t.url.to_string(),
+                        cause: e.to_string(),
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        if !query_only {
+            if id == u64::from(self.connection_id) {
+                // Killing yourself: the answer is the error, then the connection closes.
+                let e =
+                    MysqlError::new(code::ER_CONNECTION_KILLED, "70100", "Connection was killed");
+                self.writer.write_packet(&mut self.seq, &e.payload());
+                let _ = self.writer.flush().await;
+                return Err(Fatal);
+            }
+            close.notify_one();
+        }
+        self.send_ok();
         Ok(())
     }
 

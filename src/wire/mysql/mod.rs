@@ -7,6 +7,7 @@ pub mod backend;
 pub mod err;
 pub mod frontend;
 pub mod handshake;
+pub mod kill;
 pub mod ok;
 pub mod packet;
 pub mod prepared;
