@@ -111,6 +111,8 @@ pub struct BackendConn {
     pub(crate) next_seq: u8,
     /// False once an i/o error left the connection in an unknown state.
     pub healthy: bool,
+    /// When the last command was sent.
+    pub last_used: std::time::Instant,
 }
 
 impl BackendConn {
@@ -263,7 +265,14 @@ impl BackendConn {
             applied_session_state: 0,
             next_seq: 0,
             healthy: true,
+            last_used: std::time::Instant::now(),
         })
+    }
+
+    /// Was this connection closed by the server while it sat idle? Only connections idle for
+    /// a while are probed, so the hot path pays nothing.
+    pub fn closed_while_idle(&mut self) -> bool {
+        self.last_used.elapsed() >= std::time::Duration::from_secs(1) && self.reader.peer_gone()
     }
 
     pub fn deprecate_eof(&self) -> bool {
@@ -276,6 +285,7 @@ impl BackendConn {
         let mut seq = 0;
         self.writer.write_packet(&mut seq, payload);
         self.next_seq = seq;
+        self.last_used = std::time::Instant::now();
         self.writer.flush().await.map_err(|e| {
             self.healthy = false;
             e.into()

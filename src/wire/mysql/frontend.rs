@@ -563,7 +563,17 @@ impl ClientConn {
     /// The index of this session's connection to `ds`, opening one (or taking one from the
     /// pool) and replaying the session state on it when needed.
     pub(crate) async fn backend_for(&mut self, ds: &Arc<DataSource>) -> Result<usize, Error> {
-        let index = match self.backends.iter().position(|h| Arc::ptr_eq(&h.ds, ds)) {
+        let mut found = self.backends.iter().position(|h| Arc::ptr_eq(&h.ds, ds));
+        if let Some(i) = found {
+            // Outside a transaction nothing is lost if the server closed an idle connection:
+            // take a new one (session state is replayed, statements re-prepared on use).
+            if !self.session.in_transaction && self.backends[i].conn.closed_while_idle() {
+                debug!(data_source = %ds.name, "idle backend connection was closed by the server; reconnecting");
+                self.drop_backend(i);
+                found = None;
+            }
+        }
+        let index = match found {
             Some(i) => i,
             None => {
                 let held = self.open_backend(ds).await?;

@@ -158,6 +158,21 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     }
 }
 
+impl PacketReader<tokio::net::tcp::OwnedReadHalf> {
+    /// Without waiting: has the peer sent something unasked, or closed the connection? A
+    /// server that drops an idle connection (wait_timeout, shutdown) sends an ERR and/or FIN
+    /// that sits unread until the next command would stumble over it.
+    pub fn peer_gone(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        match self.inner.try_read_buf(&mut self.buf) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
 fn frame_len_prefix(buf: &[u8]) -> usize {
     usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16
 }
