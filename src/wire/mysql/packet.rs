@@ -105,18 +105,18 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// Waits until a complete frame is at the front of the buffer and describes it.
     pub async fn next_frame(&mut self) -> Result<Frame, PacketError> {
         loop {
-            if let Some(frame) = frame_at(&self.buf, 0) {
-                return Ok(frame);
-            }
             if self.buf.len() >= 4 {
-                let want = 4 + frame_len_prefix(&self.buf);
-                if want > self.max_packet + 4 {
+                let len = frame_len_prefix(&self.buf);
+                if len > self.max_packet {
                     return Err(PacketError::TooLarge {
-                        size: want - 4,
+                        size: len,
                         max: self.max_packet,
                     });
                 }
-                self.buf.reserve(want - self.buf.len());
+                if let Some(frame) = frame_at(&self.buf, 0) {
+                    return Ok(frame);
+                }
+                self.buf.reserve(4 + len - self.buf.len());
             }
             self.fill().await?;
         }

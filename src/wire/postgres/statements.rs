@@ -133,20 +133,11 @@ mod tests {
 
     #[test]
     fn reads_names_from_bind_describe_and_close() {
-        let mut b = bytes::BytesMut::new();
-        postgres_protocol::message::frontend::bind(
-            "portal",
-            "stmt",
-            std::iter::empty::<i16>(),
-            std::iter::empty::<i32>(),
-            |_: i32, _: &mut bytes::BytesMut| {
-                Ok::<_, std::io::Error>(postgres_protocol::IsNull::No)
-            },
-            std::iter::empty::<i16>(),
-            &mut b,
-        )
-        .map_err(|_| ())
-        .unwrap();
+        // Bind: 'B', length, portal "portal", statement "stmt", no formats/params/results.
+        let body = b"portal\0stmt\0\0\0\0\0\0\0";
+        let mut b = vec![b'B'];
+        b.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        b.extend_from_slice(body);
         assert_eq!(bind_statement(&b), Some(&b"stmt"[..]));
         let mut d = bytes::BytesMut::new();
         postgres_protocol::message::frontend::describe(b'S', "s1", &mut d).unwrap();
