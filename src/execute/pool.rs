@@ -38,6 +38,17 @@ pub struct CheckoutTimeout {
     pub max: u32,
 }
 
+impl CheckoutTimeout {
+    /// The error a client gets, naming the data source whose pool was exhausted.
+    pub fn into_error(self, data_source: &str) -> crate::error::Error {
+        crate::error::Error::PoolTimeout {
+            data_source: data_source.to_string(),
+            waited_ms: self.waited.as_millis() as u64,
+            max: self.max,
+        }
+    }
+}
+
 impl<C, P: PartialEq + Copy> Pool<C, P> {
     pub fn new(max: u32) -> Self {
         Pool {

@@ -600,11 +600,7 @@ impl ClientConn {
             .mysql
             .checkout(profile, server.checkout_timeout)
             .await
-            .map_err(|t| Error::PoolTimeout {
-                data_source: ds.name.clone(),
-                waited_ms: t.waited.as_millis() as u64,
-                max: t.max,
-            })?;
+            .map_err(|t| t.into_error(&ds.name))?;
         if let Some(mut conn) = lease.conn.take() {
             // Health check on checkout: an idle connection may have been closed by the server.
             if conn

@@ -473,11 +473,7 @@ impl PgClient {
             .postgres
             .checkout(profile, server.checkout_timeout)
             .await
-            .map_err(|t| Error::PoolTimeout {
-                data_source: ds.name.clone(),
-                waited_ms: t.waited.as_millis() as u64,
-                max: t.max,
-            })?;
+            .map_err(|t| t.into_error(&ds.name))?;
         // Health check on checkout: an idle connection may have been closed by the server.
         let mut pooled = lease.conn.take();
         if let Some(c) = &mut pooled {
