@@ -483,7 +483,9 @@ impl RawClient {
             let p = first.1.clone();
             packets.push(first);
             let status = match p.first() {
+                // ERR, or the lone EOF answering COM_SET_OPTION.
                 Some(0xFF) => return packets,
+                Some(0xFE) if is_eof(&p) => return packets,
                 Some(0x00) => ok_status(&p),
                 _ => {
                     // Column definitions up to an EOF, then rows up to an EOF.

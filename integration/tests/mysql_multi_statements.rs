@@ -7,7 +7,7 @@ use dbmesh_integration::{
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
 
-/// One result set: column names, rows, affected rows.
+/// One result set: column names, rows, affected rows (0 for sets with rows).
 type Set = (Vec<String>, Vec<Vec<Value>>, u64);
 
 /// Reads every result set of `sql` as mysql_async exposes them; an error ends the list as
@@ -20,12 +20,17 @@ async fn all_sets(conn: &mut Conn, sql: &str) -> Vec<Result<Set, u16>> {
         Err(e) => return vec![Err(server_error::<()>(Err(e)).0)],
     };
     loop {
-        let names = result
+        let names: Vec<String> = result
             .columns_ref()
             .iter()
             .map(|c| c.name_str().into_owned())
             .collect();
-        let affected = result.affected_rows();
+        // Only an OK-only set has its own affected-rows count.
+        let affected = if names.is_empty() {
+            result.affected_rows()
+        } else {
+            0
+        };
         match result.collect::<Row>().await {
             Ok(rows) => out.push(Ok((
                 names,
@@ -146,4 +151,24 @@ async fn multi_statement_response_is_byte_for_byte_the_backends() {
 
 fn mariadb_delete(db: &MysqlDatabase) {
     dbmesh_integration::mariadb_exec(&format!("DELETE FROM `{}`.t", db.name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_procedure_result_sets_arrive_in_both_protocols() {
+    let (_db, _proxy, mut direct, mut proxied) = setup("multi_call").await;
+    direct
+        .query_drop("CREATE PROCEDURE p(IN n INT) BEGIN SELECT n AS a; SELECT n + 1 AS b; END")
+        .await
+        .unwrap();
+    for conn in [&mut proxied, &mut direct] {
+        let mut result = conn.exec_iter("CALL p(?)", (5,)).await.unwrap();
+        let first: Vec<i64> = result.collect().await.unwrap();
+        let second: Vec<i64> = result.collect().await.unwrap();
+        drop(result);
+        assert_eq!((first, second), (vec![5], vec![6]));
+        let sets = all_sets(conn, "CALL p(7)").await;
+        assert_eq!(sets.len(), 2, "{sets:?}");
+        let after: Option<i64> = conn.query_first("SELECT 9").await.unwrap();
+        assert_eq!(after, Some(9));
+    }
 }

@@ -100,7 +100,7 @@ async fn setup() -> (MysqlDatabase, Proxy, Conn, Conn) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_protocol_values_and_column_metadata_equal_direct() {
-    let (_db, _proxy, mut direct, mut proxied) = setup().await;
+    let (db, _proxy, mut direct, mut proxied) = setup().await;
     let sql = "SELECT * FROM t ORDER BY id";
     let via_proxy = text(&mut proxied, sql).await;
     assert_eq!(via_proxy, text(&mut direct, sql).await);
@@ -122,7 +122,7 @@ async fn text_protocol_values_and_column_metadata_equal_direct() {
     assert_eq!(via_proxy.columns[7].1, 63);
     assert_ne!(via_proxy.columns[7].3 & ColumnFlags::BINARY_FLAG.bits(), 0);
     assert_eq!(
-        via_proxy.columns[0].9, _db.name,
+        via_proxy.columns[0].9, db.name,
         "schema is the physical database"
     );
 }

@@ -175,7 +175,7 @@ impl BackendConn {
         }
         let password = url.password.as_str();
         let response = scramble_for(&plugin, &nonce, password);
-        let db = (!url.database.is_empty()).then(|| url.database.as_bytes());
+        let db = (!url.database.is_empty()).then_some(url.database.as_bytes());
         let hr = HandshakeResponse::new(
             Some(response.as_slice()),
             hs.server_version_parsed().unwrap_or((8, 0, 0)),

@@ -541,13 +541,12 @@ impl ClientConn {
             self.seq = pkt.seq.wrapping_add(1);
             let held = &mut self.backends[index];
             held.conn.queue_continuation(&pkt.payload);
-            if pkt.payload.is_empty()
-                || held.conn.writer.pending() >= super::packet::FLUSH_THRESHOLD
+            if (pkt.payload.is_empty()
+                || held.conn.writer.pending() >= super::packet::FLUSH_THRESHOLD)
+                && held.conn.flush().await.is_err()
             {
-                if held.conn.flush().await.is_err() {
-                    // The relay that follows reports the lost backend.
-                    return Ok(());
-                }
+                // The relay that follows reports the lost backend.
+                return Ok(());
             }
             if pkt.payload.is_empty() {
                 return Ok(());

@@ -171,10 +171,6 @@ pub async fn authenticate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             // Not cached since start-up: full authentication, as MySQL does.
             io.send(&[0x01, PERFORM_FULL_AUTH]).await?;
             let reply = io.recv().await?;
-            if reply != [REQUEST_PUBLIC_KEY] {
-                // A cleartext password is only acceptable over TLS, which this listener lacks.
-                return Ok(false);
-            }
             let keys = match state.rsa().await {
                 Ok(k) => k,
                 Err(e) => {
@@ -182,10 +178,18 @@ pub async fn authenticate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                     return Ok(false);
                 }
             };
-            let mut key_packet = vec![0x01];
-            key_packet.extend_from_slice(keys.public_pem().as_bytes());
-            io.send(&key_packet).await?;
-            let block = io.recv().await?;
+            // A client that already has the public key (from an earlier login on this
+            // connection, or configured with it) sends the encrypted password straight away;
+            // the others ask for the key first. Anything else (a cleartext password, which
+            // is only acceptable over TLS) fails to decrypt and is refused.
+            let block = if reply == [REQUEST_PUBLIC_KEY] {
+                let mut key_packet = vec![0x01];
+                key_packet.extend_from_slice(keys.public_pem().as_bytes());
+                io.send(&key_packet).await?;
+                io.recv().await?
+            } else {
+                reply
+            };
             let ok = keys
                 .decrypt(&block)
                 .map(|plain| {
