@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{BackendKind, Config};
+use crate::config::{BackendKind, Config, MysqlAuthPlugin};
 use crate::execute::Cluster;
 use crate::wire::mysql::auth::AuthState;
 use crate::wire::mysql::backend::{
@@ -20,6 +20,10 @@ use crate::wire::mysql::handshake::{ServerInfo, SERVER_CAPABILITIES};
 use crate::wire::mysql::kill::KillRegistry;
 use crate::wire::postgres::auth::ScramCache;
 use crate::wire::postgres::cancel::CancelRegistry;
+
+/// How long a client may take from connecting to being logged in (MySQL's
+/// `connect_timeout` default); a client that stalls is disconnected.
+pub const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Version announced to MySQL clients when no backend could be asked at start-up.
 const FALLBACK_MYSQL_VERSION: &str = "8.0.36-dbmesh";
@@ -47,7 +51,12 @@ impl Runtime {
     pub async fn new(config: Config) -> Arc<Runtime> {
         let cluster = Cluster::new(&config);
         let mysql = probe_mysql(&config).await;
-        Arc::new(Runtime {
+        let uses_sha2 = config.server.mysql_auth_plugin == MysqlAuthPlugin::CachingSha2Password
+            || config
+                .users
+                .iter()
+                .any(|u| u.mysql_auth_plugin == Some(MysqlAuthPlugin::CachingSha2Password));
+        let runtime = Arc::new(Runtime {
             auth: AuthState::new(config.server.rsa_private_key.clone()),
             config: Arc::new(config),
             cluster,
@@ -56,7 +65,17 @@ impl Runtime {
             pg_cancel: CancelRegistry::default(),
             pg_scram: ScramCache::default(),
             connection_ids: AtomicU32::new(1),
-        })
+        });
+        if uses_sha2 {
+            // Load or generate the RSA key now rather than during some client's first login.
+            let rt = runtime.clone();
+            tokio::spawn(async move {
+                if let Err(e) = rt.auth.rsa().await {
+                    warn!("caching_sha2_password full authentication will fail: {e}");
+                }
+            });
+        }
+        runtime
     }
 
     /// A fresh id for a client connection (MySQL's connection id).
@@ -91,7 +110,8 @@ async fn probe_mysql(config: &Config) -> ServerInfo {
         })
         .await;
         match probe {
-            Ok(conn) => {
+            Ok(mut conn) => {
+                conn.quit().await;
                 info.version = conn.server_version.clone();
                 info.capabilities =
                     SERVER_CAPABILITIES | (conn.capabilities & PROFILE_CAPABILITIES);

@@ -87,12 +87,11 @@ async fn change_user_with_a_wrong_password_is_refused_and_the_previous_user_stay
     assert_eq!((code, state.as_str()), (1045, "28000"));
     assert!(message.contains("'clerk'"), "{message}");
 
-    // mysql_async neither reconnects nor drops the connection: it keeps using it. dbmesh
-    // keeps the previous user logged in with the session untouched (MariaDB also keeps the
-    // previous user, but resets the session).
+    // mysql_async neither reconnects nor drops the connection: it keeps using it. As on
+    // MariaDB, the previous user stays logged in and the session is reset.
     assert_eq!(databases(&mut conn).await, vec!["shop"]);
     let x: Option<Option<i64>> = conn.query_first("SELECT @x").await.unwrap();
-    assert_eq!(x, Some(Some(42)));
+    assert_eq!(x, Some(None));
     assert_eq!(server_error(conn.query_drop("USE shop2").await).0, 1044);
 }
 

@@ -108,6 +108,10 @@ fn server(
         let (Some(addr), Some(value)) = (addr, value) else {
             continue;
         };
+        // Port 0 asks the system for a free port, so two such listeners never clash.
+        if addr.port() == 0 {
+            continue;
+        }
         if let Some((first, ..)) = listeners[..i]
             .iter()
             .find(|(_, other, _)| *other == Some(*addr))

@@ -361,6 +361,12 @@ impl BackendConn {
             .map(|_| ()))
     }
 
+    /// COM_QUIT: a polite goodbye, so the server does not count an aborted connection.
+    pub async fn quit(&mut self) {
+        let _ = self.send_command(&[0x01]).await;
+        self.healthy = false;
+    }
+
     /// COM_RESET_CONNECTION: back to a fresh session (used before returning to the pool).
     pub async fn reset(&mut self) -> Result<(), BackendError> {
         match self.run_internal(&[0x1F], ResponseKind::Single).await? {

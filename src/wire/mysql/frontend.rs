@@ -69,7 +69,9 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
         let (r, w) = stream.into_split();
         let reader = PacketReader::new(r, rt.config.server.max_packet_size as usize);
         let writer = PacketWriter::new(w);
-        let Some(mut client) = ClientConn::handshake(rt, id, peer, reader, writer).await else {
+        let login = ClientConn::handshake(rt, id, peer, reader, writer);
+        let Ok(Some(mut client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await
+        else {
             return;
         };
         client.run().await;
@@ -784,6 +786,10 @@ impl ClientConn {
             None => false,
         };
         let Some(user) = user.filter(|_| ok) else {
+            // As MariaDB does: the previous user stays logged in, but the session is reset.
+            self.reset_backends().await;
+            self.statements.clear();
+            self.session.reset();
             self.send_error(&Error::AccessDenied {
                 user: req.user,
                 host: self.session.host.clone(),

@@ -84,7 +84,10 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
         let max = rt.config.server.max_packet_size as usize;
         let reader = MessageReader::new(r, max);
         let writer = MessageWriter::new(w);
-        if let Some(mut client) = PgClient::start(rt, id, peer, reader, writer).await {
+        let login = PgClient::start(rt, id, peer, reader, writer);
+        if let Ok(Some(mut client)) =
+            tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await
+        {
             client.pump().await;
             client.close().await;
         }

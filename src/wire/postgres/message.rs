@@ -170,10 +170,11 @@ mod tests {
 
     #[test]
     fn frames_typed_messages_and_rejects_bad_lengths() {
-        let mut b = vec![b'Q', 0, 0, 0, 9, b'S', b'E', b'L', 0];
+        // Query "SEL": length 4 + 4 body bytes, then a Sync.
+        let mut b = vec![b'Q', 0, 0, 0, 8, b'S', b'E', b'L', 0];
         b.extend_from_slice(&[b'S', 0, 0, 0, 4]);
         let f = frame_at(&b, 0, 1024).unwrap().unwrap();
-        assert_eq!((f.tag, f.total_len), (b'Q', 10 - 1));
+        assert_eq!((f.tag, f.total_len), (b'Q', 9));
         let g = frame_at(&b, 9, 1024).unwrap().unwrap();
         assert_eq!((g.tag, g.total_len), (b'S', 5));
         assert!(frame_at(&b[..7], 0, 1024).unwrap().is_none());
