@@ -262,7 +262,7 @@ def cmd_summarize(args):
     for r in runs:
         if r["case"] not in case_order:
             case_order.append(r["case"])
-    rows = summarize(runs, case_order, ["direct", "dbmesh", "pgbouncer"])
+    rows = summarize(runs, case_order, ["direct", "dbmesh", "pgbouncer", "relay"])
     result = {"meta": meta, "summary": rows, "runs": runs}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

@@ -68,6 +68,7 @@ install_missing_tools() {
     local missing=()
     command -v sysbench >/dev/null || missing+=(sysbench)
     [ -x "$PGBOUNCER" ] || missing+=(pgbouncer)
+    command -v socat >/dev/null || missing+=(socat)
     command -v python3 >/dev/null || missing+=(python3)
     [ "${#missing[@]}" -gt 0 ] || return 0
     [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}; re-run as root to install them"
@@ -231,7 +232,22 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# ------------------------------------------------------------------ relay ----
+# A byte relay (socat, one process per connection, no protocol work) in front of
+# each server: the floor for the cost of any TCP proxy hop on this machine.
+start_relays() {
+    socat "TCP-LISTEN:$RELAY_MY_PORT,bind=127.0.0.1,fork,reuseaddr,nodelay" \
+        "TCP:127.0.0.1:$MY_PORT,nodelay" >/dev/null 2>&1 &
+    RELAY_MY_PID=$!
+    socat "TCP-LISTEN:$RELAY_PG_PORT,bind=127.0.0.1,fork,reuseaddr,nodelay" \
+        "TCP:127.0.0.1:$PG_PORT,nodelay" >/dev/null 2>&1 &
+    RELAY_PG_PID=$!
+    log "relay: socat on 127.0.0.1:$RELAY_MY_PORT (MariaDB) and :$RELAY_PG_PORT (PostgreSQL)"
+}
+
 cleanup() {
+    stop_pid "${RELAY_MY_PID:-}"
+    stop_pid "${RELAY_PG_PID:-}"
     stop_pid "$DBMESH_PID"
     stop_pid "$PGB_PID"
     if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
@@ -321,6 +337,7 @@ sysbench_target_args() {
         direct) printf '%s\n' "${SB_DIRECT[@]}" ;;
         dbmesh) printf '%s\n' --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$MESH_MY_PORT" \
                     --mysql-user="$MESH_USER" --mysql-password="$MESH_PASSWORD" --mysql-db="$MESH_MY_DB" ;;
+        relay) printf '%s\n' "${SB_DIRECT[@]}" | sed "s/^--mysql-port=.*/--mysql-port=$RELAY_MY_PORT/" ;;
     esac
 }
 
@@ -341,6 +358,7 @@ pgbench_case() {
         direct)    conn=(env PGPASSWORD= pgbench -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "$BENCH_DB") ;;
         dbmesh)    conn=(env PGPASSWORD="$MESH_PASSWORD" pgbench -h 127.0.0.1 -p "$MESH_PG_PORT" -U "$MESH_USER" "$MESH_PG_DB") ;;
         pgbouncer) conn=(env PGPASSWORD= pgbench -h 127.0.0.1 -p "$PGB_PORT" -U "$PG_USER" "$BENCH_DB") ;;
+        relay)     conn=(env PGPASSWORD= pgbench -h 127.0.0.1 -p "$RELAY_PG_PORT" -U "$PG_USER" "$BENCH_DB") ;;
     esac
     if [ "$target" = pgbouncer ] && [ "$protocol" = prepared ]; then
         not_run n/a "$case" "$target" "pgbouncer 1.18 transaction pooling keeps no named prepared statements"
@@ -361,13 +379,13 @@ sharded_point_select_case() {
 
 # name | targets | function and its arguments
 CASES=(
-    "mysql.point_select.ps_auto     |direct dbmesh           |sysbench_case oltp_point_select auto"
-    "mysql.point_select.ps_disable  |direct dbmesh           |sysbench_case oltp_point_select disable"
-    "mysql.read_only.ps_auto        |direct dbmesh           |sysbench_case oltp_read_only auto"
-    "mysql.read_only.ps_disable     |direct dbmesh           |sysbench_case oltp_read_only disable"
-    "pg.select_only.simple          |direct dbmesh pgbouncer |pgbench_case simple"
-    "pg.select_only.extended        |direct dbmesh pgbouncer |pgbench_case extended"
-    "pg.select_only.prepared        |direct dbmesh pgbouncer |pgbench_case prepared"
+    "mysql.point_select.ps_auto     |direct dbmesh relay           |sysbench_case oltp_point_select auto"
+    "mysql.point_select.ps_disable  |direct dbmesh relay           |sysbench_case oltp_point_select disable"
+    "mysql.read_only.ps_auto        |direct dbmesh relay           |sysbench_case oltp_read_only auto"
+    "mysql.read_only.ps_disable     |direct dbmesh relay           |sysbench_case oltp_read_only disable"
+    "pg.select_only.simple          |direct dbmesh pgbouncer relay |pgbench_case simple"
+    "pg.select_only.extended        |direct dbmesh pgbouncer relay |pgbench_case extended"
+    "pg.select_only.prepared        |direct dbmesh pgbouncer relay |pgbench_case prepared"
     "mysql.sharded_2.point_select   |dbmesh                  |sharded_point_select_case"
 )
 
@@ -494,9 +512,10 @@ SB_DIRECT=(--db-driver=mysql --mysql-host="$MY_HOST" --mysql-port="$MY_PORT"
 prepare_mysql_data
 prepare_pg_data
 
-read -r MESH_MY_PORT MESH_PG_PORT PGB_PORT <<<"$(free_ports 3)"
+read -r MESH_MY_PORT MESH_PG_PORT PGB_PORT RELAY_MY_PORT RELAY_PG_PORT <<<"$(free_ports 5)"
 write_dbmesh_config
 start_dbmesh
+start_relays
 DBMESH_IDLE_RSS_KB="$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$DBMESH_PID/status")"
 start_pgbouncer
 
