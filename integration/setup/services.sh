@@ -4,7 +4,7 @@
 #
 #   * MariaDB   at 127.0.0.1:3306, root with an empty password over TCP
 #   * PostgreSQL at 127.0.0.1:5432, user postgres with trust auth,
-#     max_prepared_transactions = 100
+#     max_prepared_transactions = 100; psql and pgbench
 #   * cargo (checked only: it must already be installed)
 #   * python3 + PyMySQL, mysql-connector-python, cryptography, psycopg, SQLAlchemy
 #   * node + npm and the mysql2/pg drivers in integration/drivers/node_modules
@@ -77,6 +77,8 @@ missing=()
 { command -v mariadb >/dev/null || command -v mysql >/dev/null; } || missing+=(mariadb-client)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 { command -v psql >/dev/null && command -v pg_isready >/dev/null; } || missing+=(postgresql-client)
+# pgbench (the PostgreSQL load tests): in Debian's server package, behind a client wrapper.
+pgbench --version >/dev/null 2>&1 || missing+=(postgresql)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)

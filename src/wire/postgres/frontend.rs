@@ -25,7 +25,7 @@ use super::backend::{PgBackendConn, StartupParams};
 use super::cancel::CancelTarget;
 use super::error::{error_response, from_error, Severity};
 use super::message::{frame_at, MessageReader, MessageWriter, FLUSH_THRESHOLD};
-use super::statements::{bind_statement, target, Statements};
+use super::statements::{bind_statement, parse_query, parse_statement, target, Statements};
 use crate::config::{BackendKind, PostgresAuthMethod, UserConfig};
 use crate::error::Error;
 use crate::execute::pool::Lease;
@@ -342,9 +342,28 @@ impl PgClient {
         let conn = &mut held.conn;
         match tag {
             b'P' => {
+                // Re-using a name that exists (on an earlier backend connection) must fail
+                // as it would have there: bring the existing statement over first.
+                let name = parse_statement(msg).map(String::from_utf8_lossy);
+                if let Some(name) = name.filter(|n| !n.is_empty()) {
+                    if self.statements.knows(&name) && !conn.prepared.contains(name.as_ref()) {
+                        if let Some(parse) = self.statements.inject(&name) {
+                            conn.writer.write_raw(&parse);
+                            conn.prepared.insert(name.into_owned());
+                        }
+                    }
+                }
                 if let Some(name) = self.statements.on_parse(msg) {
                     if !name.is_empty() {
                         conn.prepared.insert(name);
+                    }
+                }
+                // A SET sent with the extended protocol (psycopg, node-postgres and JDBC
+                // send every statement so) changes the session like a simple-query one.
+                if let Some(sql) = parse_query(msg).and_then(|q| std::str::from_utf8(q).ok()) {
+                    if classify(sql) == StatementKind::SessionSet {
+                        self.session.record_set(sql);
+                        conn.applied_session_state = self.session.set_statement_count();
                     }
                 }
                 self.unsynced = true;
@@ -377,10 +396,12 @@ impl PgClient {
             b'E' | b'H' => self.unsynced = true,
             b'S' => {
                 self.pending_syncs += 1;
+                self.statements.on_sync();
                 self.unsynced = false;
             }
             b'Q' | b'F' => {
                 self.pending_syncs += 1;
+                self.statements.on_sync();
                 if tag == b'Q' {
                     let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
                     if let Ok(StatementKind::SessionSet) = std::str::from_utf8(sql).map(classify) {

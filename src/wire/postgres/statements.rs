@@ -15,8 +15,13 @@ use super::message::cstr;
 /// One ParseComplete the backend owes, and to whom.
 #[derive(Debug)]
 struct PendingParse {
+    /// The statement to forget if the Parse is skipped; empty for the unnamed statement and
+    /// for a Parse that cannot create anything (its name is taken).
     name: String,
     injected: bool,
+    /// The Sync (or Query) the Parse was sent before, numbered from 0: its ReadyForQuery
+    /// tells whether the Parse was skipped.
+    sync: u64,
 }
 
 /// The session's statements and the bookkeeping of responses in flight.
@@ -25,20 +30,27 @@ pub struct Statements {
     /// Statement name → the client's Parse message, as sent.
     parses: HashMap<String, Bytes>,
     pending: VecDeque<PendingParse>,
+    /// Syncs and Queries forwarded to the backend so far.
+    syncs_sent: u64,
+    /// ReadyForQuery messages received so far.
+    readies: u64,
 }
 
 impl Statements {
     /// Records a Parse the client sends (its whole message) and returns the statement name.
     pub fn on_parse(&mut self, message: &[u8]) -> Option<String> {
-        let (name, _) = cstr(message.get(5..)?)?;
-        let name = String::from_utf8_lossy(name).into_owned();
-        if !name.is_empty() {
+        let name = String::from_utf8_lossy(parse_statement(message)?).into_owned();
+        // A name already in use: the backend refuses the Parse (42P05) and the existing
+        // statement stays, so there is nothing to record or to forget.
+        let creates = !name.is_empty() && !self.parses.contains_key(&name);
+        if creates {
             self.parses
                 .insert(name.clone(), Bytes::copy_from_slice(message));
         }
         self.pending.push_back(PendingParse {
-            name: name.clone(),
+            name: if creates { name.clone() } else { String::new() },
             injected: false,
+            sync: self.syncs_sent,
         });
         Some(name)
     }
@@ -50,6 +62,7 @@ impl Statements {
         self.pending.push_back(PendingParse {
             name: name.to_string(),
             injected: true,
+            sync: self.syncs_sent,
         });
         Some(parse)
     }
@@ -59,15 +72,25 @@ impl Statements {
         self.pending.pop_front().is_some_and(|p| p.injected)
     }
 
-    /// ReadyForQuery: Parses still pending were skipped after an error, so those statements
-    /// do not exist. Returns their names (to forget on the backend connection too).
+    /// A Sync or Query went to the backend: a ReadyForQuery will answer it.
+    pub fn on_sync(&mut self) {
+        self.syncs_sent += 1;
+    }
+
+    /// ReadyForQuery: Parses sent before the Sync it answers that are still pending were
+    /// skipped after an error, so those statements do not exist. (Parses pipelined after
+    /// that Sync are still on their way.) Returns their names, to forget on the backend
+    /// connection too.
     pub fn on_ready(&mut self) -> Vec<String> {
-        let failed: Vec<String> = self
-            .pending
-            .drain(..)
-            .map(|p| p.name)
-            .filter(|n| !n.is_empty())
-            .collect();
+        let answered = self.readies;
+        self.readies += 1;
+        let mut failed = Vec::new();
+        while self.pending.front().is_some_and(|p| p.sync <= answered) {
+            let p = self.pending.pop_front().expect("checked");
+            if !p.name.is_empty() {
+                failed.push(p.name);
+            }
+        }
         for name in &failed {
             self.parses.remove(name);
         }
@@ -86,6 +109,17 @@ impl Statements {
         self.parses.clear();
         self.pending.clear();
     }
+}
+
+/// The statement name a Parse creates (`P`, len, statement, query, ...).
+pub fn parse_statement(message: &[u8]) -> Option<&[u8]> {
+    cstr(message.get(5..)?).map(|(s, _)| s)
+}
+
+/// The query text of a Parse.
+pub fn parse_query(message: &[u8]) -> Option<&[u8]> {
+    let (_, rest) = cstr(message.get(5..)?)?;
+    cstr(rest).map(|(q, _)| q)
 }
 
 /// The statement name a Bind refers to (`B`, len, portal, statement, ...).
@@ -120,6 +154,7 @@ mod tests {
         assert!(!s.on_parse_complete());
         assert!(s.on_parse_complete());
         assert!(!s.on_parse_complete());
+        s.on_sync();
         assert!(s.on_ready().is_empty());
     }
 
@@ -127,8 +162,39 @@ mod tests {
     fn parses_skipped_after_an_error_are_forgotten_at_ready() {
         let mut s = Statements::default();
         s.on_parse(&parse_msg("bad"));
+        s.on_sync();
         assert_eq!(s.on_ready(), vec!["bad".to_string()]);
         assert!(!s.knows("bad"));
+    }
+
+    #[test]
+    fn parses_pipelined_after_a_sync_survive_its_ready() {
+        let mut s = Statements::default();
+        s.on_sync();
+        s.on_parse(&parse_msg("next"));
+        s.on_sync();
+        assert!(s.on_ready().is_empty(), "the first Sync's ReadyForQuery");
+        assert!(s.knows("next"));
+        assert!(!s.on_parse_complete());
+        assert!(s.on_ready().is_empty());
+        assert!(s.knows("next"));
+    }
+
+    #[test]
+    fn a_refused_duplicate_parse_keeps_the_existing_statement() {
+        let mut s = Statements::default();
+        s.on_parse(&parse_msg("s1"));
+        s.on_sync();
+        assert!(!s.on_parse_complete());
+        s.on_ready();
+        let mut dup = bytes::BytesMut::new();
+        postgres_protocol::message::frontend::parse("s1", "SELECT 2", std::iter::empty(), &mut dup)
+            .unwrap();
+        s.on_parse(&dup);
+        s.on_sync();
+        assert!(s.on_ready().is_empty());
+        assert_eq!(s.inject("s1").as_deref(), Some(&parse_msg("s1")[..]));
+        assert_eq!(parse_query(&dup), Some(&b"SELECT 2"[..]));
     }
 
     #[test]
