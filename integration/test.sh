@@ -14,5 +14,7 @@ bash integration/setup/services.sh
 echo "[test] cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
 
+# The whole suite takes a few minutes; the bound turns a hang into a failure with output,
+# well inside CI's limit, instead of a silent time-out.
 echo "[test] cargo test --workspace"
-cargo test --workspace
+timeout --foreground 45m cargo test --workspace

@@ -449,7 +449,12 @@ impl RawClient {
                 }
             }
             let mut chunk = [0u8; 8192];
-            match self.stream.read(&mut chunk).await {
+            // A server that neither answers nor closes must fail the test, not hang it.
+            let read = tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                self.stream.read(&mut chunk),
+            );
+            match read.await.expect("no packet from the server within 60 s") {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }
@@ -982,7 +987,9 @@ impl PgRaw {
             return Some(self.buf.remove(0));
         }
         let mut b = [0u8; 1];
-        match self.stream.read(&mut b).await {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(60), self.stream.read(&mut b));
+        match read.await.expect("no byte from the server within 60 s") {
             Ok(1) => Some(b[0]),
             _ => None,
         }
@@ -1005,7 +1012,12 @@ impl PgRaw {
                 }
             }
             let mut chunk = [0u8; 16384];
-            match self.stream.read(&mut chunk).await {
+            // A server that neither answers nor closes must fail the test, not hang it.
+            let read = tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                self.stream.read(&mut chunk),
+            );
+            match read.await.expect("no message from the server within 60 s") {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }
