@@ -9,6 +9,9 @@ pub enum StatementKind {
     ShowDatabases,
     /// `SET ...` that changes the session (not `SET GLOBAL`, not a one-shot `SET TRANSACTION`).
     SessionSet,
+    /// `SET LOCAL ...`: the session in MySQL, the current transaction only in PostgreSQL; each
+    /// wire layer decides.
+    SetLocal,
     /// `KILL [QUERY | CONNECTION] id`: ids are dbmesh's, so dbmesh carries it out.
     Kill { query_only: bool, id: u64 },
     /// Anything else: forwarded as is.
@@ -65,6 +68,7 @@ pub fn classify(sql: &str) -> StatementKind {
         return match lx.word() {
             Some(w) if w.eq_ignore_ascii_case("global") => StatementKind::Other,
             Some(w) if w.eq_ignore_ascii_case("transaction") => StatementKind::Other,
+            Some(w) if w.eq_ignore_ascii_case("local") => StatementKind::SetLocal,
             _ => StatementKind::SessionSet,
         };
     }
@@ -248,5 +252,9 @@ mod tests {
         );
         assert_eq!(classify("/*!40101 SET NAMES utf8 */"), StatementKind::Other);
         assert_eq!(classify("SELECT 1"), StatementKind::Other);
+        assert_eq!(
+            classify("SET LOCAL search_path = x"),
+            StatementKind::SetLocal
+        );
     }
 }

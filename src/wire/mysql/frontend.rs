@@ -396,7 +396,8 @@ impl ClientConn {
                 Ok(())
             }
             StatementKind::Kill { query_only, id } => self.kill(query_only, id).await,
-            StatementKind::SessionSet => {
+            // MySQL's SET LOCAL is a synonym of SET SESSION.
+            StatementKind::SessionSet | StatementKind::SetLocal => {
                 let Some(index) = self
                     .forward_routed_index(&payload, ResponseKind::Query)
                     .await?
