@@ -43,7 +43,11 @@ url = "mysql://root@127.0.0.1:3306/shop_ds_0"
     )
     .unwrap();
     let cluster = Cluster::new(&config);
-    let session = Session::new(Arc::new(config.users[0].clone()), Some("shop".into()), "127.0.0.1".into());
+    let session = Session::new(
+        Arc::new(config.users[0].clone()),
+        Some("shop".into()),
+        "127.0.0.1".into(),
+    );
     let mut g = c.benchmark_group("plan");
     g.bench_function("classify_and_route_point_select", |b| {
         b.iter(|| {
@@ -56,7 +60,13 @@ url = "mysql://root@127.0.0.1:3306/shop_ds_0"
         b.iter(|| Parser::parse_sql(&MySqlDialect {}, black_box(POINT_SELECT)).unwrap())
     });
     g.bench_function("sqlparser_point_select_postgres", |b| {
-        b.iter(|| Parser::parse_sql(&PostgreSqlDialect {}, black_box("SELECT c FROM sbtest1 WHERE id = $1")).unwrap())
+        b.iter(|| {
+            Parser::parse_sql(
+                &PostgreSqlDialect {},
+                black_box("SELECT c FROM sbtest1 WHERE id = $1"),
+            )
+            .unwrap()
+        })
     });
     g.finish();
 }
@@ -107,12 +117,18 @@ fn scan_mysql(buf: &mut [u8]) -> usize {
 /// A PostgreSQL RowDescription + `rows` DataRows + CommandComplete + ReadyForQuery.
 fn postgres_result(rows: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut msg = |tag: u8, body: &[u8], out: &mut Vec<u8>| {
+    let msg = |tag: u8, body: &[u8], out: &mut Vec<u8>| {
         out.push(tag);
         out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
         out.extend_from_slice(body);
     };
-    msg(b'T', &[0, 1, b'c', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 255, 255, 255, 255, 0, 0], &mut out);
+    msg(
+        b'T',
+        &[
+            0, 1, b'c', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 255, 255, 255, 255, 0, 0,
+        ],
+        &mut out,
+    );
     let mut body = vec![0, 1, 0, 0, 0, 100];
     body.extend_from_slice(&[b'x'; 100]);
     for _ in 0..rows {
@@ -146,7 +162,9 @@ fn relay(c: &mut Criterion) {
             b.iter(|| black_box(scan_mysql(black_box(&mut buf))))
         });
         let pg = postgres_result(rows);
-        g.bench_function(format!("postgres_{rows}_rows"), |b| b.iter(|| black_box(scan_postgres(black_box(&pg)))));
+        g.bench_function(format!("postgres_{rows}_rows"), |b| {
+            b.iter(|| black_box(scan_postgres(black_box(&pg))))
+        });
     }
     g.finish();
 }
