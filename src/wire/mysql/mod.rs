@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod backends;
 pub mod err;
 pub mod frontend;
 pub mod handshake;
@@ -14,6 +15,7 @@ pub mod prepared;
 pub mod relay;
 pub mod response;
 pub mod resultset;
+pub mod session_commands;
 
 pub use frontend::serve_client;
 pub use handshake::ServerInfo;

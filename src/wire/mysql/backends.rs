@@ -1,0 +1,119 @@
+//! The backend connections a MySQL client session holds: one per data source it has used,
+//! taken from the data source's pool (or opened) on first use, brought to the session's
+//! state by replaying its recorded SET statements, and replaced transparently when the server
+//! closed one while it sat idle outside a transaction.
+
+use std::sync::Arc;
+
+use tracing::debug;
+
+use super::backend::{BackendConn, ConnectOptions, Profile, PROFILE_CAPABILITIES};
+use super::frontend::{ClientConn, Held, COM_PING};
+use super::response::ResponseKind;
+use crate::error::Error;
+use crate::execute::DataSource;
+
+impl ClientConn {
+    /// Forgets a broken backend connection (its pool slot is freed).
+    pub(crate) fn drop_backend(&mut self, index: usize) {
+        self.backends.swap_remove(index);
+    }
+
+    /// The index of this session's connection to `ds`, opening one (or taking one from the
+    /// pool) and replaying the session state on it when needed.
+    pub(crate) async fn backend_for(&mut self, ds: &Arc<DataSource>) -> Result<usize, Error> {
+        let mut found = self.backends.iter().position(|h| Arc::ptr_eq(&h.ds, ds));
+        if let Some(i) = found {
+            // Outside a transaction nothing is lost if the server closed an idle connection:
+            // take a new one (session state is replayed, statements re-prepared on use).
+            if !self.session.in_transaction && self.backends[i].conn.closed_while_idle() {
+                debug!(data_source = %ds.name, "idle backend connection was closed by the server; reconnecting");
+                self.drop_backend(i);
+                found = None;
+            }
+        }
+        let index = match found {
+            Some(i) => i,
+            None => {
+                let held = self.open_backend(ds).await?;
+                self.backends.push(held);
+                self.backends.len() - 1
+            }
+        };
+        self.replay_session_state(index).await?;
+        Ok(index)
+    }
+
+    pub(crate) fn profile(&self) -> Profile {
+        Profile {
+            capabilities: (self.capabilities & PROFILE_CAPABILITIES).bits(),
+            mariadb_capabilities: self.mariadb_capabilities.bits(),
+            collation: self.collation,
+        }
+    }
+
+    pub(crate) async fn open_backend(&self, ds: &Arc<DataSource>) -> Result<Held, Error> {
+        let server = &self.rt.config.server;
+        let profile = self.profile();
+        let mut lease = ds
+            .mysql
+            .checkout(profile, server.checkout_timeout)
+            .await
+            .map_err(|t| t.into_error(&ds.name))?;
+        if let Some(mut conn) = lease.conn.take() {
+            // Health check on checkout: an idle connection may have been closed by the server.
+            if conn
+                .run_internal(&[COM_PING], ResponseKind::Single)
+                .await
+                .is_ok_and(|r| r.is_ok())
+            {
+                return Ok(Held {
+                    ds: ds.clone(),
+                    conn,
+                    lease,
+                });
+            }
+        }
+        let conn = BackendConn::connect(ConnectOptions {
+            url: &ds.url,
+            profile,
+            connect_timeout: server.connect_timeout,
+            max_packet: server.max_packet_size,
+        })
+        .await
+        .map_err(|e| Error::DataSourceUnavailable {
+            database: ds.database.clone(),
+            data_source: ds.name.clone(),
+            cause: e.to_string(),
+        })?;
+        Ok(Held {
+            ds: ds.clone(),
+            conn,
+            lease,
+        })
+    }
+
+    /// Replays the session's recorded SET statements that this connection has not run yet.
+    pub(crate) async fn replay_session_state(&mut self, index: usize) -> Result<(), Error> {
+        let held = &mut self.backends[index];
+        let applied = held.conn.applied_session_state;
+        for sql in self.session.set_statements_since(applied) {
+            match held.conn.query_internal(sql).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(data_source = %held.ds.name, "replaying `{sql}` failed: {}", e.message)
+                }
+                Err(e) => {
+                    let err = Error::BackendLost {
+                        data_source: held.ds.name.clone(),
+                        cause: e.to_string(),
+                    };
+                    self.drop_backend(index);
+                    return Err(err);
+                }
+            }
+        }
+        self.backends[index].conn.applied_session_state = self.session.set_statement_count();
+        Ok(())
+    }
+}
