@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         let server = match dbmesh::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("dbmesh: cannot listen: {e}");
+                eprintln!("dbmesh: cannot start: {e}");
                 return ExitCode::from(1);
             }
         };

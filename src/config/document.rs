@@ -141,7 +141,7 @@ fn database(
 }
 
 /// Deserializes one table into `T`, reporting unknown keys and type errors.
-fn section<T: DeserializeOwned>(
+pub(super) fn section<T: DeserializeOwned>(
     key: String,
     span: Range<usize>,
     mut value: Spanned<DeValue<'_>>,
@@ -186,7 +186,11 @@ fn section<T: DeserializeOwned>(
 }
 
 /// The entries of a table-valued key, or `None` (reported) if it is not a table.
-fn table<'i>(value: Spanned<DeValue<'i>>, key: &str, report: &mut Report) -> Option<DeTable<'i>> {
+pub(super) fn table<'i>(
+    value: Spanned<DeValue<'i>>,
+    key: &str,
+    report: &mut Report,
+) -> Option<DeTable<'i>> {
     let span = value.span();
     match value.into_inner() {
         DeValue::Table(table) => Some(table),
@@ -202,7 +206,12 @@ fn table<'i>(value: Spanned<DeValue<'i>>, key: &str, report: &mut Report) -> Opt
 }
 
 /// Reports every key of `table` not in `expected`, then removes it.
-fn strip_unknown_keys(table: &mut DeTable<'_>, expected: &[&str], path: &str, report: &mut Report) {
+pub(super) fn strip_unknown_keys(
+    table: &mut DeTable<'_>,
+    expected: &[&str],
+    path: &str,
+    report: &mut Report,
+) {
     let unknown: Vec<(String, Range<usize>)> = table
         .iter()
         .filter(|(k, _)| !expected.contains(&k.get_ref().as_ref()))

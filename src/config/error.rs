@@ -64,6 +64,8 @@ pub(super) struct Report<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
     problems: Vec<ConfigProblem>,
+    /// Problems in other files this one names (sharding rule files), listed after its own.
+    other_files: Vec<ConfigProblem>,
 }
 
 impl<'a> Report<'a> {
@@ -76,6 +78,7 @@ impl<'a> Report<'a> {
             text,
             line_starts,
             problems: Vec::new(),
+            other_files: Vec::new(),
         }
     }
 
@@ -103,13 +106,20 @@ impl<'a> Report<'a> {
         });
     }
 
+    /// Adds the problems of another file this one names (a sharding rule file); they are
+    /// listed after this file's own problems, in the order absorbed.
+    pub(super) fn absorb(&mut self, error: ConfigError) {
+        self.other_files.extend(error.problems);
+    }
+
     /// Ends the report: `Ok` when nothing was recorded.
     pub(super) fn finish(self) -> Result<(), ConfigError> {
-        if self.problems.is_empty() {
+        if self.problems.is_empty() && self.other_files.is_empty() {
             return Ok(());
         }
         let mut problems = self.problems;
         problems.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
+        problems.extend(self.other_files);
         Err(ConfigError { problems })
     }
 

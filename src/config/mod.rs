@@ -18,6 +18,7 @@ mod error;
 mod field_names;
 mod model;
 mod raw;
+pub mod rules;
 mod validate;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub use model::{
     BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, PostgresAuthMethod,
     ServerConfig, TransactionType, UserConfig,
 };
+pub use rules::{KeyGen, ShardingRules, Strategy, TableRule};
 
 use error::Report;
 use validate::{Context, EnvLookup};

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::data_source_url::DataSourceUrl;
+use super::rules::ShardingRules;
 
 /// A loaded, validated `dbmesh.toml`.
 #[derive(Debug, Clone)]
@@ -245,6 +246,9 @@ pub struct DatabaseConfig {
     pub transaction: TransactionType,
     /// The real databases behind this logical one, by name; never empty.
     pub data_sources: BTreeMap<String, DataSourceConfig>,
+    /// The sharding rules of all `rules` files, merged and validated against
+    /// `data_sources`; `None` when the database lists no rule files.
+    pub sharding: Option<ShardingRules>,
 }
 
 /// `[databases.<db>.data_sources.<name>]`: one real backend database and its pool.

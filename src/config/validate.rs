@@ -342,7 +342,7 @@ fn database(db: &DatabaseSection, cx: &Context<'_>, report: &mut Report) -> Opti
         },
     };
 
-    let rules = raw
+    let rules: Vec<PathBuf> = raw
         .rules
         .iter()
         .enumerate()
@@ -370,6 +370,16 @@ fn database(db: &DatabaseSection, cx: &Context<'_>, report: &mut Report) -> Opti
         })
         .collect::<BTreeMap<_, _>>();
 
+    // Rule files are read only when they exist (a missing one is reported above).
+    let readable: Vec<PathBuf> = rules.iter().filter(|p| p.is_file()).cloned().collect();
+    let sharding = match super::rules::load_all(&readable, &db.name, &data_source_names) {
+        Ok(sharding) => sharding,
+        Err(error) => {
+            report.absorb(error);
+            None
+        }
+    };
+
     Some(DatabaseConfig {
         name: db.name.clone(),
         backend: backend.unwrap_or(BackendKind::Mysql),
@@ -377,6 +387,7 @@ fn database(db: &DatabaseSection, cx: &Context<'_>, report: &mut Report) -> Opti
         rules,
         transaction,
         data_sources,
+        sharding,
     })
 }
 

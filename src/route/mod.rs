@@ -3,6 +3,11 @@
 //! Today every logical database sends every statement to its default data source; sharding
 //! and read/write splitting will decide here from the analysed statement.
 
+pub mod algorithms;
+pub mod data_nodes;
+pub mod inline_expr;
+pub mod keygen;
+
 use std::sync::Arc;
 
 use crate::config::BackendKind;

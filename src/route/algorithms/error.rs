@@ -43,15 +43,8 @@ pub enum RouteError {
         upper: String,
     },
     /// The algorithm computed a target that is not among the available ones.
-    #[error("sharding algorithm `{algorithm}` ({kind}) computed `{computed}` for {column} = {value}, but no target matches; targets: {targets}")]
-    NoTarget {
-        algorithm: String,
-        kind: &'static str,
-        column: String,
-        value: String,
-        computed: String,
-        targets: String,
-    },
+    #[error("sharding algorithm `{}` ({}) computed `{}` for {} = {}, but no target matches; targets: {}", .0.algorithm, .0.kind, .0.computed, .0.column, .0.value, .0.targets)]
+    NoTarget(Box<NoTarget>),
     /// A range condition on an INLINE / COMPLEX_INLINE column with `allow_range_query = false`.
     #[error("range conditions on column `{column}` are not allowed by sharding algorithm `{algorithm}` ({kind}, allow_range_query = false); use = or IN, or set allow_range_query = true to route them to every target")]
     RangeNotAllowed {
@@ -63,7 +56,9 @@ pub enum RouteError {
     #[error("expression of sharding algorithm `{algorithm}` failed: {message}")]
     Expression { algorithm: String, message: String },
     /// A hint names no available target.
-    #[error("hint `{hint}` names no target of sharding algorithm `{algorithm}`; targets: {targets}")]
+    #[error(
+        "hint `{hint}` names no target of sharding algorithm `{algorithm}`; targets: {targets}"
+    )]
     UnknownHintTarget {
         algorithm: String,
         hint: String,
@@ -75,6 +70,23 @@ pub enum RouteError {
         algorithm: String,
         kind: &'static str,
     },
+}
+
+/// The details of [`RouteError::NoTarget`] (boxed: they are the largest error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoTarget {
+    /// The algorithm's configured name.
+    pub algorithm: String,
+    /// Its type.
+    pub kind: &'static str,
+    /// The sharding column(s), comma-separated.
+    pub column: String,
+    /// The value(s), as SQL would write them.
+    pub value: String,
+    /// What the algorithm computed: a name (`ds_2`) or a suffix (`suffix 3`).
+    pub computed: String,
+    /// The available targets (the first ten).
+    pub targets: String,
 }
 
 /// Target names for messages: `t_0, t_1, …` (the first 10), or `(none)`.

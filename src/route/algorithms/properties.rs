@@ -103,7 +103,9 @@ impl<'a> PropertyReader<'a> {
                 };
                 reader.problem(
                     Some(name),
-                    format!("unknown property `{name}` for type {kind}; allowed properties: {allowed}"),
+                    format!(
+                        "unknown property `{name}` for type {kind}; allowed properties: {allowed}"
+                    ),
                 );
             }
         }
@@ -124,7 +126,10 @@ impl<'a> PropertyReader<'a> {
     }
 
     fn missing(&mut self, name: &str, example: &str) {
-        self.problem(None, format!("missing property `{name}`, e.g. {name} = {example}"));
+        self.problem(
+            None,
+            format!("missing property `{name}`, e.g. {name} = {example}"),
+        );
     }
 
     /// An optional integer.
@@ -152,7 +157,10 @@ impl<'a> PropertyReader<'a> {
     pub(crate) fn int_in(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
         let value = self.int(name)?;
         if !(min..=max).contains(&value) {
-            self.problem(Some(name), format!("must be between {min} and {max}, got {value}"));
+            self.problem(
+                Some(name),
+                format!("must be between {min} and {max}, got {value}"),
+            );
             return None;
         }
         Some(value)
@@ -237,7 +245,8 @@ mod tests {
         let props = Properties::new()
             .with("sharding_cuont", PropertyValue::Int(2))
             .with("allow_range_query", PropertyValue::Text("no".into()));
-        let mut reader = PropertyReader::new(&props, "MOD", &["sharding_count", "allow_range_query"]);
+        let mut reader =
+            PropertyReader::new(&props, "MOD", &["sharding_count", "allow_range_query"]);
         assert_eq!(reader.required_int("sharding_count", "4"), None);
         assert_eq!(reader.bool("allow_range_query"), None);
         let problems = reader.finish::<()>(None).unwrap_err();

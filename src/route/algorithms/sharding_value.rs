@@ -58,7 +58,10 @@ impl ShardingValue {
             let zeros = "0".repeat((point - digits.len() as i64) as usize);
             (format!("{digits}{zeros}"), String::new())
         } else if point <= 0 {
-            ("0".to_string(), format!("{}{digits}", "0".repeat((-point) as usize)))
+            (
+                "0".to_string(),
+                format!("{}{digits}", "0".repeat((-point) as usize)),
+            )
         } else {
             let (i, f) = digits.split_at(point as usize);
             (i.to_string(), f.to_string())
@@ -73,7 +76,9 @@ impl ShardingValue {
                 Err(_) => ShardingValue::Decimal(format!("{sign}{integer}")),
             });
         }
-        Some(ShardingValue::Decimal(format!("{sign}{integer}.{fraction}")))
+        Some(ShardingValue::Decimal(format!(
+            "{sign}{integer}.{fraction}"
+        )))
     }
 
     /// A string literal's contents (quotes already removed by the SQL parser).
@@ -163,7 +168,11 @@ impl ShardingValue {
 /// Parses ISO dates and date-times as SQL literals write them; `None` otherwise.
 pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(value) = NaiveDateTime::parse_from_str(text, format) {
             return Some(value);
         }
@@ -278,7 +287,9 @@ impl ShardingValues {
 
     /// (column, value) pairs in insertion order; column names in lower case.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &ShardingValue)> {
-        self.entries.iter().map(|(name, value)| (name.as_str(), value))
+        self.entries
+            .iter()
+            .map(|(name, value)| (name.as_str(), value))
     }
 
     /// Number of columns with a value.
@@ -309,7 +320,10 @@ mod tests {
         assert_eq!(number("4.0"), Some(ShardingValue::Int(4)));
         assert_eq!(number(".5"), Some(ShardingValue::Decimal("0.5".into())));
         assert_eq!(number("1e3"), Some(ShardingValue::Int(1000)));
-        assert_eq!(number("2.5E-1"), Some(ShardingValue::Decimal("0.25".into())));
+        assert_eq!(
+            number("2.5E-1"),
+            Some(ShardingValue::Decimal("0.25".into()))
+        );
         assert_eq!(number("-0.0"), Some(ShardingValue::Int(0)));
         assert_eq!(
             number("18446744073709551615"),
@@ -343,10 +357,17 @@ mod tests {
             .unwrap()
             .and_hms_opt(0, 0, 0)
             .unwrap();
-        assert_eq!(ShardingValue::from("2024-01-31").as_datetime(), Some(midnight));
-        let value = ShardingValue::from("2024-01-31 10:20:30.5").as_datetime().unwrap();
+        assert_eq!(
+            ShardingValue::from("2024-01-31").as_datetime(),
+            Some(midnight)
+        );
+        let value = ShardingValue::from("2024-01-31 10:20:30.5")
+            .as_datetime()
+            .unwrap();
         assert_eq!(value.to_string(), "2024-01-31 10:20:30.500");
-        assert!(ShardingValue::from("2024-01-31T10:20:30").as_datetime().is_some());
+        assert!(ShardingValue::from("2024-01-31T10:20:30")
+            .as_datetime()
+            .is_some());
         assert_eq!(ShardingValue::from("31/01/2024").as_datetime(), None);
         assert_eq!(ShardingValue::Int(20240131).as_datetime(), None);
     }
@@ -355,9 +376,15 @@ mod tests {
     fn canonical_text_is_what_a_dba_would_write() {
         assert_eq!(ShardingValue::Int(-42).canonical_text(), "-42");
         let dt = parse_datetime("2024-01-31 10:00:00").unwrap();
-        assert_eq!(ShardingValue::DateTime(dt).canonical_text(), "2024-01-31 10:00:00");
+        assert_eq!(
+            ShardingValue::DateTime(dt).canonical_text(),
+            "2024-01-31 10:00:00"
+        );
         let dt = parse_datetime("2024-01-31 10:00:00.25").unwrap();
-        assert_eq!(ShardingValue::DateTime(dt).canonical_text(), "2024-01-31 10:00:00.250");
+        assert_eq!(
+            ShardingValue::DateTime(dt).canonical_text(),
+            "2024-01-31 10:00:00.250"
+        );
         assert_eq!(ShardingValue::Date(dt.date()).to_string(), "'2024-01-31'");
         assert_eq!(ShardingValue::from("x").to_string(), "'x'");
     }
