@@ -3,9 +3,9 @@
 use std::ops::Bound;
 
 use super::{
-    check_indexed_targets, floor_value, integer_bounds, no_target, sole_value, target_with_index,
-    targets_in_index_range, ColumnUse, Properties, PropertyProblem, PropertyReader, RouteError,
-    ShardingAlgorithm, ShardingValue, ShardingValues, MAX_PARTITIONS,
+    check_indexed_targets, partitioned_exact, partitioned_range, ColumnUse, Properties,
+    PropertyProblem, PropertyReader, RouteError, ShardingAlgorithm, ShardingValue, ShardingValues,
+    MAX_PARTITIONS,
 };
 
 /// `type = "BOUNDARY_RANGE"`, as ShardingSphere's: with `sharding_ranges = [10, 20, 40]`,
@@ -86,11 +86,7 @@ impl ShardingAlgorithm for BoundaryRangeSharding {
         targets: &[String],
         values: &ShardingValues,
     ) -> Result<Vec<String>, RouteError> {
-        let (column, value) = sole_value(self, values)?;
-        let index = self.partition(floor_value(self, column, value)?);
-        let target = target_with_index(targets, index)
-            .ok_or_else(|| no_target(self, column, value, format!("suffix {index}"), targets))?;
-        Ok(vec![target.clone()])
+        partitioned_exact(self, targets, values, |v| self.partition(v))
     }
 
     fn range(
@@ -100,15 +96,9 @@ impl ShardingAlgorithm for BoundaryRangeSharding {
         lower: Bound<&ShardingValue>,
         upper: Bound<&ShardingValue>,
     ) -> Result<Vec<String>, RouteError> {
-        let (low, high) = integer_bounds(self, column, lower, upper)?;
-        if let (Some(low), Some(high)) = (low, high) {
-            if low > high {
-                return Ok(Vec::new());
-            }
-        }
-        let first = low.map_or(0, |v| self.partition(v));
-        let last = high.map_or(self.last(), |v| self.partition(v));
-        Ok(targets_in_index_range(targets, first, last))
+        partitioned_range(self, targets, column, (lower, upper), self.last(), |v| {
+            self.partition(v)
+        })
     }
 
     fn check_targets(&self, targets: &[String]) -> Vec<String> {

@@ -337,6 +337,42 @@ pub(crate) fn integer_bounds(
 }
 
 /// [`RouteError::NoTarget`] for a computed name or suffix.
+/// `exact` of an algorithm that maps an integer value to a numbered partition (VOLUME_RANGE,
+/// BOUNDARY_RANGE): the target whose suffix is the value's partition.
+pub(crate) fn partitioned_exact(
+    algorithm: &dyn ShardingAlgorithm,
+    targets: &[String],
+    values: &ShardingValues,
+    partition: impl Fn(i128) -> u128,
+) -> Result<Vec<String>, RouteError> {
+    let (column, value) = sole_value(algorithm, values)?;
+    let index = partition(floor_value(algorithm, column, value)?);
+    let target = target_with_index(targets, index)
+        .ok_or_else(|| no_target(algorithm, column, value, format!("suffix {index}"), targets))?;
+    Ok(vec![target.clone()])
+}
+
+/// `range` of such an algorithm: the partitions from the lower bound's to the upper bound's
+/// (`last` when unbounded above); an empty range routes nowhere.
+pub(crate) fn partitioned_range(
+    algorithm: &dyn ShardingAlgorithm,
+    targets: &[String],
+    column: &str,
+    (lower, upper): (Bound<&ShardingValue>, Bound<&ShardingValue>),
+    last: u128,
+    partition: impl Fn(i128) -> u128,
+) -> Result<Vec<String>, RouteError> {
+    let (low, high) = integer_bounds(algorithm, column, lower, upper)?;
+    if let (Some(low), Some(high)) = (low, high) {
+        if low > high {
+            return Ok(Vec::new());
+        }
+    }
+    let first = low.map_or(0, &partition);
+    let last = high.map_or(last, &partition);
+    Ok(targets_in_index_range(targets, first, last))
+}
+
 pub(crate) fn no_target(
     algorithm: &dyn ShardingAlgorithm,
     column: &str,
