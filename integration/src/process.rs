@@ -154,3 +154,45 @@ pub async fn run_program(
             panic!("{program} could not run (run integration/setup/services.sh): {e}")
         })
 }
+
+/// Where a differential driver script connects: host port, user, password, database.
+pub struct Endpoint<'a> {
+    pub port: u16,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub database: &'a str,
+}
+
+/// Runs one of the differential driver scripts in integration/drivers/ (same checks over a
+/// direct connection and through dbmesh) and fails the test on any difference it reports.
+pub async fn run_driver_check(
+    program: &str,
+    script: &str,
+    direct: Endpoint<'_>,
+    proxy: Endpoint<'_>,
+) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/drivers");
+    let mut args = vec![format!("{dir}/{script}")];
+    for (side, e) in [("direct", &direct), ("proxy", &proxy)] {
+        args.extend([
+            format!("--{side}"),
+            format!("127.0.0.1:{}", e.port),
+            format!("--{side}-user"),
+            e.user.to_string(),
+            format!("--{side}-password={}", e.password),
+            format!("--{side}-db"),
+            e.database.to_string(),
+        ]);
+    }
+    let out = run_program(program, &args, &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} found differences between dbmesh and a direct connection:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(" passed, 0 failed") && !stdout.contains("\n0 passed"),
+        "{script} printed no summary:\n{stdout}"
+    );
+}

@@ -2,49 +2,26 @@
 //! over a direct connection and through the proxy and fails on any difference in values or
 //! column metadata. Requirements are installed by integration/setup/services.sh.
 
-use std::process::Command;
-
-use dbmesh_integration::{mysql_config, mysql_port, MysqlDatabase, Proxy, APP_PASSWORD, APP_USER};
+use dbmesh_integration::{
+    mysql_config, mysql_port, Endpoint, MysqlDatabase, Proxy, APP_PASSWORD, APP_USER,
+};
 
 async fn run_driver_check(program: &str, script: &str) {
     let db = MysqlDatabase::create("drv");
     let proxy = Proxy::start(&mysql_config("shop", &db.url(), "")).await;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/drivers");
-    let args = [
-        format!("{dir}/{script}"),
-        "--direct".into(),
-        format!("127.0.0.1:{}", mysql_port()),
-        "--direct-user".into(),
-        "root".into(),
-        "--direct-password=".into(),
-        "--direct-db".into(),
-        db.name.clone(),
-        "--proxy".into(),
-        format!("127.0.0.1:{}", proxy.mysql_port()),
-        "--proxy-user".into(),
-        APP_USER.into(),
-        "--proxy-password".into(),
-        APP_PASSWORD.into(),
-        "--proxy-db".into(),
-        "shop".into(),
-    ];
-    let program = program.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&program).args(&args).current_dir(dir).output()
-    })
-    .await
-    .unwrap()
-    .expect("driver runtime is installed (run integration/setup/services.sh)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} found differences between dbmesh and a direct connection:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains(" passed, 0 failed"),
-        "{script} printed no summary:\n{stdout}"
-    );
+    let direct = Endpoint {
+        port: mysql_port(),
+        user: "root",
+        password: "",
+        database: &db.name,
+    };
+    let through = Endpoint {
+        port: proxy.mysql_port(),
+        user: APP_USER,
+        password: APP_PASSWORD,
+        database: "shop",
+    };
+    dbmesh_integration::run_driver_check(program, script, direct, through).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

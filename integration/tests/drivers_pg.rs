@@ -3,43 +3,24 @@
 //! values, column metadata, SQLSTATEs or transaction states. Requirements are installed by
 //! integration/setup/services.sh.
 
-use dbmesh_integration::{
-    pg_config, pg_port, run_program, PgDatabase, Proxy, APP_PASSWORD, APP_USER,
-};
+use dbmesh_integration::{pg_config, pg_port, Endpoint, PgDatabase, Proxy, APP_PASSWORD, APP_USER};
 
 async fn run_driver_check(program: &str, script: &str) {
     let db = PgDatabase::create("pgdrv");
     let proxy = Proxy::start(&pg_config("shop", &db.url(), "")).await;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/drivers");
-    let args = vec![
-        format!("{dir}/{script}"),
-        "--direct".into(),
-        format!("127.0.0.1:{}", pg_port()),
-        "--direct-user".into(),
-        "postgres".into(),
-        "--direct-password=".into(),
-        "--direct-db".into(),
-        db.name.clone(),
-        "--proxy".into(),
-        format!("127.0.0.1:{}", proxy.postgres_port()),
-        "--proxy-user".into(),
-        APP_USER.into(),
-        "--proxy-password".into(),
-        APP_PASSWORD.into(),
-        "--proxy-db".into(),
-        "shop".into(),
-    ];
-    let out = run_program(program, &args, &[]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} found differences between dbmesh and a direct connection:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains(" passed, 0 failed") && !stdout.contains("\n0 passed"),
-        "{script} printed no summary:\n{stdout}"
-    );
+    let direct = Endpoint {
+        port: pg_port(),
+        user: "postgres",
+        password: "",
+        database: &db.name,
+    };
+    let through = Endpoint {
+        port: proxy.postgres_port(),
+        user: APP_USER,
+        password: APP_PASSWORD,
+        database: "shop",
+    };
+    dbmesh_integration::run_driver_check(program, script, direct, through).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
