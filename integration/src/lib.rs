@@ -92,3 +92,31 @@ impl Proxy {
         )
     }
 }
+
+/// A config with one logical database `logical` of `backend` ("mysql" or "postgres") on data
+/// source `ds_0` = `url`, user `app`/`app-secret`, and that protocol's listener on an
+/// ephemeral port. `extra` is appended verbatim.
+pub fn single_source_config(backend: &str, logical: &str, url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+{backend}_listen = "127.0.0.1:0"
+connect_timeout_ms = 2000
+checkout_timeout_ms = 5000
+
+[[users]]
+name = "{APP_USER}"
+password = "{APP_PASSWORD}"
+databases = ["{logical}"]
+
+[databases.{logical}]
+backend = "{backend}"
+default_data_source = "ds_0"
+
+[databases.{logical}.data_sources.ds_0]
+url = "{url}"
+max_connections = 64
+{extra}
+"#
+    )
+}

@@ -1,6 +1,6 @@
 //! MariaDB test databases and configs, and error helpers for mysql_async results.
 
-use crate::{unique_name, APP_PASSWORD, APP_USER};
+use crate::unique_name;
 use std::process::Command;
 
 pub fn mysql_port() -> u16 {
@@ -78,28 +78,7 @@ impl Drop for MysqlDatabase {
 /// `app`/`app-secret`, and a MySQL listener on an ephemeral port. `extra` is appended
 /// verbatim (more users, server keys under a later `[server]`-free section, ...).
 pub fn mysql_config(logical: &str, url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[server]
-mysql_listen = "127.0.0.1:0"
-connect_timeout_ms = 2000
-checkout_timeout_ms = 5000
-
-[[users]]
-name = "{APP_USER}"
-password = "{APP_PASSWORD}"
-databases = ["{logical}"]
-
-[databases.{logical}]
-backend = "mysql"
-default_data_source = "ds_0"
-
-[databases.{logical}.data_sources.ds_0]
-url = "{url}"
-max_connections = 64
-{extra}
-"#
-    )
+    crate::single_source_config("mysql", logical, url, extra)
 }
 
 /// Error code and message of an ERR packet payload.

@@ -1,6 +1,6 @@
 //! PostgreSQL test databases and configs, admin connections and error helpers.
 
-use crate::{unique_name, APP_PASSWORD, APP_USER};
+use crate::unique_name;
 use std::process::Command;
 
 pub fn pg_port() -> u16 {
@@ -77,28 +77,7 @@ impl Drop for PgDatabase {
 /// A config with one PostgreSQL logical database `logical` on data source `ds_0` = `url`,
 /// user `app`/`app-secret` (SCRAM), and a PostgreSQL listener on an ephemeral port.
 pub fn pg_config(logical: &str, url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[server]
-postgres_listen = "127.0.0.1:0"
-connect_timeout_ms = 2000
-checkout_timeout_ms = 5000
-
-[[users]]
-name = "{APP_USER}"
-password = "{APP_PASSWORD}"
-databases = ["{logical}"]
-
-[databases.{logical}]
-backend = "postgres"
-default_data_source = "ds_0"
-
-[databases.{logical}.data_sources.ds_0]
-url = "{url}"
-max_connections = 64
-{extra}
-"#
-    )
+    crate::single_source_config("postgres", logical, url, extra)
 }
 
 /// Connects with tokio-postgres and drives the connection on a task.
