@@ -59,6 +59,24 @@ pub enum Error {
     /// Something that is not supported yet, named.
     #[error("{0} is not supported by dbmesh")]
     NotSupported(String),
+    /// A statement on a sharded database that dbmesh could not parse; the message names
+    /// the position and the table that made parsing necessary.
+    #[error("{0}")]
+    SqlParse(String),
+    /// A statement dbmesh parsed but cannot route over the sharding rules (a construct it
+    /// cannot split, a join across tables sharded differently, ...); the message names the
+    /// construct and the table.
+    #[error("{0}")]
+    Unroutable(String),
+    /// An UPDATE that would move a row to another shard by changing a sharding column.
+    #[error("cannot update sharding column `{column}` of sharded table `{table}` to a different value: the row would move to another shard")]
+    ShardingKeyChange { table: String, column: String },
+    /// A sharding value no node takes (outside every range, a hint naming no node, ...).
+    #[error("{0}")]
+    Routing(String),
+    /// A key generator failed (the clock stepped back too far).
+    #[error("key generation failed: {0}")]
+    KeyGeneration(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -150,7 +150,6 @@ impl Server {
     /// Binds the configured listeners and starts accepting. A listen port of 0 binds an
     /// ephemeral port (tests read it from `mysql_addr`).
     pub async fn start(config: Config) -> std::io::Result<Server> {
-        refuse_unrouted_sharding(&config)?;
         let runtime = Runtime::new(config).await;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -193,31 +192,6 @@ impl Server {
             let _ = t.await;
         }
     }
-}
-
-/// Rule files are parsed and validated (`dbmesh check`), but statements are not routed by
-/// them yet. Serving a sharded logical database would send every statement to its default
-/// data source, putting rows where the rules say they are not: refuse to start instead.
-fn refuse_unrouted_sharding(config: &Config) -> std::io::Result<()> {
-    let sharded: Vec<&str> = config
-        .databases
-        .values()
-        .filter(|db| {
-            db.sharding
-                .as_ref()
-                .is_some_and(|r| !r.tables.is_empty() || !r.broadcast_tables.is_empty())
-        })
-        .map(|db| db.name.as_str())
-        .collect();
-    if sharded.is_empty() {
-        return Ok(());
-    }
-    Err(std::io::Error::other(format!(
-        "logical database(s) {} have sharding rules; this version validates rule files \
-         (dbmesh check) but does not route statements by them yet, so it will not serve them \
-         (see docs/sharding.md)",
-        sharded.join(", ")
-    )))
 }
 
 /// Which frontend a listener serves.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Config, DataSourceUrl, DatabaseConfig};
+use crate::route::shard::ShardRouter;
 use crate::wire::mysql::backend::{BackendConn, Profile};
 use crate::wire::postgres::backend::PgBackendConn;
 use pool::Pool;
@@ -31,6 +32,9 @@ pub struct DataSource {
 pub struct LogicalDatabase {
     pub config: DatabaseConfig,
     pub data_sources: BTreeMap<String, Arc<DataSource>>,
+    /// Plans statements over the sharding rules; `None` for a database without rules,
+    /// whose statements all go to the default data source unchanged.
+    pub router: Option<Arc<ShardRouter>>,
 }
 
 impl LogicalDatabase {
@@ -72,6 +76,11 @@ impl Cluster {
                     Arc::new(LogicalDatabase {
                         config: db.clone(),
                         data_sources,
+                        router: db
+                            .sharding
+                            .as_ref()
+                            .filter(|rules| !rules.is_empty())
+                            .map(|rules| Arc::new(ShardRouter::new(db, Arc::new(rules.clone())))),
                     }),
                 )
             })

@@ -14,6 +14,9 @@ pub enum StatementKind {
     SetLocal,
     /// `KILL [QUERY | CONNECTION] id`: ids are dbmesh's, so dbmesh carries it out.
     Kill { query_only: bool, id: u64 },
+    /// `PREVIEW <sql>`: dbmesh answers with the (data source, actual SQL) pairs `<sql>`
+    /// would run, without running it. Holds the statement after the keyword.
+    Preview(String),
     /// Anything else: forwarded as is.
     Other,
 }
@@ -61,6 +64,14 @@ pub fn classify(sql: &str) -> StatementKind {
             if lx.at_end() {
                 return StatementKind::Kill { query_only, id };
             }
+        }
+        return StatementKind::Other;
+    }
+    if first.eq_ignore_ascii_case("preview") {
+        lx.skip_trivia();
+        let rest = lx.s[lx.pos..].trim_end().trim_end_matches(';').trim_end();
+        if !rest.is_empty() {
+            return StatementKind::Preview(rest.to_string());
         }
         return StatementKind::Other;
     }
@@ -190,6 +201,20 @@ mod tests {
         );
         assert_eq!(classify("USE shop; SELECT 1"), StatementKind::Other);
         assert_eq!(classify("user_table_stuff"), StatementKind::Other);
+    }
+
+    #[test]
+    fn recognises_preview_and_keeps_the_statement() {
+        assert_eq!(
+            classify("PREVIEW SELECT * FROM t_order WHERE user_id = 7;"),
+            StatementKind::Preview("SELECT * FROM t_order WHERE user_id = 7".into())
+        );
+        assert_eq!(
+            classify("/* x */ preview\n  DELETE FROM t"),
+            StatementKind::Preview("DELETE FROM t".into())
+        );
+        assert_eq!(classify("PREVIEW"), StatementKind::Other);
+        assert_eq!(classify("previews"), StatementKind::Other);
     }
 
     #[test]

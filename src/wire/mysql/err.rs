@@ -19,6 +19,7 @@ pub mod code {
     pub const ER_NET_READ_ERROR: u16 = 1158;
     pub const ER_NET_PACKETS_OUT_OF_ORDER: u16 = 1156;
     pub const ER_NOT_SUPPORTED_YET: u16 = 1235;
+    pub const ER_PARSE_ERROR: u16 = 1064;
     pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
     pub const ER_MALFORMED_PACKET: u16 = 1835;
     pub const CR_CONN_HOST_ERROR: u16 = 2003;
@@ -83,6 +84,13 @@ impl From<&Error> for MysqlError {
             Error::UnknownCommand(_) => MysqlError::new(ER_UNKNOWN_COM_ERROR, "08S01", msg),
             Error::Malformed(_) => MysqlError::new(ER_MALFORMED_PACKET, "HY000", msg),
             Error::NotSupported(_) => MysqlError::new(ER_NOT_SUPPORTED_YET, "0A000", msg),
+            Error::SqlParse(_) => MysqlError::new(ER_PARSE_ERROR, "42000", msg),
+            Error::Unroutable(_) | Error::ShardingKeyChange { .. } => {
+                MysqlError::new(ER_NOT_SUPPORTED_YET, "42000", msg)
+            }
+            Error::Routing(_) | Error::KeyGeneration(_) => {
+                MysqlError::new(ER_UNKNOWN_ERROR, "HY000", msg)
+            }
         }
     }
 }

@@ -416,7 +416,9 @@ impl ClientConn {
                 }
                 Ok(())
             }
-            StatementKind::Other => self.forward_routed(&payload, ResponseKind::Query).await,
+            StatementKind::Preview(_) | StatementKind::Other => {
+                self.forward_routed(&payload, ResponseKind::Query).await
+            }
         }
     }
 
