@@ -17,6 +17,7 @@ mod mysql_raw;
 mod postgres;
 mod postgres_raw;
 mod process;
+mod sharded;
 
 pub use forwarder::*;
 pub use mysql::*;
@@ -24,6 +25,7 @@ pub use mysql_raw::*;
 pub use postgres::*;
 pub use postgres_raw::*;
 pub use process::*;
+pub use sharded::*;
 
 /// The application user every test config defines.
 pub const APP_USER: &str = "app";

@@ -1,0 +1,142 @@
+//! A sharded logical database for tests: two physical databases (data sources `ds_0` and
+//! `ds_1`) on the test server, a rule file written to a temp dir, and dbmesh in process.
+//!
+//! [`ORDERS_RULES`] is the reference layout of docs/sharding.md: `t_order` and
+//! `t_order_item` bound, over `ds_${0..1}.t_<table>_${0..1}`, database by `user_id % 2`,
+//! table by `order_id % 2`, snowflake `order_id`; `t_province` broadcast; anything else a
+//! single table on `ds_0`.
+
+use crate::{unique_name, MysqlDatabase, PgDatabase, Proxy, TempDir, APP_PASSWORD, APP_USER};
+
+/// The rule file most sharding tests use (see the module docs).
+pub const ORDERS_RULES: &str = r#"
+binding_tables   = [["t_order", "t_order_item"]]
+broadcast_tables = ["t_province"]
+
+[tables.t_order]
+nodes             = "ds_${0..1}.t_order_${0..1}"
+database_strategy = { column = "user_id",  algorithm = "db_inline" }
+table_strategy    = { column = "order_id", algorithm = "order_mod" }
+key_generator     = { column = "order_id", generator = "snowflake" }
+
+[tables.t_order_item]
+nodes             = "ds_${0..1}.t_order_item_${0..1}"
+database_strategy = { column = "user_id",  algorithm = "db_inline" }
+table_strategy    = { column = "order_id", algorithm = "order_mod" }
+
+[algorithms.db_inline]
+type       = "INLINE"
+expression = "ds_${user_id % 2}"
+
+[algorithms.order_mod]
+type           = "MOD"
+sharding_count = 2
+
+[key_generators.snowflake]
+type      = "SNOWFLAKE"
+worker_id = 1
+"#;
+
+/// The physical databases behind one sharded logical database.
+pub enum Shards {
+    Mysql(Vec<MysqlDatabase>),
+    Postgres(Vec<PgDatabase>),
+}
+
+/// A sharded logical database served by an in-process dbmesh. Dropping it drops the
+/// physical databases and the rule file.
+pub struct ShardedDb {
+    pub proxy: Proxy,
+    /// The logical database's name.
+    pub logical: String,
+    /// `ds_0`, `ds_1`, ... in order.
+    pub shards: Shards,
+    _dir: TempDir,
+}
+
+impl ShardedDb {
+    /// `count` MariaDB databases as `ds_0..`, `rules` as the rule file; `ds_0` is the
+    /// default data source.
+    pub async fn mysql(rules: &str, count: usize) -> ShardedDb {
+        let shards: Vec<MysqlDatabase> = (0..count)
+            .map(|i| MysqlDatabase::create(&format!("shard{i}")))
+            .collect();
+        let urls: Vec<String> = shards.iter().map(MysqlDatabase::url).collect();
+        Self::start("mysql", rules, &urls, Shards::Mysql(shards)).await
+    }
+
+    /// `count` PostgreSQL databases as `ds_0..`, `rules` as the rule file.
+    pub async fn postgres(rules: &str, count: usize) -> ShardedDb {
+        let shards: Vec<PgDatabase> = (0..count)
+            .map(|i| PgDatabase::create(&format!("shard{i}")))
+            .collect();
+        let urls: Vec<String> = shards.iter().map(PgDatabase::url).collect();
+        Self::start("postgres", rules, &urls, Shards::Postgres(shards)).await
+    }
+
+    async fn start(backend: &str, rules: &str, urls: &[String], shards: Shards) -> ShardedDb {
+        let dir = TempDir::new("rules");
+        let rules_path = dir.path.join("rules.toml");
+        std::fs::write(&rules_path, rules).expect("write rule file");
+        let logical = unique_name("logical");
+        let mut sources = String::new();
+        for (i, url) in urls.iter().enumerate() {
+            sources.push_str(&format!(
+                "[databases.{logical}.data_sources.ds_{i}]\nurl = \"{url}\"\nmax_connections = 32\n\n"
+            ));
+        }
+        let toml = format!(
+            r#"
+[server]
+{backend}_listen = "127.0.0.1:0"
+connect_timeout_ms = 2000
+checkout_timeout_ms = 5000
+
+[[users]]
+name = "{APP_USER}"
+password = "{APP_PASSWORD}"
+databases = ["{logical}"]
+
+[databases.{logical}]
+backend = "{backend}"
+default_data_source = "ds_0"
+rules = ["{rules}"]
+
+{sources}"#,
+            rules = rules_path.display()
+        );
+        let proxy = Proxy::start(&toml).await;
+        ShardedDb {
+            proxy,
+            logical,
+            shards,
+            _dir: dir,
+        }
+    }
+
+    /// mysql_async options for the app user into the logical database.
+    pub fn mysql_opts(&self) -> mysql_async::Opts {
+        self.proxy.app_opts(&self.logical)
+    }
+
+    /// A tokio-postgres / libpq connection string for the app user.
+    pub fn pg_dsn(&self) -> String {
+        self.proxy.pg_dsn(APP_USER, APP_PASSWORD, &self.logical)
+    }
+
+    /// Direct mysql_async options for data source `ds_<i>` (MySQL shards only).
+    pub fn mysql_direct(&self, i: usize) -> mysql_async::Opts {
+        match &self.shards {
+            Shards::Mysql(dbs) => dbs[i].direct_opts(),
+            Shards::Postgres(_) => panic!("not a MySQL sharded database"),
+        }
+    }
+
+    /// Direct tokio-postgres connection string for data source `ds_<i>` (PostgreSQL only).
+    pub fn pg_direct(&self, i: usize) -> String {
+        match &self.shards {
+            Shards::Postgres(dbs) => dbs[i].direct_dsn(),
+            Shards::Mysql(_) => panic!("not a PostgreSQL sharded database"),
+        }
+    }
+}
