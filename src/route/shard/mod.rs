@@ -11,13 +11,31 @@
 //! connection per data source, fan-out, concatenating or merging results, transactions)
 //! is the wire layer's business.
 
+mod fallback;
+mod insert;
+mod nodes;
+mod params;
+mod prune;
+mod sharding_key;
+mod targets;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use sqlparser::ast::Statement;
 
 use crate::config::rules::ShardingRules;
 use crate::config::DatabaseConfig;
 use crate::error::Error;
-use crate::route::keygen::GeneratedKey;
-use crate::sql::analyze::{Analysis, Dialect};
+use crate::rewrite::{self, GeneratedKeyColumn, TargetRewrite};
+use crate::route::keygen::{GeneratedKey, KeyGenerator};
+use crate::sql::analyze::{analyze, Analysis, Dialect, SqlKind, TableRole};
+
+use nodes::Context;
+use targets::Target;
 
 /// Plans statements for one logical database that has sharding rules. Built once per
 /// configuration and shared by all sessions (key generators live here).
@@ -32,6 +50,9 @@ pub struct ShardRouter {
     /// broadcast tables).
     data_sources: Vec<String>,
     rules: Arc<ShardingRules>,
+    /// Key generators by their name in the rule files, shared by all sessions so keys
+    /// never repeat.
+    key_generators: BTreeMap<String, Arc<dyn KeyGenerator>>,
 }
 
 /// A statement parsed and analysed once, ready to be planned per execution.
@@ -42,8 +63,10 @@ pub struct PreparedRoute {
     /// The analysis; `None` when the statement names no sharded or broadcast table (or
     /// could not be parsed but names none): it runs unchanged on the default data source.
     pub analysis: Option<Arc<Analysis>>,
-    /// How many parameters the client binds.
+    /// How many parameters the client binds (0 when the statement could not be parsed).
     pub param_count: usize,
+    /// What the statement is, as plans of it will say.
+    pub kind: PlanKind,
 }
 
 /// One bound parameter value, as the wire layer decoded it from the client's execute
@@ -125,11 +148,33 @@ pub struct Unit {
 impl ShardRouter {
     /// The router of `database`, whose rules were validated at load.
     pub fn new(database: &DatabaseConfig, rules: Arc<ShardingRules>) -> ShardRouter {
+        Self::build(
+            &database.name,
+            database.backend.into(),
+            &database.default_data_source,
+            database.data_sources.keys().cloned().collect(),
+            rules,
+        )
+    }
+
+    /// The router of logical database `name` with these data sources and rules.
+    pub fn build(
+        name: &str,
+        dialect: Dialect,
+        default_data_source: &str,
+        data_sources: Vec<String>,
+        rules: Arc<ShardingRules>,
+    ) -> ShardRouter {
         ShardRouter {
-            database: database.name.clone(),
-            dialect: database.backend.into(),
-            default_data_source: database.default_data_source.clone(),
-            data_sources: database.data_sources.keys().cloned().collect(),
+            database: name.to_string(),
+            dialect,
+            default_data_source: default_data_source.to_string(),
+            data_sources,
+            key_generators: rules
+                .key_generators
+                .iter()
+                .map(|(name, config)| (name.clone(), config.build()))
+                .collect(),
             rules,
         }
     }
@@ -143,12 +188,33 @@ impl ShardRouter {
     /// routed) *and* names a sharded or broadcast table; the message names the construct
     /// and the table.
     pub fn prepare(&self, sql: &str) -> Result<PreparedRoute, Error> {
-        // Stub until the planner lands: everything to the default data source.
-        Ok(PreparedRoute {
-            sql: sql.to_string(),
-            analysis: None,
-            param_count: 0,
-        })
+        match analyze(sql, self.dialect, &self.rules) {
+            Ok(analysis) => {
+                let kind = plan_kind(&analysis);
+                let routed = !analysis.is_single_only()
+                    || analysis
+                        .hint
+                        .as_ref()
+                        .is_some_and(|h| h.data_source.is_some());
+                Ok(PreparedRoute {
+                    sql: sql.to_string(),
+                    param_count: analysis.param_count,
+                    kind,
+                    analysis: routed.then(|| Arc::new(analysis)),
+                })
+            }
+            Err(error) => match fallback::names_sharded_table(sql, self.dialect, &self.rules) {
+                None => Ok(PreparedRoute {
+                    sql: sql.to_string(),
+                    analysis: None,
+                    param_count: 0,
+                    kind: PlanKind::Other,
+                }),
+                Some(table) => Err(Error::SqlParse(format!(
+                    "cannot route this statement on sharded table `{table}`: {error}"
+                ))),
+            },
+        }
     }
 
     /// Plans one execution. `params` are the bound values (`None` for a plain query);
@@ -161,14 +227,82 @@ impl ShardRouter {
         params: Option<&[ParamValue]>,
         mode: ParamMode,
     ) -> Result<Plan, Error> {
-        let _ = (prepared, params, mode, &self.rules, &self.database, &self.data_sources);
+        let keep = mode == ParamMode::Keep && params.is_some();
+        let Some(analysis) = &prepared.analysis else {
+            return Ok(Plan {
+                kind: prepared.kind,
+                units: vec![Unit {
+                    data_source: self.default_data_source.clone(),
+                    sql: None,
+                }],
+                params: if keep {
+                    ParamMode::Keep
+                } else {
+                    ParamMode::Inline
+                },
+                generated_keys: Vec::new(),
+            });
+        };
+        let ctx = Context {
+            rules: &self.rules,
+            params,
+            hint: analysis.hint.as_ref(),
+        };
+        let sharded = analysis.sharded_tables();
+        if sharded.is_empty() {
+            return self.plan_unsharded(prepared, analysis, params, keep);
+        }
+        if analysis.kind == SqlKind::Update {
+            sharding_key::check_update(&ctx, analysis)?;
+        }
+        if let Some(insert) = analysis.insert.as_ref().filter(|i| !i.from_select) {
+            if insert.table.role == TableRole::Sharded {
+                return self.plan_insert_rows(prepared, analysis, &ctx, keep);
+            }
+        }
+        if let Some(insert) = analysis.insert.as_ref().filter(|i| i.from_select) {
+            self.check_insert_select(analysis, insert)?;
+        }
+        let is_ddl = matches!(analysis.kind, SqlKind::Ddl(_));
+        let targets = targets::route(&ctx, analysis, &sharded, is_ddl)?;
+        self.check_single_tables(analysis, &targets)?;
+        let mut units = Vec::with_capacity(targets.len());
+        if keep {
+            for target in &targets {
+                let sql = self.rename(&analysis.statement, analysis, target)?;
+                units.push(Unit {
+                    data_source: target.data_source.clone(),
+                    sql: Some(sql),
+                });
+            }
+        } else {
+            let statement = self.bound_statement(analysis, params)?;
+            let lists = if is_ddl {
+                Vec::new()
+            } else {
+                prune::prunable(&ctx, analysis)
+            };
+            for target in &targets {
+                let plan = TargetRewrite {
+                    tables: target_tables(target),
+                    in_lists: prune::prunes_for(&ctx, &lists, target),
+                    ..TargetRewrite::default()
+                };
+                let sql = self.rewrite(&statement, analysis, &plan)?;
+                units.push(Unit {
+                    data_source: target.data_source.clone(),
+                    sql: Some(sql),
+                });
+            }
+        }
         Ok(Plan {
-            kind: PlanKind::Other,
-            units: vec![Unit {
-                data_source: self.default_data_source.clone(),
-                sql: None,
-            }],
-            params: ParamMode::Keep,
+            kind: prepared.kind,
+            units,
+            params: if keep {
+                ParamMode::Keep
+            } else {
+                ParamMode::Inline
+            },
             generated_keys: Vec::new(),
         })
     }
@@ -183,10 +317,38 @@ impl ShardRouter {
     /// statement to learn its parameter and result metadata before any parameters are
     /// bound: the first node of each table, placeholders kept.
     pub fn describe_target(&self, prepared: &PreparedRoute) -> Result<Unit, Error> {
-        let _ = prepared;
+        let Some(analysis) = &prepared.analysis else {
+            return Ok(Unit {
+                data_source: self.default_data_source.clone(),
+                sql: None,
+            });
+        };
+        let sharded = analysis.sharded_tables();
+        if sharded.is_empty() {
+            let data_source = match analysis.hint.as_ref().and_then(|h| h.data_source.clone()) {
+                Some(ds) => self.known_data_source(&ds)?,
+                None => self.default_data_source.clone(),
+            };
+            return Ok(Unit {
+                data_source,
+                sql: None,
+            });
+        }
+        let ctx = Context {
+            rules: &self.rules,
+            params: None,
+            hint: None,
+        };
+        let targets = targets::route(&ctx, analysis, &sharded, true)?;
+        let target = targets.first().ok_or_else(|| {
+            Error::Unroutable(format!(
+                "no data node takes table `{}`",
+                sharded.first().copied().unwrap_or_default()
+            ))
+        })?;
         Ok(Unit {
-            data_source: self.default_data_source.clone(),
-            sql: None,
+            data_source: target.data_source.clone(),
+            sql: Some(self.rename(&analysis.statement, analysis, target)?),
         })
     }
 
@@ -202,5 +364,316 @@ impl ShardRouter {
                 (u.data_source, text)
             })
             .collect())
+    }
+}
+
+impl ShardRouter {
+    /// A statement naming broadcast and single tables only (or routed by a hint): the
+    /// client's SQL unchanged, on one data source or, for writes to broadcast tables, on
+    /// all of them.
+    fn plan_unsharded(
+        &self,
+        prepared: &PreparedRoute,
+        analysis: &Analysis,
+        params: Option<&[ParamValue]>,
+        keep: bool,
+    ) -> Result<Plan, Error> {
+        let hinted = analysis.hint.as_ref().and_then(|h| h.data_source.clone());
+        let writes_broadcast = !matches!(analysis.kind, SqlKind::Select { .. })
+            && analysis
+                .tables
+                .first()
+                .is_some_and(|t| t.role == TableRole::Broadcast);
+        let sources: Vec<String> = match hinted {
+            Some(ds) => vec![self.known_data_source(&ds)?],
+            None if writes_broadcast => self.data_sources.clone(),
+            None => vec![self.default_data_source.clone()],
+        };
+        let sql = if keep || params.is_none() || analysis.param_count == 0 {
+            None
+        } else {
+            let statement = self.bound_statement(analysis, params)?;
+            Some(self.print(&statement, analysis))
+        };
+        Ok(Plan {
+            kind: prepared.kind,
+            units: sources
+                .into_iter()
+                .map(|data_source| Unit {
+                    data_source,
+                    sql: sql.clone(),
+                })
+                .collect(),
+            params: if keep {
+                ParamMode::Keep
+            } else {
+                ParamMode::Inline
+            },
+            generated_keys: Vec::new(),
+        })
+    }
+
+    /// INSERT / REPLACE ... VALUES into a sharded table: rows split per node, keys
+    /// generated.
+    fn plan_insert_rows(
+        &self,
+        prepared: &PreparedRoute,
+        analysis: &Analysis,
+        ctx: &Context<'_>,
+        keep: bool,
+    ) -> Result<Plan, Error> {
+        let insert = analysis.insert.as_ref().expect("an INSERT");
+        let rule = self
+            .rules
+            .table(&insert.table.name)
+            .expect("sharded tables have a rule");
+        let generator = rule
+            .key_generator
+            .as_ref()
+            .and_then(|k| self.key_generators.get(&k.generator));
+        let rows = insert::route_rows(ctx, rule, insert, generator)?;
+        let split = rows.rows_by_node.len() > 1;
+        let keep = keep && !split && rows.generated.is_none();
+        let statement = if keep {
+            analysis.statement.clone()
+        } else {
+            self.bound_statement(analysis, ctx.params)?
+        };
+        let mut units = Vec::with_capacity(rows.rows_by_node.len());
+        for (node, row_indexes) in &rows.rows_by_node {
+            let target = Target {
+                data_source: node.data_source.clone(),
+                tables: BTreeMap::from([(rule.logical.clone(), node.table.clone())]),
+            };
+            let sql = if keep {
+                self.rename(&statement, analysis, &target)?
+            } else {
+                let plan = TargetRewrite {
+                    tables: target_tables(&target),
+                    in_lists: Vec::new(),
+                    insert_rows: split.then(|| row_indexes.clone()),
+                    generated_key: rows.generated.as_ref().map(|(column, keys)| {
+                        GeneratedKeyColumn {
+                            column: column.clone(),
+                            values: row_indexes.iter().map(|&i| keys[i].clone()).collect(),
+                        }
+                    }),
+                };
+                self.rewrite(&statement, analysis, &plan)?
+            };
+            units.push(Unit {
+                data_source: node.data_source.clone(),
+                sql: Some(sql),
+            });
+        }
+        Ok(Plan {
+            kind: prepared.kind,
+            units,
+            params: if keep {
+                ParamMode::Keep
+            } else {
+                ParamMode::Inline
+            },
+            generated_keys: rows.generated.map(|(_, keys)| keys).unwrap_or_default(),
+        })
+    }
+
+    /// INSERT ... SELECT runs only where each node pair copies rows within itself: the
+    /// target and the source tables must be bound, and no key can be generated.
+    fn check_insert_select(
+        &self,
+        analysis: &Analysis,
+        insert: &crate::sql::analyze::InsertInfo,
+    ) -> Result<(), Error> {
+        let target = &insert.table.name;
+        if insert.table.role != TableRole::Sharded {
+            return Err(Error::Unroutable(format!(
+                "INSERT INTO `{target}` ... SELECT from sharded table `{}`: `{target}` is not sharded like it, so the rows cannot be copied shard by shard",
+                analysis.sharded_tables().first().copied().unwrap_or_default()
+            )));
+        }
+        if !analysis.sharded_tables_are_bound(&self.rules) {
+            return Err(Error::Unroutable(format!(
+                "INSERT INTO `{target}` ... SELECT reads sharded tables not bound to `{target}`; dbmesh copies rows shard by shard only between binding tables"
+            )));
+        }
+        if let Some(key) = self
+            .rules
+            .table(target)
+            .and_then(|r| r.key_generator.as_ref())
+        {
+            if insert.column_index(&key.column).is_none() {
+                return Err(Error::Unroutable(format!(
+                    "INSERT INTO `{target}` ... SELECT must give key column `{}`: dbmesh generates keys for VALUES rows only",
+                    key.column
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Single (unsharded) tables live on the default data source only: a statement that
+    /// joins one with sharded tables routed elsewhere cannot run.
+    fn check_single_tables(&self, analysis: &Analysis, targets: &[Target]) -> Result<(), Error> {
+        let Some(single) = analysis
+            .tables
+            .iter()
+            .find(|t| t.role == TableRole::Single && !is_system_table(t))
+        else {
+            return Ok(());
+        };
+        match targets
+            .iter()
+            .find(|t| t.data_source != self.default_data_source)
+        {
+            None => Ok(()),
+            Some(elsewhere) => Err(Error::Unroutable(format!(
+                "table `{}` is not sharded and lives on the default data source `{}`, but this statement's rows of sharded table `{}` are also on `{}`; a join across data sources is not supported (make `{}` a broadcast table, or shard it)",
+                single.name,
+                self.default_data_source,
+                elsewhere.tables.keys().next().cloned().unwrap_or_default(),
+                elsewhere.data_source,
+                single.name
+            ))),
+        }
+    }
+
+    fn known_data_source(&self, name: &str) -> Result<String, Error> {
+        if self.data_sources.iter().any(|ds| ds == name) {
+            Ok(name.to_string())
+        } else {
+            Err(Error::Routing(format!(
+                "hint names data source `{name}`, which database `{}` does not have; it has {}",
+                self.database,
+                self.data_sources.join(", ")
+            )))
+        }
+    }
+
+    /// The analysed statement with the bound values written in (a copy; the statement
+    /// itself when there are none).
+    fn bound_statement(
+        &self,
+        analysis: &Analysis,
+        params: Option<&[ParamValue]>,
+    ) -> Result<Statement, Error> {
+        let mut statement = analysis.statement.clone();
+        if let Some(params) = params.filter(|_| analysis.param_count > 0) {
+            params::bind(&mut statement, &analysis.placeholders, params, self.dialect).map_err(
+                |missing| {
+                    Error::Malformed(format!(
+                        "parameter {} of {} has no bound value",
+                        missing + 1,
+                        analysis.param_count
+                    ))
+                },
+            )?;
+        }
+        Ok(statement)
+    }
+
+    fn rewrite_dialect(&self) -> rewrite::Dialect {
+        match self.dialect {
+            Dialect::MySql => rewrite::Dialect::MySql,
+            Dialect::Postgres => rewrite::Dialect::Postgres,
+        }
+    }
+
+    fn rename(
+        &self,
+        statement: &Statement,
+        analysis: &Analysis,
+        target: &Target,
+    ) -> Result<String, Error> {
+        let sql = rewrite::rename_only(
+            statement,
+            &target_tables(target),
+            self.rewrite_dialect(),
+            Some(&self.database),
+        )
+        .map_err(|e| Error::Unroutable(e.to_string()))?;
+        Ok(with_lock_clause(sql, analysis))
+    }
+
+    fn rewrite(
+        &self,
+        statement: &Statement,
+        analysis: &Analysis,
+        plan: &TargetRewrite,
+    ) -> Result<String, Error> {
+        let sql = rewrite::rewrite(
+            statement,
+            plan,
+            self.rewrite_dialect(),
+            Some(&self.database),
+        )
+        .map_err(|e| Error::Unroutable(e.to_string()))?;
+        Ok(with_lock_clause(sql, analysis))
+    }
+
+    fn print(&self, statement: &Statement, analysis: &Analysis) -> String {
+        with_lock_clause(statement.to_string(), analysis)
+    }
+}
+
+/// The rewrite's table map of a target.
+fn target_tables(target: &Target) -> HashMap<String, String> {
+    target
+        .tables
+        .iter()
+        .map(|(l, a)| (l.clone(), a.clone()))
+        .collect()
+}
+
+/// MySQL's `LOCK IN SHARE MODE` was cut before parsing; it goes back on every target.
+fn with_lock_clause(mut sql: String, analysis: &Analysis) -> String {
+    if analysis.lock_in_share_mode {
+        sql.push_str(" LOCK IN SHARE MODE");
+    }
+    sql
+}
+
+/// Tables of the server's own schemas, and `dual`: never the default data source's alone.
+fn is_system_table(table: &crate::sql::analyze::TableRef) -> bool {
+    const SYSTEM: [&str; 5] = [
+        "information_schema",
+        "mysql",
+        "performance_schema",
+        "sys",
+        "pg_catalog",
+    ];
+    table.name == "dual"
+        || table
+            .schema
+            .as_deref()
+            .is_some_and(|s| SYSTEM.iter().any(|sys| s.eq_ignore_ascii_case(sys)))
+}
+
+/// The plan kind of an analysed statement.
+fn plan_kind(analysis: &Analysis) -> PlanKind {
+    match analysis.kind {
+        SqlKind::Select { .. } => PlanKind::Query,
+        SqlKind::Insert | SqlKind::Replace | SqlKind::Update | SqlKind::Delete => PlanKind::Write,
+        SqlKind::Ddl(_) => PlanKind::Ddl,
+        SqlKind::Other => match &analysis.statement {
+            Statement::StartTransaction { .. } => PlanKind::Begin,
+            Statement::Commit { .. } => PlanKind::Commit,
+            Statement::Rollback {
+                savepoint: None, ..
+            } => PlanKind::Rollback,
+            Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. } => PlanKind::Savepoint,
+            Statement::Query(_) => PlanKind::Query,
+            Statement::ShowTables { .. }
+            | Statement::ShowColumns { .. }
+            | Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::Explain { .. }
+            | Statement::ExplainTable { .. } => PlanKind::Query,
+            _ => PlanKind::Other,
+        },
     }
 }

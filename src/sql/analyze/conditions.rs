@@ -63,6 +63,14 @@ impl ConditionGroup {
         self.columns.is_empty()
     }
 
+    /// A branch that constrains `table`.`column` (any case) to `condition`, replacing what
+    /// it said before; for callers that route a single value (INSERT rows, IN-list items).
+    pub fn with(mut self, table: &str, column: &str, condition: ColumnCondition) -> Self {
+        self.columns
+            .insert((table.to_lowercase(), column.to_lowercase()), condition);
+        self
+    }
+
     /// Number of constrained columns.
     pub fn len(&self) -> usize {
         self.columns.len()

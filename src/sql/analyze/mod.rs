@@ -13,7 +13,7 @@ mod error;
 mod scope;
 mod subqueries;
 mod tables;
-mod tokens;
+pub(crate) mod tokens;
 mod value;
 
 #[cfg(test)]
@@ -30,6 +30,7 @@ pub use conditions::{ColumnCondition, ConditionGroup};
 pub use dml::{InsertInfo, UpdateSet, Upsert};
 pub use error::AnalyzeError;
 pub use tables::{TableRef, TableRole};
+pub(crate) use tokens::Placeholders;
 pub use value::ValueRef;
 
 use super::hint::{parse_hint, Hint};
@@ -105,6 +106,8 @@ pub struct Analysis {
     /// The statement ended with `LOCK IN SHARE MODE`, removed before parsing; the
     /// rewriter appends it again.
     pub lock_in_share_mode: bool,
+    /// Where the positional parameters are, to bind values into the statement.
+    pub(crate) placeholders: tokens::Placeholders,
 }
 
 impl Analysis {
@@ -166,7 +169,10 @@ pub fn analyze(
         Dialect::MySql => &MySqlDialect {},
         Dialect::Postgres => &PostgreSqlDialect {},
     };
+    // Literals keep their escapes as written (`'a\'b'` stays so), so the rewritten SQL prints
+    // them back byte for byte; MySQL's backslash escapes would otherwise be lost.
     let mut tokens = Tokenizer::new(parser_dialect, sql)
+        .with_unescape(false)
         .tokenize_with_location()
         .map_err(|e| AnalyzeError::parse(e, sql))?;
     let lock_in_share_mode =
@@ -241,6 +247,7 @@ pub fn analyze(
         hint: parse_hint(sql),
         param_count: placeholders.count(),
         lock_in_share_mode,
+        placeholders,
     })
 }
 

@@ -5,8 +5,8 @@ use sqlparser::tokenizer::Span;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Whitespace};
 
 /// The statement's parameter placeholders.
-#[derive(Debug, Default)]
-pub(super) struct Placeholders {
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Placeholders {
     /// Where each MySQL `?` starts, in order of appearance: the n-th is parameter n-1.
     questions: Vec<Location>,
     /// The highest PostgreSQL `$n`.
@@ -29,13 +29,13 @@ impl Placeholders {
     }
 
     /// How many parameters the client must bind: the number of `?`s, or the highest `$n`.
-    pub(super) fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.questions.len().max(self.max_dollar)
     }
 
     /// The 0-based parameter index of placeholder `text` found at `span`; `None` for
     /// placeholders that are not positional (`:name`).
-    pub(super) fn index(&self, text: &str, span: Span) -> Option<usize> {
+    pub(crate) fn index(&self, text: &str, span: Span) -> Option<usize> {
         if text == "?" {
             return self.questions.iter().position(|at| *at == span.start);
         }

@@ -27,7 +27,7 @@ impl ValueRef {
     }
 
     /// Reads `expr` as a value.
-    pub(super) fn from_expr(expr: &Expr, placeholders: &Placeholders) -> Self {
+    pub(crate) fn from_expr(expr: &Expr, placeholders: &Placeholders) -> Self {
         match expr {
             Expr::Nested(inner) => Self::from_expr(inner, placeholders),
             Expr::Value(value) => match &value.value {

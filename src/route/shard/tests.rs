@@ -1,0 +1,535 @@
+//! Route cases over the reference rule file of docs/sharding.md.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::config::rules::parse_rules;
+
+const ORDERS: &str = r#"
+binding_tables   = [["t_order", "t_order_item"]]
+broadcast_tables = ["t_province"]
+
+[tables.t_order]
+nodes             = "ds_${0..1}.t_order_${0..1}"
+database_strategy = { column = "user_id",  algorithm = "db_inline" }
+table_strategy    = { column = "order_id", algorithm = "order_mod" }
+key_generator     = { column = "order_id", generator = "snowflake" }
+
+[tables.t_order_item]
+nodes             = "ds_${0..1}.t_order_item_${0..1}"
+database_strategy = { column = "user_id",  algorithm = "db_inline" }
+table_strategy    = { column = "order_id", algorithm = "order_mod" }
+
+[tables.t_log]
+nodes             = "ds_0.t_log_${0..3}"
+table_strategy    = { column = "id", algorithm = "log_range" }
+
+[algorithms.db_inline]
+type       = "INLINE"
+expression = "ds_${user_id % 2}"
+
+[algorithms.order_mod]
+type           = "MOD"
+sharding_count = 2
+
+[algorithms.log_range]
+type           = "VOLUME_RANGE"
+range_lower    = 100
+range_upper    = 300
+sharding_volume = 100
+
+[key_generators.snowflake]
+type      = "SNOWFLAKE"
+worker_id = 1
+"#;
+
+fn router(dialect: Dialect) -> ShardRouter {
+    let rules = parse_rules(ORDERS, Path::new("orders.toml"), "shop", &["ds_0", "ds_1"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    ShardRouter::build(
+        "shop",
+        dialect,
+        "ds_0",
+        vec!["ds_0".into(), "ds_1".into()],
+        Arc::new(rules),
+    )
+}
+
+fn mysql() -> ShardRouter {
+    router(Dialect::MySql)
+}
+
+/// (data source, SQL) per unit.
+fn units(plan: &Plan, original: &str) -> Vec<(String, String)> {
+    plan.units
+        .iter()
+        .map(|u| {
+            (
+                u.data_source.clone(),
+                u.sql.clone().unwrap_or_else(|| original.to_string()),
+            )
+        })
+        .collect()
+}
+
+fn route(r: &ShardRouter, sql: &str) -> Vec<(String, String)> {
+    units(
+        &r.route_text(sql).unwrap_or_else(|e| panic!("{sql}: {e}")),
+        sql,
+    )
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(d, s)| (d.to_string(), s.to_string()))
+        .collect()
+}
+
+#[test]
+fn routes_point_select_to_one_node() {
+    assert_eq!(
+        route(
+            &mysql(),
+            "SELECT * FROM t_order WHERE user_id = 7 AND order_id = 12"
+        ),
+        pairs(&[(
+            "ds_1",
+            "SELECT * FROM t_order_0 WHERE user_id = 7 AND order_id = 12"
+        )])
+    );
+}
+
+#[test]
+fn routes_database_column_alone_to_every_table_of_that_data_source() {
+    let r = route(&mysql(), "SELECT * FROM t_order WHERE user_id = 8");
+    assert_eq!(
+        r,
+        pairs(&[
+            ("ds_0", "SELECT * FROM t_order_0 WHERE user_id = 8"),
+            ("ds_0", "SELECT * FROM t_order_1 WHERE user_id = 8"),
+        ])
+    );
+}
+
+#[test]
+fn routes_without_conditions_to_every_node() {
+    let r = route(&mysql(), "SELECT count(*) FROM t_order");
+    assert_eq!(r.len(), 4);
+    assert_eq!(
+        r[3],
+        ("ds_1".into(), "SELECT count(*) FROM t_order_1".into())
+    );
+}
+
+#[test]
+fn routes_in_list_to_each_owning_shard_and_prunes_it() {
+    let r = route(
+        &mysql(),
+        "SELECT * FROM t_order WHERE user_id IN (7, 8, 9) AND order_id = 2",
+    );
+    assert_eq!(
+        r,
+        pairs(&[
+            (
+                "ds_0",
+                "SELECT * FROM t_order_0 WHERE user_id IN (8) AND order_id = 2"
+            ),
+            (
+                "ds_1",
+                "SELECT * FROM t_order_0 WHERE user_id IN (7, 9) AND order_id = 2"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn never_prunes_a_negated_in_list() {
+    let r = route(
+        &mysql(),
+        "SELECT * FROM t_order WHERE NOT user_id IN (7, 8)",
+    );
+    assert_eq!(r.len(), 4);
+    assert!(r.iter().all(|(_, sql)| sql.contains("(7, 8)")), "{r:?}");
+}
+
+#[test]
+fn or_branches_union_their_nodes() {
+    let r = route(
+        &mysql(),
+        "SELECT * FROM t_order WHERE (user_id = 7 AND order_id = 1) OR (user_id = 8 AND order_id = 2)",
+    );
+    let nodes: Vec<(String, bool)> = r
+        .iter()
+        .map(|(ds, sql)| (ds.clone(), sql.contains("t_order_1")))
+        .collect();
+    assert_eq!(nodes, vec![("ds_0".into(), false), ("ds_1".into(), true)]);
+}
+
+#[test]
+fn range_conditions_prune_on_range_algorithms_and_not_on_mod() {
+    // t_log: VOLUME_RANGE tables of 100 ids from 100 (t_log_1 holds 100..199).
+    let r = route(&mysql(), "SELECT * FROM t_log WHERE id BETWEEN 120 AND 180");
+    assert_eq!(
+        r,
+        pairs(&[("ds_0", "SELECT * FROM t_log_1 WHERE id BETWEEN 120 AND 180")])
+    );
+    let r = route(
+        &mysql(),
+        "SELECT * FROM t_order WHERE order_id > 5 AND user_id = 1",
+    );
+    assert_eq!(r.len(), 2, "{r:?}");
+}
+
+#[test]
+fn binding_tables_route_pair_by_pair() {
+    let sql = "SELECT * FROM t_order o JOIN t_order_item i ON o.order_id = i.order_id WHERE o.user_id = 7";
+    let r = route(&mysql(), sql);
+    assert_eq!(
+        r,
+        pairs(&[
+            ("ds_1", "SELECT * FROM t_order_0 o JOIN t_order_item_0 i ON o.order_id = i.order_id WHERE o.user_id = 7"),
+            ("ds_1", "SELECT * FROM t_order_1 o JOIN t_order_item_1 i ON o.order_id = i.order_id WHERE o.user_id = 7"),
+        ])
+    );
+}
+
+#[test]
+fn broadcast_reads_go_to_the_default_data_source_and_writes_everywhere() {
+    let r = mysql();
+    let sql = "SELECT * FROM t_province WHERE id = 1";
+    let plan = r.route_text(sql).unwrap();
+    assert_eq!(plan.kind, PlanKind::Query);
+    assert_eq!(units(&plan, sql), pairs(&[("ds_0", sql)]));
+    assert!(
+        plan.units[0].sql.is_none(),
+        "unchanged SQL is forwarded as sent"
+    );
+    let sql = "INSERT INTO t_province (id, name) VALUES (1, 'x')";
+    assert_eq!(route(&r, sql), pairs(&[("ds_0", sql), ("ds_1", sql)]));
+}
+
+#[test]
+fn single_tables_go_to_the_default_data_source_unparsed_or_not() {
+    let r = mysql();
+    let prepared = r.prepare("SELECT * FROM t_user WHERE id = ?").unwrap();
+    assert!(prepared.analysis.is_none());
+    assert_eq!(prepared.kind, PlanKind::Query);
+    // Vendor syntax sqlparser rejects, naming no sharded table.
+    let sql = "XA START 'x'";
+    assert_eq!(route(&r, sql), pairs(&[("ds_0", sql)]));
+    let sql = "SELECT 1; SELECT 2";
+    assert_eq!(route(&r, sql), pairs(&[("ds_0", sql)]));
+}
+
+#[test]
+fn unparseable_statement_on_a_sharded_table_is_an_error_naming_it() {
+    let e = mysql()
+        .route_text("SELECT * FROM t_order WHERE user_id = 1; DELETE FROM t_order")
+        .unwrap_err();
+    assert!(matches!(e, Error::SqlParse(_)));
+    assert!(e.to_string().contains("`t_order`"), "{e}");
+}
+
+#[test]
+fn multi_row_insert_splits_rows_per_node() {
+    let sql = "INSERT INTO t_order (user_id, order_id, amount) VALUES (7, 12, 1), (8, 12, 2), (7, 13, 3), (7, 14, 4)";
+    assert_eq!(
+        route(&mysql(), sql),
+        pairs(&[
+            (
+                "ds_0",
+                "INSERT INTO t_order_0 (user_id, order_id, amount) VALUES (8, 12, 2)"
+            ),
+            (
+                "ds_1",
+                "INSERT INTO t_order_0 (user_id, order_id, amount) VALUES (7, 12, 1), (7, 14, 4)"
+            ),
+            (
+                "ds_1",
+                "INSERT INTO t_order_1 (user_id, order_id, amount) VALUES (7, 13, 3)"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn insert_without_key_gets_generated_keys_that_route_it() {
+    let r = mysql();
+    let plan = r
+        .route_text("INSERT INTO t_order (user_id, amount) VALUES (7, 10), (7, 11)")
+        .unwrap();
+    assert_eq!(plan.generated_keys.len(), 2);
+    let keys: Vec<i64> = plan
+        .generated_keys
+        .iter()
+        .map(|k| match k {
+            GeneratedKey::Int(v) => *v,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(keys[1] > keys[0]);
+    for unit in &plan.units {
+        let sql = unit.sql.as_deref().unwrap();
+        assert_eq!(unit.data_source, "ds_1");
+        assert!(sql.contains("(user_id, amount, order_id)"), "{sql}");
+        for key in &keys {
+            if sql.contains(&key.to_string()) {
+                let table = if key % 2 == 0 {
+                    "t_order_0 "
+                } else {
+                    "t_order_1 "
+                };
+                assert!(sql.contains(table), "{sql}");
+            }
+        }
+    }
+    let total: usize = plan
+        .units
+        .iter()
+        .map(|u| {
+            keys.iter()
+                .filter(|k| u.sql.as_deref().unwrap().contains(&k.to_string()))
+                .count()
+        })
+        .sum();
+    assert_eq!(total, 2);
+}
+
+#[test]
+fn insert_must_give_the_database_sharding_column() {
+    let e = mysql()
+        .route_text("INSERT INTO t_order (order_id, amount) VALUES (1, 2)")
+        .unwrap_err();
+    assert!(e.to_string().contains("`user_id`"), "{e}");
+}
+
+#[test]
+fn update_may_set_the_sharding_column_to_its_current_value_only() {
+    let r = mysql();
+    assert_eq!(
+        route(
+            &r,
+            "UPDATE t_order SET user_id = 7, amount = 1 WHERE user_id = 7 AND order_id = 1"
+        )
+        .len(),
+        1
+    );
+    let e = r
+        .route_text("UPDATE t_order SET user_id = 8 WHERE user_id = 7")
+        .unwrap_err();
+    assert!(matches!(e, Error::ShardingKeyChange { .. }), "{e}");
+    assert!(r
+        .route_text("UPDATE t_order SET order_id = 3 WHERE user_id = 7")
+        .is_err());
+}
+
+#[test]
+fn ddl_fans_out_to_every_actual_table_with_unique_index_names() {
+    let r = mysql();
+    let sql = "CREATE TABLE t_order (order_id BIGINT PRIMARY KEY, user_id INT)";
+    let plan = r.route_text(sql).unwrap();
+    assert_eq!(plan.kind, PlanKind::Ddl);
+    assert_eq!(plan.units.len(), 4);
+    assert_eq!(
+        plan.units[1].sql.as_deref(),
+        Some("CREATE TABLE t_order_1 (order_id BIGINT PRIMARY KEY, user_id INT)")
+    );
+    let r2 = route(&r, "CREATE INDEX idx_user ON t_order (user_id)");
+    assert_eq!(r2.len(), 4);
+    assert!(r2[0].1.contains("idx_user_t_order_0"), "{r2:?}");
+}
+
+#[test]
+fn transaction_statements_are_classified() {
+    let r = mysql();
+    assert_eq!(r.route_text("BEGIN").unwrap().kind, PlanKind::Begin);
+    assert_eq!(
+        r.route_text("START TRANSACTION READ ONLY").unwrap().kind,
+        PlanKind::Begin
+    );
+    assert_eq!(r.route_text("COMMIT").unwrap().kind, PlanKind::Commit);
+    assert_eq!(r.route_text("ROLLBACK").unwrap().kind, PlanKind::Rollback);
+    assert_eq!(
+        r.route_text("SAVEPOINT a").unwrap().kind,
+        PlanKind::Savepoint
+    );
+    assert_eq!(
+        r.route_text("ROLLBACK TO SAVEPOINT a").unwrap().kind,
+        PlanKind::Savepoint
+    );
+}
+
+#[test]
+fn prepared_statements_reroute_per_execution_keeping_placeholders() {
+    let r = mysql();
+    let prepared = r
+        .prepare("SELECT * FROM t_order WHERE user_id = ? AND order_id = ?")
+        .unwrap();
+    assert_eq!(prepared.param_count, 2);
+    let plan = r
+        .plan(
+            &prepared,
+            Some(&[ParamValue::Int(7), ParamValue::Int(13)]),
+            ParamMode::Keep,
+        )
+        .unwrap();
+    assert_eq!(plan.params, ParamMode::Keep);
+    assert_eq!(
+        units(&plan, ""),
+        pairs(&[(
+            "ds_1",
+            "SELECT * FROM t_order_1 WHERE user_id = ? AND order_id = ?"
+        )])
+    );
+    let plan = r
+        .plan(
+            &prepared,
+            Some(&[ParamValue::Text("8".into()), ParamValue::Int(2)]),
+            ParamMode::Keep,
+        )
+        .unwrap();
+    assert_eq!(
+        units(&plan, ""),
+        pairs(&[(
+            "ds_0",
+            "SELECT * FROM t_order_0 WHERE user_id = ? AND order_id = ?"
+        )])
+    );
+    let describe = r.describe_target(&prepared).unwrap();
+    assert_eq!(describe.data_source, "ds_0");
+    assert_eq!(
+        describe.sql.as_deref(),
+        Some("SELECT * FROM t_order_0 WHERE user_id = ? AND order_id = ?")
+    );
+}
+
+#[test]
+fn inline_mode_writes_escaped_literals_in_place_of_parameters() {
+    let r = mysql();
+    let prepared = r
+        .prepare("INSERT INTO t_order (user_id, order_id, note) VALUES (?, ?, ?), (?, ?, ?)")
+        .unwrap();
+    let params = [
+        ParamValue::Int(7),
+        ParamValue::Int(1),
+        ParamValue::Text(r"it's a \ back".into()),
+        ParamValue::Int(8),
+        ParamValue::Int(1),
+        ParamValue::Null,
+    ];
+    // Keep cannot split rows: the plan comes back inline.
+    let plan = r.plan(&prepared, Some(&params), ParamMode::Keep).unwrap();
+    assert_eq!(plan.params, ParamMode::Inline);
+    assert_eq!(
+        units(&plan, ""),
+        pairs(&[
+            (
+                "ds_0",
+                "INSERT INTO t_order_1 (user_id, order_id, note) VALUES (8, 1, NULL)"
+            ),
+            (
+                "ds_1",
+                r"INSERT INTO t_order_1 (user_id, order_id, note) VALUES (7, 1, 'it''s a \\ back')"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn postgres_parameters_route_and_inline() {
+    let r = router(Dialect::Postgres);
+    let prepared = r
+        .prepare("SELECT * FROM t_order WHERE user_id = $1 AND order_id IN ($2, $3)")
+        .unwrap();
+    let params = [
+        ParamValue::Int(7),
+        ParamValue::Int(2),
+        ParamValue::Bytes(b"3".to_vec()),
+    ];
+    let plan = r.plan(&prepared, Some(&params), ParamMode::Inline).unwrap();
+    assert_eq!(plan.params, ParamMode::Inline);
+    assert_eq!(
+        units(&plan, ""),
+        pairs(&[
+            (
+                "ds_1",
+                "SELECT * FROM t_order_0 WHERE user_id = 7 AND order_id IN (2)"
+            ),
+            (
+                "ds_1",
+                "SELECT * FROM t_order_1 WHERE user_id = 7 AND order_id IN ('\\x33'::BYTEA)"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn mysql_escapes_survive_the_rewrite() {
+    let sql = r"SELECT * FROM t_order WHERE user_id = 7 AND order_id = 1 AND note = 'a\'b\\c'";
+    assert_eq!(
+        route(&mysql(), sql),
+        pairs(&[(
+            "ds_1",
+            r"SELECT * FROM t_order_1 WHERE user_id = 7 AND order_id = 1 AND note = 'a\'b\\c'"
+        )])
+    );
+}
+
+#[test]
+fn lock_in_share_mode_is_put_back() {
+    let r = route(
+        &mysql(),
+        "SELECT * FROM t_order WHERE user_id = 7 AND order_id = 1 LOCK IN SHARE MODE",
+    );
+    assert_eq!(
+        r[0].1,
+        "SELECT * FROM t_order_1 WHERE user_id = 7 AND order_id = 1 LOCK IN SHARE MODE"
+    );
+}
+
+#[test]
+fn joins_a_single_table_only_on_the_default_data_source() {
+    let r = mysql();
+    assert_eq!(
+        route(
+            &r,
+            "SELECT * FROM t_order o JOIN t_user u ON o.user_id = u.id WHERE o.user_id = 8"
+        )
+        .len(),
+        2
+    );
+    let e = r
+        .route_text("SELECT * FROM t_order o JOIN t_user u ON o.user_id = u.id WHERE o.user_id = 7")
+        .unwrap_err();
+    assert!(e.to_string().contains("`t_user`"), "{e}");
+}
+
+#[test]
+fn hints_force_a_data_source() {
+    let r = mysql();
+    let sql = "/* dbmesh: data_source=ds_1 */ SELECT * FROM t_user";
+    assert_eq!(route(&r, sql), pairs(&[("ds_1", sql)]));
+    let e = r
+        .route_text("/* dbmesh: data_source=ds_9 */ SELECT 1")
+        .unwrap_err();
+    assert!(e.to_string().contains("ds_9"), "{e}");
+    let r2 = route(&r, "/* dbmesh: data_source=ds_1 */ SELECT * FROM t_order");
+    assert_eq!(r2.len(), 2);
+    assert!(r2.iter().all(|(ds, _)| ds == "ds_1"));
+}
+
+#[test]
+fn preview_lists_every_unit() {
+    let rows = mysql()
+        .preview("DELETE FROM t_order WHERE order_id = 3")
+        .unwrap();
+    assert_eq!(
+        rows,
+        pairs(&[
+            ("ds_0", "DELETE FROM t_order_1 WHERE order_id = 3"),
+            ("ds_1", "DELETE FROM t_order_1 WHERE order_id = 3"),
+        ])
+    );
+}
