@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod hint;
 pub mod kind;
+pub mod split;
 
 pub use analyze::{
     analyze, Analysis, AnalyzeError, ColumnCondition, ConditionGroup, DdlKind, Dialect, InsertInfo,
