@@ -62,6 +62,12 @@ pub(crate) fn route_row(
     rule: &TableRule,
     values: &ShardingValues,
 ) -> Result<DataNode, Error> {
+    if let Some((column, _)) = values.iter().find(|(_, v)| v.is_null()) {
+        return Err(Error::Routing(format!(
+            "sharding column `{column}` of table `{}` is NULL; a row needs a value to be placed on a data node",
+            rule.logical
+        )));
+    }
     let mut group = ConditionGroup::default();
     for (column, value) in values.iter() {
         group = group.with(

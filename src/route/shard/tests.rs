@@ -533,3 +533,12 @@ fn preview_lists_every_unit() {
         ])
     );
 }
+
+#[test]
+fn insert_with_a_null_sharding_value_is_an_error() {
+    let e = mysql()
+        .route_text("INSERT INTO t_order (user_id, order_id) VALUES (NULL, 1)")
+        .unwrap_err();
+    assert!(matches!(e, Error::Routing(_)), "{e}");
+    assert!(e.to_string().contains("`user_id`"), "{e}");
+}
