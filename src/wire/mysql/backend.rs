@@ -105,6 +105,10 @@ pub struct BackendConn {
     pub status: u16,
     /// Client statement id → this backend's statement id.
     pub statements: HashMap<u32, u32>,
+    /// Client statement id of a sharded statement → (unit SQL → this backend's statement
+    /// id). A sharded statement runs different SQL per data node, so one client statement
+    /// can be several backend statements on one connection.
+    pub unit_statements: HashMap<u32, HashMap<String, u32>>,
     /// How many of the session's recorded SET statements this connection has applied.
     pub applied_session_state: usize,
     /// Sequence id the backend expects next within the current command.
@@ -262,6 +266,7 @@ impl BackendConn {
             server_mariadb_capabilities: server_mariadb,
             status,
             statements: HashMap::new(),
+            unit_statements: HashMap::new(),
             applied_session_state: 0,
             next_seq: 0,
             healthy: true,
@@ -292,6 +297,13 @@ impl BackendConn {
         })
     }
 
+    /// Queues a command that has no response (COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE)
+    /// without flushing: it goes out with the next command.
+    pub fn queue_command(&mut self, payload: &[u8]) {
+        let mut seq = 0;
+        self.writer.write_packet(&mut seq, payload);
+    }
+
     /// Sends a packet that continues the current command (LOCAL INFILE data).
     pub fn queue_continuation(&mut self, payload: &[u8]) {
         let mut seq = self.next_seq;
@@ -314,6 +326,15 @@ impl BackendConn {
         kind: ResponseKind,
     ) -> Result<Result<ResponseTracker, MysqlError>, BackendError> {
         self.send_command(payload).await?;
+        self.read_internal(kind).await
+    }
+
+    /// Reads the response to a command already sent (see [`run_internal`](Self::run_internal)),
+    /// so that one command can be sent to several backends before any answer is read.
+    pub async fn read_internal(
+        &mut self,
+        kind: ResponseKind,
+    ) -> Result<Result<ResponseTracker, MysqlError>, BackendError> {
         let mut tracker = ResponseTracker::new(kind, self.deprecate_eof());
         let mut err = None;
         loop {
@@ -372,6 +393,7 @@ impl BackendConn {
         match self.run_internal(&[0x1F], ResponseKind::Single).await? {
             Ok(_) => {
                 self.statements.clear();
+                self.unit_statements.clear();
                 self.applied_session_state = 0;
                 Ok(())
             }

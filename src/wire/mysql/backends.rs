@@ -14,9 +14,36 @@ use crate::error::Error;
 use crate::execute::DataSource;
 
 impl ClientConn {
-    /// Forgets a broken backend connection (its pool slot is freed).
+    /// Forgets a broken backend connection (its pool slot is freed). Indices of other held
+    /// connections may change (the last one takes its place).
     pub(crate) fn drop_backend(&mut self, index: usize) {
-        self.backends.swap_remove(index);
+        let held = self.backends.swap_remove(index);
+        if held.joined {
+            if let Some(txn) = &mut self.txn {
+                txn.lost(&held.ds.name);
+            }
+        }
+    }
+
+    /// Forgets every connection an operation over several backends left broken.
+    pub(crate) fn drop_unhealthy_backends(&mut self) {
+        for i in (0..self.backends.len()).rev() {
+            if !self.backends[i].conn.healthy {
+                self.drop_backend(i);
+            }
+        }
+    }
+
+    /// Brings every held connection up to the session's recorded state now.
+    pub(crate) async fn replay_on_held_backends(&mut self) {
+        let mut i = 0;
+        while i < self.backends.len() {
+            let before = self.backends.len();
+            // On failure the connection is dropped and another takes index `i`.
+            if self.replay_session_state(i).await.is_ok() || self.backends.len() == before {
+                i += 1;
+            }
+        }
     }
 
     /// The index of this session's connection to `ds`, opening one (or taking one from the
@@ -26,7 +53,11 @@ impl ClientConn {
         if let Some(i) = found {
             // Outside a transaction nothing is lost if the server closed an idle connection:
             // take a new one (session state is replayed, statements re-prepared on use).
-            if !self.session.in_transaction && self.backends[i].conn.closed_while_idle() {
+            // Inside a transaction a connection that took part in it is pinned: losing it loses
+            // the transaction, which the client must hear about.
+            let pinned =
+                self.session.in_transaction && (self.txn.is_none() || self.backends[i].joined);
+            if !pinned && self.backends[i].conn.closed_while_idle() {
                 debug!(data_source = %ds.name, "idle backend connection was closed by the server; reconnecting");
                 self.drop_backend(i);
                 found = None;
@@ -41,6 +72,9 @@ impl ClientConn {
             }
         };
         self.replay_session_state(index).await?;
+        if self.txn.is_some() && !self.backends[index].joined {
+            self.join_transaction(index).await?;
+        }
         Ok(index)
     }
 
@@ -71,6 +105,7 @@ impl ClientConn {
                     ds: ds.clone(),
                     conn,
                     lease,
+                    joined: false,
                 });
             }
         }
@@ -90,6 +125,7 @@ impl ClientConn {
             ds: ds.clone(),
             conn,
             lease,
+            joined: false,
         })
     }
 

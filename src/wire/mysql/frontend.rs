@@ -21,6 +21,7 @@ use super::prepared::PreparedStatement;
 use super::relay::{relay, RelayEnd, RelayError};
 use super::response::{ResponseKind, ResponseTracker};
 use super::resultset::{write_text_resultset, ColumnDef};
+use super::sharded_txn::ShardedTxn;
 use crate::config::{BackendKind, UserConfig};
 use crate::error::Error;
 use crate::execute::pool::Lease;
@@ -54,6 +55,9 @@ pub(crate) struct Held {
     pub ds: Arc<DataSource>,
     pub conn: BackendConn,
     pub lease: Lease<BackendConn>,
+    /// It has joined the session's transaction over sharded data sources (see
+    /// `sharded_txn.rs`): it ran the BEGIN and the savepoints so far.
+    pub joined: bool,
 }
 
 /// Serves one client until it quits or breaks the protocol.
@@ -100,6 +104,9 @@ pub(crate) struct ClientConn {
     pub killed: Arc<tokio::sync::Notify>,
     /// The backend thread `KILL QUERY <our id>` currently targets.
     pub kill_thread: Option<u32>,
+    /// The transaction dbmesh runs over several data sources of a sharded database, from
+    /// BEGIN to COMMIT / ROLLBACK; `None` otherwise (and always for unsharded databases).
+    pub txn: Option<ShardedTxn>,
 }
 
 impl ClientConn {
@@ -186,6 +193,7 @@ impl ClientConn {
             seq,
             killed: Arc::new(tokio::sync::Notify::new()),
             kill_thread: None,
+            txn: None,
         };
         if !ok {
             conn.send_error(&Error::AccessDenied {
@@ -319,7 +327,12 @@ impl ClientConn {
         self.writer.write_packet(&mut self.seq, &p);
     }
 
-    fn deprecate_eof(&self) -> bool {
+    /// Sends an error already in wire form (a backend's, or one naming a data source).
+    pub(crate) fn send_mysql_error(&mut self, e: &MysqlError) {
+        self.writer.write_packet(&mut self.seq, &e.payload());
+    }
+
+    pub(crate) fn deprecate_eof(&self) -> bool {
         self.capabilities
             .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
     }
@@ -412,18 +425,54 @@ impl ClientConn {
                         if let Some(held) = self.backends.get_mut(index.0) {
                             held.conn.applied_session_state = self.session.set_statement_count();
                         }
+                        if self.backends.len() > 1 {
+                            // A sharded session: the others follow now, not at their next
+                            // statement (`SET autocommit = 1` commits there too).
+                            self.replay_on_held_backends().await;
+                        }
                     }
                 }
                 Ok(())
             }
-            StatementKind::Preview(_) | StatementKind::Other => {
-                self.forward_routed(&payload, ResponseKind::Query).await
+            StatementKind::Preview(sql) => {
+                self.preview(&sql);
+                Ok(())
             }
+            StatementKind::Other => self.query_routed(payload).await,
         }
     }
 
+    /// A statement dbmesh does not answer itself: to the default data source as sent, or,
+    /// on a database with sharding rules, wherever its plan says.
+    async fn query_routed(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
+        let route = match crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql) {
+            Ok(r) => r,
+            Err(e) => {
+                self.send_error(&e);
+                return Ok(());
+            }
+        };
+        if let Some(router) = route.database.router.clone() {
+            return self.query_sharded(route.database, router, &payload).await;
+        }
+        let index = match self.backend_for(&route.data_source).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.send_error(&e);
+                return Ok(());
+            }
+        };
+        self.forward(index, &payload, ResponseKind::Query, None)
+            .await
+            .map(|_| ())
+    }
+
     /// Routes the command by the session and relays the backend's response.
-    async fn forward_routed(&mut self, payload: &[u8], kind: ResponseKind) -> Result<(), Fatal> {
+    pub(crate) async fn forward_routed(
+        &mut self,
+        payload: &[u8],
+        kind: ResponseKind,
+    ) -> Result<(), Fatal> {
         self.forward_routed_index(payload, kind).await.map(|_| ())
     }
 
@@ -462,18 +511,8 @@ impl ClientConn {
         kind: ResponseKind,
         prepare_id: Option<u32>,
     ) -> Result<Option<ResponseTracker>, Fatal> {
+        self.point_kill_at(index);
         let held = &mut self.backends[index];
-        if self.kill_thread != Some(held.conn.connection_id) {
-            // Rare (a new backend connection): keep `KILL QUERY <our id>` pointed at it.
-            self.kill_thread = Some(held.conn.connection_id);
-            self.rt.mysql_kill.set_target(
-                self.connection_id,
-                KillTarget {
-                    url: held.ds.url.clone(),
-                    thread_id: held.conn.connection_id,
-                },
-            );
-        }
         let mut tracker = ResponseTracker::new(kind, held.conn.deprecate_eof());
         let sent = held.conn.send_command(payload).await;
         let mut result = match sent {
@@ -532,6 +571,22 @@ impl ClientConn {
             self.session.autocommit = status & STATUS_AUTOCOMMIT != 0;
         }
         Ok(Some(tracker))
+    }
+
+    /// Keeps `KILL QUERY <our id>` pointed at the backend connection about to run a
+    /// statement (it changes rarely: a new connection, a statement on another data source).
+    pub(crate) fn point_kill_at(&mut self, index: usize) {
+        let held = &self.backends[index];
+        if self.kill_thread != Some(held.conn.connection_id) {
+            self.kill_thread = Some(held.conn.connection_id);
+            self.rt.mysql_kill.set_target(
+                self.connection_id,
+                KillTarget {
+                    url: held.ds.url.clone(),
+                    thread_id: held.conn.connection_id,
+                },
+            );
+        }
     }
 
     /// Copies the client's LOCAL INFILE packets to the backend up to the empty packet.

@@ -5,7 +5,10 @@
 pub mod auth;
 pub mod backend;
 pub mod backends;
+pub mod concat;
 pub mod err;
+pub mod execute_packet;
+pub mod fanout;
 pub mod frontend;
 pub mod handshake;
 pub mod kill;
@@ -16,6 +19,9 @@ pub mod relay;
 pub mod response;
 pub mod resultset;
 pub mod session_commands;
+pub mod sharded;
+pub mod sharded_prepared;
+pub mod sharded_txn;
 
 pub use frontend::serve_client;
 pub use handshake::ServerInfo;

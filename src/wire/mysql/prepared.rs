@@ -13,8 +13,10 @@ use bytes::BytesMut;
 
 use super::frontend::{ClientConn, Fatal, COM_STMT_CLOSE, COM_STMT_PREPARE};
 use super::response::ResponseKind;
+use super::sharded_prepared::ShardedStatement;
 use crate::error::Error;
 use crate::execute::DataSource;
+use crate::route::shard::PlanKind;
 
 /// A statement as the client prepared it.
 pub struct PreparedStatement {
@@ -24,6 +26,18 @@ pub struct PreparedStatement {
     pub columns: u16,
     /// The parameter types of the last EXECUTE that sent them (2 bytes per parameter).
     pub param_types: Option<Vec<u8>>,
+    /// For a statement over sharded tables: its analysis and router (see
+    /// `sharded_prepared.rs`); `data_source` is then where it was described.
+    pub sharded: Option<Box<ShardedStatement>>,
+}
+
+/// BEGIN, COMMIT, ROLLBACK and savepoints: on a sharded database they concern every data
+/// source, so even prepared they run as dbmesh's transaction control.
+fn controls_transaction(kind: PlanKind) -> bool {
+    matches!(
+        kind,
+        PlanKind::Begin | PlanKind::Commit | PlanKind::Rollback | PlanKind::Savepoint
+    )
 }
 
 fn statement_id(p: &[u8]) -> Option<u32> {
@@ -44,6 +58,26 @@ impl ClientConn {
                 return Ok(());
             }
         };
+        if let (Some(router), Ok(sql)) =
+            (&route.database.router, std::str::from_utf8(&payload[1..]))
+        {
+            // A statement naming no sharded or broadcast table goes on as below.
+            match router.prepare(sql) {
+                Ok(prepared)
+                    if prepared.analysis.is_some() || controls_transaction(prepared.kind) =>
+                {
+                    let (database, router) = (route.database.clone(), router.clone());
+                    return self
+                        .prepare_sharded(database, router, prepared, payload)
+                        .await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.send_error(&e);
+                    return Ok(());
+                }
+            }
+        }
         let index = match self.backend_for(&route.data_source).await {
             Ok(i) => i,
             Err(e) => {
@@ -72,6 +106,7 @@ impl ClientConn {
                     params: ok.params,
                     columns: ok.columns,
                     param_types: None,
+                    sharded: None,
                 },
             );
         }
@@ -126,6 +161,9 @@ impl ClientConn {
             self.send_error(&Error::Malformed("COM_STMT_EXECUTE".into()));
             return Ok(());
         };
+        if self.is_sharded_statement(id) {
+            return self.execute_sharded(id, payload).await;
+        }
         // Remember bound parameter types (only when they change: no allocation per execute).
         let params = self.statements.get(&id).map(|s| s.params).unwrap_or(0) as usize;
         let flag_at = 10 + params.div_ceil(8);
@@ -172,6 +210,13 @@ impl ClientConn {
             self.send_error(&Error::Malformed("COM_STMT_FETCH".into()));
             return Ok(());
         };
+        if self.is_sharded_statement(id) {
+            // Executes of sharded statements never open a cursor.
+            self.send_error(&Error::NotSupported(
+                "COM_STMT_FETCH (a cursor) on a statement over sharded tables".into(),
+            ));
+            return Ok(());
+        }
         match self.statement_backend(id, "mysqld_stmt_fetch").await {
             Ok((index, backend_id, _)) => {
                 payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
@@ -188,6 +233,10 @@ impl ClientConn {
             self.send_error(&Error::Malformed("COM_STMT_RESET".into()));
             return Ok(());
         };
+        if self.is_sharded_statement(id) {
+            self.reset_sharded(id);
+            return Ok(());
+        }
         match self.statement_backend(id, "mysqld_stmt_reset").await {
             Ok((index, backend_id, _)) => {
                 payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
@@ -205,6 +254,10 @@ impl ClientConn {
         let Some(id) = statement_id(&payload) else {
             return Ok(());
         };
+        if self.is_sharded_statement(id) {
+            self.long_data_sharded(id, &payload);
+            return Ok(());
+        }
         if let Ok((index, backend_id, _)) = self
             .statement_backend(id, "mysqld_stmt_send_long_data")
             .await
@@ -227,12 +280,24 @@ impl ClientConn {
         self.statements.remove(&id);
         let mut broken = Vec::new();
         for (i, held) in self.backends.iter_mut().enumerate() {
-            if let Some(backend_id) = held.conn.statements.remove(&id) {
+            let unit_ids = held.conn.unit_statements.remove(&id).unwrap_or_default();
+            let ids: Vec<u32> = held
+                .conn
+                .statements
+                .remove(&id)
+                .into_iter()
+                .chain(unit_ids.into_values())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            for backend_id in ids {
                 let mut close = vec![COM_STMT_CLOSE];
                 close.extend_from_slice(&backend_id.to_le_bytes());
-                if held.conn.send_command(&close).await.is_err() {
-                    broken.push(i);
-                }
+                held.conn.queue_command(&close);
+            }
+            if held.conn.flush().await.is_err() {
+                broken.push(i);
             }
         }
         for i in broken.into_iter().rev() {

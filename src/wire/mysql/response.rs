@@ -38,6 +38,20 @@ pub enum Step {
     Done,
 }
 
+/// Where in a response the tracker is: what the next packet can be. The fan-out uses it to
+/// decide, packet by packet, what of each unit's response reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// The first packet of a result: OK, ERR, LOCAL INFILE request or a column count.
+    Header,
+    /// Column definitions (and, without `CLIENT_DEPRECATE_EOF`, the EOF after them).
+    Columns,
+    /// Rows, up to the terminator (or an ERR).
+    Rows,
+    /// Anything else (prepare and field-list responses, or the response is over).
+    Other,
+}
+
 /// The PREPARE_OK header fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrepareOk {
@@ -99,6 +113,16 @@ impl ResponseTracker {
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// What the next packet belongs to.
+    pub fn section(&self) -> Section {
+        match self.state {
+            State::Start => Section::Header,
+            State::Columns(_) | State::ColumnsEof => Section::Columns,
+            State::Rows => Section::Rows,
+            _ => Section::Other,
+        }
     }
 
     /// Feeds the payload of the first frame of the next logical packet.

@@ -96,6 +96,11 @@ impl ClientConn {
     }
 
     pub(crate) async fn reset_backends(&mut self) {
+        // A reset rolls back whatever each connection had open.
+        self.txn = None;
+        for held in &mut self.backends {
+            held.joined = false;
+        }
         let mut i = 0;
         while i < self.backends.len() {
             if self.backends[i].conn.reset().await.is_ok() {

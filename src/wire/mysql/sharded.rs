@@ -1,0 +1,190 @@
+//! COM_QUERY on a logical database with sharding rules: the statement is planned by the
+//! database's [`ShardRouter`], and the plan's units run where it says (`fanout.rs`), or
+//! the plan is a transaction-control statement (`sharded_txn.rs`). Also `PREVIEW <sql>`,
+//! which shows a plan without running it.
+//!
+//! Databases without rules never come here: their statements are forwarded without being
+//! parsed.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::fanout::{query_payload, Dispatch};
+use super::frontend::{ClientConn, Fatal};
+use super::response::ResponseKind;
+use super::resultset::{write_text_resultset, ColumnDef};
+use crate::config::BackendKind;
+use crate::error::Error;
+use crate::execute::{DataSource, LogicalDatabase};
+use crate::route::keygen::GeneratedKey;
+use crate::route::shard::{Plan, PlanKind, ShardRouter, Unit};
+
+impl ClientConn {
+    /// `PREVIEW <sql>`: a result set of (`data_source_name`, `actual_sql`), one row per
+    /// statement `<sql>` would run. On a database without sharding rules that is the
+    /// default data source and the statement unchanged.
+    pub(crate) fn preview(&mut self, sql: &str) {
+        let route = match crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql) {
+            Ok(r) => r,
+            Err(e) => return self.send_error(&e),
+        };
+        let pairs = match &route.database.router {
+            Some(router) => match router.preview(sql) {
+                Ok(pairs) => pairs,
+                Err(e) => return self.send_error(&e),
+            },
+            None => vec![(route.data_source.name.clone(), sql.to_string())],
+        };
+        let rows: Vec<Vec<Option<String>>> = pairs
+            .into_iter()
+            .map(|(ds, sql)| vec![Some(ds), Some(sql)])
+            .collect();
+        let status = self.status_flags();
+        let deprecate_eof = self.deprecate_eof();
+        write_text_resultset(
+            &mut self.writer,
+            &mut self.seq,
+            deprecate_eof,
+            status,
+            &[
+                ColumnDef::text("data_source_name", 64),
+                ColumnDef::text("actual_sql", 16_383),
+            ],
+            &rows,
+        );
+    }
+
+    /// A statement on a database with sharding rules. Errors of planning reach the client
+    /// as ERR packets; the connection stays usable.
+    pub(crate) async fn query_sharded(
+        &mut self,
+        database: Arc<LogicalDatabase>,
+        router: Arc<ShardRouter>,
+        payload: &[u8],
+    ) -> Result<(), Fatal> {
+        let text = String::from_utf8_lossy(&payload[1..]);
+        let plan = match router.route_text(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                self.send_error(&e);
+                return Ok(());
+            }
+        };
+        if matches!(text, Cow::Owned(_)) && plan.units.iter().any(|u| u.sql.is_some()) {
+            // Rewriting would mangle the bytes that are not UTF-8.
+            self.send_error(&Error::NotSupported(
+                "a statement that is not valid UTF-8 and must be rewritten for its data nodes"
+                    .into(),
+            ));
+            return Ok(());
+        }
+        if self
+            .transaction_control(plan.kind, template_sql(&plan, &text))
+            .await?
+        {
+            return Ok(());
+        }
+        let indices = match self.backends_for_units(&database, &plan.units).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.send_error(&e);
+                self.refresh_transaction_status();
+                return Ok(());
+            }
+        };
+        let last_insert_id = numeric_generated_key(&plan);
+        if let ([unit], None) = (&plan.units[..], last_insert_id) {
+            // The common case, one data node: relayed like any statement, and the client's
+            // bytes go as they are when no rewrite was needed.
+            let rewritten;
+            let command = match &unit.sql {
+                None => payload,
+                Some(sql) => {
+                    rewritten = query_payload(sql);
+                    &rewritten[..]
+                }
+            };
+            self.forward(indices[0], command, ResponseKind::Query, None)
+                .await?;
+        } else {
+            let units = plan
+                .units
+                .iter()
+                .zip(&indices)
+                .map(|(unit, &backend)| Dispatch {
+                    backend,
+                    preamble: Vec::new(),
+                    command: match &unit.sql {
+                        None => payload.to_vec(),
+                        Some(sql) => query_payload(sql),
+                    },
+                    close_after: None,
+                })
+                .collect();
+            self.run_dispatches(units, last_insert_id).await?;
+        }
+        self.refresh_transaction_status();
+        Ok(())
+    }
+
+    /// The held connection for each unit's data source, opened (and joined to the
+    /// transaction) as needed.
+    pub(crate) async fn backends_for_units(
+        &mut self,
+        database: &LogicalDatabase,
+        units: &[Unit],
+    ) -> Result<Vec<usize>, Error> {
+        let mut sources: Vec<Arc<DataSource>> = Vec::new();
+        for unit in units {
+            let ds = database
+                .data_sources
+                .get(&unit.data_source)
+                .ok_or_else(|| {
+                    Error::Routing(format!(
+                        "the plan names data source `{}`, which database `{}` does not have",
+                        unit.data_source, database.config.name
+                    ))
+                })?;
+            if !sources.iter().any(|s| Arc::ptr_eq(s, ds)) {
+                sources.push(ds.clone());
+            }
+        }
+        for ds in &sources {
+            self.backend_for(ds).await?;
+        }
+        // Opening one connection can move another in the list: look them up at the end.
+        units
+            .iter()
+            .map(|unit| {
+                let ds = &database.data_sources[&unit.data_source];
+                self.backends
+                    .iter()
+                    .position(|h| Arc::ptr_eq(&h.ds, ds))
+                    .ok_or_else(|| Error::BackendLost {
+                        data_source: ds.name.clone(),
+                        cause: "the connection broke while others were being opened".into(),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The SQL of a transaction-control plan's template unit.
+pub(crate) fn template_sql<'a>(plan: &'a Plan, client_sql: &'a str) -> &'a str {
+    plan.units
+        .first()
+        .and_then(|u| u.sql.as_deref())
+        .unwrap_or(client_sql)
+}
+
+/// The first generated key of an INSERT, when it is a number: MySQL clients get it as
+/// last-insert-id (the backends know nothing of it).
+pub(crate) fn numeric_generated_key(plan: &Plan) -> Option<u64> {
+    if plan.kind != PlanKind::Write {
+        return None;
+    }
+    match plan.generated_keys.first() {
+        Some(GeneratedKey::Int(id)) => u64::try_from(*id).ok(),
+        _ => None,
+    }
+}
