@@ -5,6 +5,9 @@
 //! - `plan/*`: what every statement pays today before it is forwarded (classification and
 //!   routing), and a full sqlparser parse of a point select per dialect, which sharded
 //!   statements will pay (target: under 10 µs).
+//! - `shard/*`: the sharding planner on a 2 × 2 layout: a point select planned from text
+//!   (parse, analyse, route, rewrite, print), and a prepared one re-planned from bound
+//!   parameters (route and rename only).
 //! - `relay/*`: the CPU part of single-route passthrough, scanning a backend response frame
 //!   by frame to find where it ends, for 1-row and 1,000-row results on both protocols.
 
@@ -66,6 +69,60 @@ url = "mysql://root@127.0.0.1:3306/shop_ds_0"
                 black_box("SELECT c FROM sbtest1 WHERE id = $1"),
             )
             .unwrap()
+        })
+    });
+    g.finish();
+}
+
+const ORDER_RULES: &str = r#"
+[tables.t_order]
+nodes             = "ds_${0..1}.t_order_${0..1}"
+database_strategy = { column = "user_id",  algorithm = "db_inline" }
+table_strategy    = { column = "order_id", algorithm = "order_mod" }
+[algorithms.db_inline]
+type       = "INLINE"
+expression = "ds_${user_id % 2}"
+[algorithms.order_mod]
+type           = "MOD"
+sharding_count = 2
+"#;
+
+fn shard(c: &mut Criterion) {
+    use dbmesh::route::shard::{ParamMode, ParamValue, ShardRouter};
+    use dbmesh::sql::analyze::Dialect;
+    let rules = dbmesh::config::rules::parse_rules(
+        ORDER_RULES,
+        Path::new("orders.toml"),
+        "shop",
+        &["ds_0", "ds_1"],
+    )
+    .unwrap();
+    let router = ShardRouter::build(
+        "shop",
+        Dialect::MySql,
+        "ds_0",
+        vec!["ds_0".into(), "ds_1".into()],
+        Arc::new(rules),
+    );
+    let mut g = c.benchmark_group("shard");
+    g.bench_function("plan_point_select_text", |b| {
+        b.iter(|| {
+            router
+                .route_text(black_box(
+                    "SELECT amount FROM t_order WHERE user_id = 7 AND order_id = 12",
+                ))
+                .unwrap()
+        })
+    });
+    let prepared = router
+        .prepare("SELECT amount FROM t_order WHERE user_id = ? AND order_id = ?")
+        .unwrap();
+    let params = [ParamValue::Int(7), ParamValue::Int(12)];
+    g.bench_function("plan_point_select_prepared", |b| {
+        b.iter(|| {
+            router
+                .plan(&prepared, Some(black_box(&params)), ParamMode::Keep)
+                .unwrap()
         })
     });
     g.finish();
@@ -169,5 +226,5 @@ fn relay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, plan, relay);
+criterion_group!(benches, plan, shard, relay);
 criterion_main!(benches);

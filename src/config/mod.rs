@@ -133,6 +133,7 @@ max_packet_size = 16777216
 connect_timeout_ms = 3000
 checkout_timeout_ms = 20000
 worker_threads = 4
+snowflake_worker_id = 17
 log_level = "debug"
 
 [[users]]
@@ -195,6 +196,7 @@ url = "postgres://postgres@127.0.0.1/shop_ds_0"
         assert_eq!(s.connect_timeout, Duration::from_millis(3000));
         assert_eq!(s.checkout_timeout, Duration::from_millis(20000));
         assert_eq!(s.worker_threads, Some(4));
+        assert_eq!(s.snowflake_worker_id, Some(17));
         assert_eq!(s.log_level.as_deref(), Some("debug"));
 
         assert_eq!(config.users.len(), 2);
@@ -291,6 +293,18 @@ backend = "postgres"
             config.databases["shop"].data_sources["only"].max_connections,
             32
         );
+    }
+
+    #[test]
+    fn snowflake_worker_id_must_fit_ten_bits() {
+        let text = "[server]\nmysql_listen = \"127.0.0.1:0\"\nsnowflake_worker_id = 1024\n";
+        let problems = problems(text, &[]);
+        let problem = problems
+            .iter()
+            .find(|p| p.key == "server.snowflake_worker_id")
+            .expect("snowflake_worker_id is reported");
+        assert_eq!(problem.line, Some(3));
+        assert!(problem.message.contains("between 0 and 1023, got 1024"));
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub checkout_timeout: Duration,
     /// Tokio worker threads; `None` = one per CPU.
     pub worker_threads: Option<usize>,
+    /// Replaces the `worker_id` of every SNOWFLAKE key generator in the rule files, so
+    /// dbmesh instances sharing rule files (sidecars) generate distinct keys.
+    pub snowflake_worker_id: Option<u16>,
     /// Log filter (e.g. `info` or `dbmesh=debug`); `None` = `RUST_LOG` or the binary's default.
     pub log_level: Option<String>,
 }

@@ -24,6 +24,7 @@ pub(super) struct RawServer {
     pub connect_timeout_ms: Option<Spanned<u64>>,
     pub checkout_timeout_ms: Option<Spanned<u64>>,
     pub worker_threads: Option<Spanned<usize>>,
+    pub snowflake_worker_id: Option<Spanned<i64>>,
     pub log_level: Option<Spanned<String>>,
 }
 

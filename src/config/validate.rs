@@ -66,6 +66,7 @@ fn server(
         connect_timeout: ServerConfig::DEFAULT_CONNECT_TIMEOUT,
         checkout_timeout: ServerConfig::DEFAULT_CHECKOUT_TIMEOUT,
         worker_threads: None,
+        snowflake_worker_id: None,
         log_level: None,
     };
     let Some(section) = section else {
@@ -185,6 +186,16 @@ fn server(
         server.checkout_timeout = Duration::from_millis(ms);
     }
     server.worker_threads = positive(raw.worker_threads.as_ref(), &key("worker_threads"), report);
+    if let Some(id) = &raw.snowflake_worker_id {
+        match u16::try_from(*id.get_ref()) {
+            Ok(worker) if worker <= 1023 => server.snowflake_worker_id = Some(worker),
+            _ => report.at(
+                Some(id.span()),
+                key("snowflake_worker_id"),
+                format!("must be between 0 and 1023, got {}", id.get_ref()),
+            ),
+        }
+    }
     if let Some(level) = &raw.log_level {
         if level.get_ref().trim().is_empty() {
             report.at(

@@ -51,39 +51,44 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(config: &Config) -> Cluster {
-        let databases =
-            config
-                .databases
-                .iter()
-                .map(|(name, db)| {
-                    let data_sources = db
-                        .data_sources
-                        .iter()
-                        .map(|(ds_name, ds)| {
-                            (
-                                ds_name.clone(),
-                                Arc::new(DataSource {
-                                    name: ds_name.clone(),
-                                    database: name.clone(),
-                                    url: ds.url.clone(),
-                                    mysql: Pool::new(ds.max_connections),
-                                    postgres: Pool::new(ds.max_connections),
-                                }),
-                            )
-                        })
-                        .collect();
-                    (
-                        name.clone(),
-                        Arc::new(LogicalDatabase {
-                            config: db.clone(),
-                            data_sources,
-                            router: db.sharding.as_ref().filter(|rules| !rules.is_empty()).map(
-                                |rules| Arc::new(ShardRouter::new(db, Arc::new(rules.clone()))),
-                            ),
-                        }),
-                    )
-                })
-                .collect();
+        let databases = config
+            .databases
+            .iter()
+            .map(|(name, db)| {
+                let data_sources = db
+                    .data_sources
+                    .iter()
+                    .map(|(ds_name, ds)| {
+                        (
+                            ds_name.clone(),
+                            Arc::new(DataSource {
+                                name: ds_name.clone(),
+                                database: name.clone(),
+                                url: ds.url.clone(),
+                                mysql: Pool::new(ds.max_connections),
+                                postgres: Pool::new(ds.max_connections),
+                            }),
+                        )
+                    })
+                    .collect();
+                (
+                    name.clone(),
+                    Arc::new(LogicalDatabase {
+                        config: db.clone(),
+                        data_sources,
+                        router: db.sharding.as_ref().filter(|rules| !rules.is_empty()).map(
+                            |rules| {
+                                Arc::new(ShardRouter::new(
+                                    db,
+                                    Arc::new(rules.clone()),
+                                    config.server.snowflake_worker_id,
+                                ))
+                            },
+                        ),
+                    }),
+                )
+            })
+            .collect();
         Cluster { databases }
     }
 }

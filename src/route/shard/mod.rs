@@ -31,7 +31,7 @@ use crate::config::rules::ShardingRules;
 use crate::config::DatabaseConfig;
 use crate::error::Error;
 use crate::rewrite::{self, GeneratedKeyColumn, TargetRewrite};
-use crate::route::keygen::{GeneratedKey, KeyGenerator};
+use crate::route::keygen::{GeneratedKey, KeyGenerator, KeyGeneratorConfig};
 use crate::sql::analyze::{analyze, Analysis, Dialect, SqlKind, TableRole};
 
 use nodes::Context;
@@ -146,15 +146,42 @@ pub struct Unit {
 }
 
 impl ShardRouter {
-    /// The router of `database`, whose rules were validated at load.
-    pub fn new(database: &DatabaseConfig, rules: Arc<ShardingRules>) -> ShardRouter {
-        Self::build(
+    /// The router of `database`, whose rules were validated at load. `worker_id`
+    /// (`[server] snowflake_worker_id`) replaces the rule files' SNOWFLAKE worker ids.
+    pub fn new(
+        database: &DatabaseConfig,
+        rules: Arc<ShardingRules>,
+        worker_id: Option<u16>,
+    ) -> ShardRouter {
+        let mut router = Self::build(
             &database.name,
             database.backend.into(),
             &database.default_data_source,
             database.data_sources.keys().cloned().collect(),
-            rules,
-        )
+            rules.clone(),
+        );
+        if let Some(worker) = worker_id {
+            router.key_generators = rules
+                .key_generators
+                .iter()
+                .map(|(name, config)| {
+                    let config = match config {
+                        KeyGeneratorConfig::Snowflake {
+                            max_tolerate_time_difference_ms,
+                            max_vibration_offset,
+                            ..
+                        } => KeyGeneratorConfig::Snowflake {
+                            worker_id: worker,
+                            max_tolerate_time_difference_ms: *max_tolerate_time_difference_ms,
+                            max_vibration_offset: *max_vibration_offset,
+                        },
+                        other => other.clone(),
+                    };
+                    (name.clone(), config.build())
+                })
+                .collect();
+        }
+        router
     }
 
     /// The router of logical database `name` with these data sources and rules.
