@@ -18,6 +18,7 @@ mod postgres;
 mod postgres_raw;
 mod process;
 mod sharded;
+mod sharded_pg;
 
 pub use forwarder::*;
 pub use mysql::*;
@@ -26,6 +27,7 @@ pub use postgres::*;
 pub use postgres_raw::*;
 pub use process::*;
 pub use sharded::*;
+pub use sharded_pg::*;
 
 /// The application user every test config defines.
 pub const APP_USER: &str = "app";

@@ -1,6 +1,6 @@
 //! ErrorResponse: the one place where dbmesh's own errors become PostgreSQL SQLSTATEs.
 
-use pgwire::messages::response::ErrorResponse;
+use pgwire::messages::response::{ErrorResponse, NoticeResponse};
 
 use crate::error::Error;
 
@@ -63,6 +63,111 @@ pub fn from_error(severity: Severity, e: &Error) -> ErrorResponse {
     error_response(severity, code, &msg)
 }
 
+/// Errors PostgreSQL itself raises about the session's statements, portals and
+/// transaction, which a sharded session (which keeps these itself instead of the backend)
+/// must raise the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    DuplicateStatement(String),
+    UnknownStatement(String),
+    DuplicatePortal(String),
+    UnknownPortal(String),
+    /// A statement in a transaction that already failed.
+    TransactionAborted,
+    /// A Bind with the wrong number of parameters.
+    BindCount {
+        statement: String,
+        given: usize,
+        needed: usize,
+    },
+    /// A Bind with a number of parameter formats that fits neither rule.
+    BindFormats {
+        given: usize,
+        params: usize,
+    },
+    /// A message dbmesh does not serve on a sharded database (FunctionCall).
+    Unsupported(&'static str),
+}
+
+impl SessionError {
+    /// SQLSTATE and message, worded as PostgreSQL words them.
+    pub fn sqlstate(&self) -> (&'static str, String) {
+        match self {
+            SessionError::DuplicateStatement(n) => {
+                ("42P05", format!("prepared statement \"{n}\" already exists"))
+            }
+            SessionError::UnknownStatement(n) => {
+                ("26000", format!("prepared statement \"{n}\" does not exist"))
+            }
+            SessionError::DuplicatePortal(n) => ("42P03", format!("portal \"{n}\" already exists")),
+            SessionError::UnknownPortal(n) => ("34000", format!("portal \"{n}\" does not exist")),
+            SessionError::TransactionAborted => (
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block"
+                    .into(),
+            ),
+            SessionError::BindCount {
+                statement,
+                given,
+                needed,
+            } => (
+                "08P01",
+                format!(
+                    "bind message supplies {given} parameters, but prepared statement \"{statement}\" requires {needed}"
+                ),
+            ),
+            SessionError::BindFormats { given, params } => (
+                "08P01",
+                format!("bind message has {given} parameter formats but {params} parameters"),
+            ),
+            SessionError::Unsupported(what) => ("0A000", format!("{what} is not supported by dbmesh on a sharded database")),
+        }
+    }
+
+    pub fn response(&self) -> ErrorResponse {
+        let (code, message) = self.sqlstate();
+        error_response(Severity::Error, code, &message)
+    }
+}
+
+/// A WARNING notice, as PostgreSQL sends for `BEGIN` inside a transaction (25001) or
+/// `COMMIT` outside one (25P01).
+pub fn warning(code: &str, message: &str) -> NoticeResponse {
+    NoticeResponse::new(vec![
+        (b'S', "WARNING".to_string()),
+        (b'V', "WARNING".to_string()),
+        (b'C', code.to_string()),
+        (b'M', message.to_string()),
+    ])
+}
+
+/// A backend's ErrorResponse (whole message) with `data source <name>: ` put before its
+/// message, for errors of one data source among several (a COMMIT that failed on one of
+/// them). The SQLSTATE and every other field stay the backend's.
+pub fn on_data_source(message: &[u8], data_source: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(message.len() + data_source.len() + 16);
+    let mut rest = message.get(5..).unwrap_or_default();
+    while let Some((&kind, tail)) = rest.split_first() {
+        if kind == 0 {
+            break;
+        }
+        let Some(end) = tail.iter().position(|b| *b == 0) else {
+            break;
+        };
+        body.push(kind);
+        if kind == b'M' {
+            body.extend_from_slice(format!("data source {data_source}: ").as_bytes());
+        }
+        body.extend_from_slice(&tail[..=end]);
+        rest = &tail[end + 1..];
+    }
+    body.push(0);
+    let mut out = vec![b'E'];
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +190,36 @@ mod tests {
         });
         assert_eq!(code, "08006");
         assert!(msg.contains("ds_0"));
+    }
+
+    #[test]
+    fn names_the_data_source_in_a_backend_error_and_keeps_its_sqlstate() {
+        let mut raw = bytes::BytesMut::new();
+        use pgwire::messages::Message;
+        error_response(Severity::Error, "40001", "could not serialize")
+            .encode(&mut raw)
+            .unwrap();
+        let named = on_data_source(&raw, "ds_1");
+        let text = String::from_utf8_lossy(&named);
+        assert!(text.contains("C40001\0"), "{text}");
+        assert!(
+            text.contains("Mdata source ds_1: could not serialize\0"),
+            "{text}"
+        );
+        let len = i32::from_be_bytes([named[1], named[2], named[3], named[4]]) as usize;
+        assert_eq!(len + 1, named.len());
+    }
+
+    #[test]
+    fn session_errors_use_postgres_sqlstates() {
+        assert_eq!(
+            SessionError::UnknownPortal("p".into()).sqlstate().0,
+            "34000"
+        );
+        assert_eq!(SessionError::TransactionAborted.sqlstate().0, "25P02");
+        assert_eq!(
+            SessionError::DuplicateStatement("s".into()).sqlstate().1,
+            "prepared statement \"s\" already exists"
+        );
     }
 }

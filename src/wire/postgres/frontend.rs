@@ -21,14 +21,15 @@ use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
 
 use super::auth::{self, AuthFailure};
-use super::backend::{PgBackendConn, StartupParams};
+use super::backend::StartupParams;
 use super::cancel::CancelTarget;
+use super::checkout::{checkout, HeldBackend, MAX_BACKEND_MESSAGE};
 use super::error::{error_response, from_error, Severity};
 use super::message::{frame_at, MessageReader, MessageWriter, FLUSH_THRESHOLD};
+use super::sharded::Started;
 use super::statements::{bind_statement, parse_query, parse_statement, target, Statements};
 use crate::config::{BackendKind, PostgresAuthMethod, UserConfig};
 use crate::error::Error;
-use crate::execute::pool::Lease;
 use crate::execute::DataSource;
 use crate::server::Runtime;
 use crate::session::Session;
@@ -39,17 +40,10 @@ const GSSENC_REQUEST: i32 = 80877104;
 const CANCEL_REQUEST: i32 = 80877102;
 /// Start-up packets are small; anything larger is not a PostgreSQL client.
 const MAX_STARTUP: usize = 10_000;
-/// Backend messages may be as large as PostgreSQL allows (1 GiB).
-const MAX_BACKEND_MESSAGE: usize = 1 << 30;
 
 /// Stop serving this client (it left, or it must be disconnected).
 #[derive(Debug)]
 struct Close;
-
-struct HeldBackend {
-    conn: PgBackendConn,
-    lease: Lease<PgBackendConn>,
-}
 
 struct PgClient {
     rt: Arc<Runtime>,
@@ -85,11 +79,14 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
         let reader = MessageReader::new(r, max);
         let writer = MessageWriter::new(w);
         let login = PgClient::start(rt, id, peer, reader, writer);
-        if let Ok(Some(mut client)) =
-            tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await
-        {
-            client.pump().await;
-            client.close().await;
+        if let Ok(Some(client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await {
+            match client.into_sharded() {
+                Ok(started) => super::sharded::serve(started).await,
+                Err(mut client) => {
+                    client.pump().await;
+                    client.close().await;
+                }
+            }
         }
     }
     .instrument(span)
@@ -234,6 +231,35 @@ impl PgClient {
         client.write_ready();
         client.writer.flush().await.ok()?;
         Some(client)
+    }
+
+    /// A client of a database with sharding rules is served by a sharded session (see
+    /// `sharded.rs`) instead of the pump; it takes over the connection start-up opened.
+    #[allow(clippy::result_large_err)]
+    fn into_sharded(mut self) -> Result<Started, PgClient> {
+        let db = self
+            .session
+            .database
+            .as_ref()
+            .and_then(|name| self.rt.cluster.databases.get(name))
+            .cloned();
+        let Some((db, router)) = db.and_then(|db| db.router.clone().map(|r| (db, r))) else {
+            return Err(self);
+        };
+        let Some(default) = self.backend.take() else {
+            return Err(self);
+        };
+        Ok(Started {
+            rt: self.rt,
+            db,
+            router,
+            reader: self.reader,
+            writer: self.writer,
+            key: self.key,
+            session: self.session,
+            params: self.params,
+            default,
+        })
     }
 
     /// The full-duplex loop: whatever side has data is processed, until the client leaves.
@@ -490,59 +516,17 @@ impl PgClient {
     /// Takes a connection for the session's data source (pooled, or new), replays the
     /// session's SETs on it, and points cancel requests at it.
     async fn connect_backend(&mut self) -> Result<(), Error> {
-        let ds = self.data_source.clone();
-        let server = &self.rt.config.server;
-        let profile = self.params.profile();
-        let mut lease = ds
-            .postgres
-            .checkout(profile, server.checkout_timeout)
-            .await
-            .map_err(|t| t.into_error(&ds.name))?;
-        // Health check on checkout: an idle connection may have been closed by the server.
-        let mut pooled = lease.conn.take();
-        if let Some(c) = &mut pooled {
-            if !c.simple_query("").await.is_ok_and(|e| e.is_none()) {
-                pooled = None;
-            }
-        }
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => PgBackendConn::connect(
-                &ds.url,
-                &self.params,
-                server.connect_timeout,
-                MAX_BACKEND_MESSAGE,
-            )
-            .await
-            .map_err(|e| Error::DataSourceUnavailable {
-                database: ds.database.clone(),
-                data_source: ds.name.clone(),
-                cause: e.to_string(),
-            })?,
-        };
-        for sql in self
-            .session
-            .set_statements_since(conn.applied_session_state)
-        {
-            if let Err(e) = conn.simple_query(sql).await {
-                return Err(Error::BackendLost {
-                    data_source: ds.name.clone(),
-                    cause: e.to_string(),
-                });
-            }
-        }
-        conn.applied_session_state = self.session.set_statement_count();
-        self.rt.pg_cancel.register(
-            self.key.0,
-            CancelTarget {
-                secret: self.key.1,
-                host: conn.host.clone(),
-                port: conn.port,
-                backend_pid: conn.process_id,
-                backend_secret: conn.secret_key,
-            },
-        );
-        self.backend = Some(HeldBackend { conn, lease });
+        let held = checkout(
+            &self.rt.config.server,
+            &self.data_source,
+            &self.params,
+            &self.session,
+        )
+        .await?;
+        self.rt
+            .pg_cancel
+            .register(self.key.0, CancelTarget::of(self.key.1, &held.conn));
+        self.backend = Some(held);
         Ok(())
     }
 

@@ -4,10 +4,22 @@
 
 pub mod auth;
 pub mod backend;
+pub mod bind_params;
 pub mod cancel;
+pub mod checkout;
+pub mod command_tag;
 pub mod error;
+pub mod extended_messages;
+mod fanout;
 pub mod frontend;
 pub mod message;
+mod passthrough;
+pub mod preview;
+pub mod shard_backends;
+pub mod sharded;
+mod sharded_extended;
+mod sharded_simple;
+mod sharded_txn;
 pub mod statements;
 
 pub use frontend::serve_client;

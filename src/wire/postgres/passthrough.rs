@@ -1,0 +1,144 @@
+//! Extended-protocol statements that name no sharded or broadcast table, in a sharded
+//! session: their Parse, Bind, Describe, Execute and Close messages are forwarded as they
+//! are to the default data source's connection, and its answers relayed, so they behave
+//! exactly as without sharding (server-side named statements, row limits, COPY).
+//!
+//! Answers must reach the client in the order of its messages. Forwarded messages are
+//! answered by the backend only at a Flush or Sync, so before dbmesh answers a message
+//! itself (a sharded statement's ParseComplete, say) it *settles*: sends Flush and relays
+//! every answer the backend owes. Each forwarded message owes exactly one completing
+//! answer (ParseComplete, BindComplete, CloseComplete, RowDescription or NoData after a
+//! Describe's ParameterDescription, CommandComplete / EmptyQueryResponse /
+//! PortalSuspended after rows), until an ErrorResponse, after which the backend skips the
+//! rest up to Sync (and statements whose Parse failed or was skipped do not exist).
+
+use std::collections::VecDeque;
+
+use postgres_protocol::message::frontend;
+
+use super::message::FLUSH_THRESHOLD;
+use super::sharded::{copy_in, next_message, send, Broken, Outcome, ShardedSession};
+
+/// Forwarded messages whose answers have not been relayed yet.
+#[derive(Debug, Default)]
+pub struct Passthrough {
+    /// Completing answers the default data source still owes, in order: for a Parse the
+    /// statement it creates, `None` for other messages.
+    owed: VecDeque<Option<String>>,
+    /// Messages were forwarded since the last Sync: the client's Sync must go there too.
+    pub unsynced: bool,
+}
+
+impl ShardedSession {
+    /// Forwards one client message to the default data source; `creates` names the
+    /// statement a Parse creates.
+    pub(super) async fn forward(
+        &mut self,
+        tag: u8,
+        msg: &[u8],
+        creates: Option<String>,
+    ) -> Result<Outcome, Broken> {
+        let ds = self.backends.default_name().to_string();
+        let conn = match self.backends.open(&ds, &self.session).await {
+            Ok(c) => c,
+            Err(e) => return Ok(self.fail(&e)),
+        };
+        conn.writer.write_raw(msg);
+        conn.healthy = false;
+        if tag != b'H' {
+            self.pass.owed.push_back(creates);
+        }
+        self.pass.unsynced = true;
+        if conn.writer.pending() >= FLUSH_THRESHOLD {
+            send(conn, &ds).await?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Relays every answer the default data source owes, so dbmesh can answer next.
+    /// `Failed` when one was an error: the client's messages up to Sync are to be skipped.
+    pub(super) async fn settle(&mut self) -> Result<Outcome, Broken> {
+        if self.pass.owed.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        let ds = self.backends.default_name().to_string();
+        let conn = self
+            .backends
+            .get(&ds)
+            .expect("messages were forwarded there");
+        frontend::flush(&mut conn.writer.buf);
+        send(conn, &ds).await?;
+        self.relay(false).await
+    }
+
+    /// The client's Sync: forwarded when messages went to the default data source since
+    /// the last one, and its answers relayed up to (not including) ReadyForQuery.
+    pub(super) async fn sync_passthrough(&mut self) -> Result<Outcome, Broken> {
+        if !self.pass.unsynced {
+            return Ok(Outcome::Done);
+        }
+        let ds = self.backends.default_name().to_string();
+        let conn = self
+            .backends
+            .get(&ds)
+            .expect("messages were forwarded there");
+        frontend::sync(&mut conn.writer.buf);
+        send(conn, &ds).await?;
+        let outcome = self.relay(true).await?;
+        self.pass.unsynced = false;
+        Ok(outcome)
+    }
+
+    /// Relays the default data source's answers until none is owed (or an error), or with
+    /// `until_ready` up to its ReadyForQuery.
+    async fn relay(&mut self, until_ready: bool) -> Result<Outcome, Broken> {
+        let ds = self.backends.default_name().to_string();
+        let mut outcome = Outcome::Done;
+        loop {
+            if !until_ready && (self.pass.owed.is_empty() || outcome == Outcome::Failed) {
+                return Ok(outcome);
+            }
+            let conn = self
+                .backends
+                .get(&ds)
+                .expect("messages were forwarded there");
+            let (tag, msg) = next_message(conn, &ds, &mut self.writer).await?;
+            match tag {
+                b'Z' if until_ready => {
+                    conn.tx_status = msg[5];
+                    conn.healthy = true;
+                    self.forget_owed();
+                    return Ok(outcome);
+                }
+                // Not asked for (no Sync was sent): nothing to relay.
+                b'Z' => {
+                    conn.tx_status = msg[5];
+                    conn.healthy = true;
+                }
+                b'E' => {
+                    self.writer.write_raw(&msg);
+                    self.forget_owed();
+                    self.mark_failed();
+                    outcome = Outcome::Failed;
+                }
+                b'1' | b'2' | b'3' | b'T' | b'n' | b'C' | b'I' | b's' => {
+                    self.writer.write_raw(&msg);
+                    self.pass.owed.pop_front();
+                }
+                b'G' => {
+                    self.writer.write_raw(&msg);
+                    copy_in(&mut self.reader, &mut self.writer, conn, &ds).await?;
+                }
+                _ => self.writer.write_raw(&msg),
+            }
+        }
+    }
+
+    /// The backend will not answer the messages still owed (it skips to Sync after an
+    /// error): the statements their Parses would have created do not exist.
+    fn forget_owed(&mut self) {
+        for name in std::mem::take(&mut self.pass.owed).into_iter().flatten() {
+            self.forget_statement(&name);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The backend connections of one sharded session: at most one per data source, opened the
+//! first time a statement runs there (from that data source's pool, with the client's
+//! start-up parameters and the session's SETs replayed), held until the client leaves,
+//! then reset and returned to their pools.
+//!
+//! A connection's `healthy` flag doubles as "no response outstanding": it is cleared when
+//! dbmesh sends a request and set again when the ReadyForQuery that ends it is read, so a
+//! connection abandoned mid-response (the client left, a relay failed) is closed rather
+//! than pooled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::backend::{PgBackendConn, StartupParams};
+use super::cancel::CancelTarget;
+use super::checkout::{checkout, HeldBackend};
+use crate::error::Error;
+use crate::execute::LogicalDatabase;
+use crate::server::Runtime;
+use crate::session::Session;
+
+/// The session's connections, by data source name.
+pub struct Backends {
+    rt: Arc<Runtime>,
+    db: Arc<LogicalDatabase>,
+    params: StartupParams,
+    /// The client's cancel key: pid and secret.
+    key: (i32, i32),
+    held: BTreeMap<String, HeldBackend>,
+}
+
+impl Backends {
+    /// Starts with the connection start-up opened to the default data source.
+    pub fn new(
+        rt: Arc<Runtime>,
+        db: Arc<LogicalDatabase>,
+        params: StartupParams,
+        key: (i32, i32),
+        default: HeldBackend,
+    ) -> Backends {
+        let mut held = BTreeMap::new();
+        held.insert(db.config.default_data_source.clone(), default);
+        let b = Backends {
+            rt,
+            db,
+            params,
+            key,
+            held,
+        };
+        b.register_cancel();
+        b
+    }
+
+    /// The default data source's name.
+    pub fn default_name(&self) -> &str {
+        &self.db.config.default_data_source
+    }
+
+    /// The connection to `ds`, opening it if the session has none yet.
+    pub async fn open(&mut self, ds: &str, session: &Session) -> Result<&mut PgBackendConn, Error> {
+        if !self.held.contains_key(ds) {
+            let source = self.db.data_sources.get(ds).ok_or_else(|| {
+                Error::Routing(format!(
+                    "data source `{ds}` is not defined in database `{}`",
+                    self.db.config.name
+                ))
+            })?;
+            let held = checkout(&self.rt.config.server, source, &self.params, session).await?;
+            self.held.insert(ds.to_string(), held);
+            self.register_cancel();
+        }
+        Ok(&mut self.held.get_mut(ds).expect("just opened").conn)
+    }
+
+    /// The connection to `ds`, if the session holds one.
+    pub fn get(&mut self, ds: &str) -> Option<&mut PgBackendConn> {
+        self.held.get_mut(ds).map(|h| &mut h.conn)
+    }
+
+    /// The data sources the session holds connections to, in name order.
+    pub fn names(&self) -> Vec<String> {
+        self.held.keys().cloned().collect()
+    }
+
+    /// The held connections whose backend is inside a transaction block (status `T` or `E`).
+    pub fn in_transaction(&self) -> Vec<String> {
+        self.held
+            .iter()
+            .filter(|(_, h)| h.conn.tx_status != b'I')
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The status the backends report together: `E` if any is in a failed transaction,
+    /// else `T` if any is in one, else `I`.
+    pub fn status(&self) -> u8 {
+        let statuses = || self.held.values().map(|h| h.conn.tx_status);
+        if statuses().any(|s| s == b'E') {
+            b'E'
+        } else if statuses().any(|s| s == b'T') {
+            b'T'
+        } else {
+            b'I'
+        }
+    }
+
+    /// Points the client's cancel key at every held connection.
+    fn register_cancel(&self) {
+        let targets = self
+            .held
+            .values()
+            .map(|h| CancelTarget::of(self.key.1, &h.conn))
+            .collect();
+        self.rt.pg_cancel.register_all(self.key.0, targets);
+    }
+
+    /// Returns every clean connection to its pool (the rest are closed) and forgets the
+    /// cancel key.
+    pub async fn release(mut self) {
+        self.rt.pg_cancel.unregister(self.key.0);
+        for (name, held) in std::mem::take(&mut self.held) {
+            if let Some(ds) = self.db.data_sources.get(&name) {
+                held.release(ds).await;
+            }
+        }
+    }
+}

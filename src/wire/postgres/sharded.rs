@@ -1,0 +1,298 @@
+//! A PostgreSQL client session on a logical database with sharding rules.
+//!
+//! Where the single-data-source pump forwards bytes both ways, a sharded session works
+//! request by request: it reads one client message, decides what runs where (through the
+//! [`ShardRouter`]), sends the units to the backend connections of the data sources
+//! involved, and streams the answers back as one response. The pieces live in their own
+//! files:
+//!
+//! - `sharded_simple.rs`: simple Query, split into statements;
+//! - `sharded_extended.rs`: Parse / Bind / Describe / Execute / Close / Sync / Flush;
+//! - `passthrough.rs`: statements that name no sharded table, relayed message by message
+//!   to the default data source;
+//! - `fanout.rs`: running a plan's units and combining their results;
+//! - `sharded_txn.rs`: transactions over several data sources (local semantics);
+//! - `shard_backends.rs`: the session's connection per data source.
+//!
+//! The transaction status the client sees is the session's own: `T` / `E` inside a
+//! transaction dbmesh tracks, otherwise the backends' (so a transaction the router does not
+//! recognise still shows as the backend reports it).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tracing::{debug, warn};
+
+use super::backend::{PgBackendConn, StartupParams};
+use super::checkout::{HeldBackend, MAX_BACKEND_MESSAGE};
+use super::error::{error_response, from_error, SessionError, Severity};
+use super::message::{frame_at, MessageError, MessageReader, MessageWriter, FLUSH_THRESHOLD};
+use super::passthrough::Passthrough;
+use super::shard_backends::Backends;
+use super::sharded_extended::Extended;
+use super::sharded_txn::Txn;
+use crate::error::Error;
+use crate::execute::LogicalDatabase;
+use crate::route::shard::ShardRouter;
+use crate::server::Runtime;
+use crate::session::Session;
+
+/// Why a request could not be finished: the client went away, or a backend connection
+/// broke (the client is told, and disconnected, as when PostgreSQL itself goes away).
+#[derive(Debug)]
+pub enum Broken {
+    Client,
+    Backend { data_source: String, cause: String },
+}
+
+/// How a statement ended for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// The client got an ErrorResponse.
+    Failed,
+}
+
+pub type ClientReader = MessageReader<OwnedReadHalf>;
+pub type ClientWriter = MessageWriter<OwnedWriteHalf>;
+
+/// One client's sharded session.
+pub struct ShardedSession {
+    pub(super) router: Arc<ShardRouter>,
+    pub(super) reader: ClientReader,
+    pub(super) writer: ClientWriter,
+    pub(super) session: Session,
+    pub(super) backends: Backends,
+    /// The transaction dbmesh runs over the data sources, if one is open.
+    pub(super) txn: Option<Txn>,
+    pub(super) ext: Extended,
+    pub(super) pass: Passthrough,
+}
+
+/// What start-up hands over to a sharded session.
+pub struct Started {
+    pub rt: Arc<Runtime>,
+    pub db: Arc<LogicalDatabase>,
+    pub router: Arc<ShardRouter>,
+    pub reader: ClientReader,
+    pub writer: ClientWriter,
+    pub key: (i32, i32),
+    pub session: Session,
+    pub params: StartupParams,
+    /// The connection start-up opened to the default data source.
+    pub default: HeldBackend,
+}
+
+/// Serves a client of a sharded database until it leaves, then returns its connections.
+pub async fn serve(started: Started) {
+    let backends = Backends::new(
+        started.rt,
+        started.db,
+        started.params,
+        started.key,
+        started.default,
+    );
+    let mut s = ShardedSession {
+        router: started.router,
+        reader: started.reader,
+        writer: started.writer,
+        session: started.session,
+        backends,
+        txn: None,
+        ext: Extended::default(),
+        pass: Passthrough::default(),
+    };
+    s.serve().await;
+    s.writer.shutdown().await;
+    s.backends.release().await;
+}
+
+impl ShardedSession {
+    async fn serve(&mut self) {
+        loop {
+            let (tag, msg) = match self.reader.read_message().await {
+                Ok(m) => m,
+                Err(MessageError::Closed) | Err(MessageError::Io(_)) => return,
+                Err(e) => {
+                    self.fatal("08P01", &format!("invalid message from client: {e}"))
+                        .await;
+                    return;
+                }
+            };
+            let step = match tag {
+                b'X' => return,
+                b'Q' => self.simple_query(&msg).await,
+                b'P' | b'B' | b'D' | b'E' | b'C' | b'S' | b'H' => self.extended(tag, &msg).await,
+                // CopyData / CopyDone / CopyFail outside a COPY are ignored, as PostgreSQL does.
+                b'd' | b'c' | b'f' => Ok(()),
+                b'F' => {
+                    self.writer
+                        .write(&SessionError::Unsupported("the function call message").response());
+                    self.write_ready();
+                    Ok(())
+                }
+                _ => {
+                    self.fatal(
+                        "08P01",
+                        &format!("invalid frontend message type {}", tag as char),
+                    )
+                    .await;
+                    return;
+                }
+            };
+            match step {
+                Ok(()) => {}
+                Err(Broken::Client) => return,
+                Err(Broken::Backend { data_source, cause }) => {
+                    warn!(%data_source, "backend connection lost: {cause}");
+                    let e = Error::BackendLost { data_source, cause };
+                    self.writer.write(&from_error(Severity::Fatal, &e));
+                    let _ = self.writer.flush().await;
+                    return;
+                }
+            }
+            // Answer a pipelined batch in as few writes as possible.
+            let more = matches!(frame_at(&self.reader.buf, 0, self.reader.max), Ok(Some(_)));
+            if (!more || self.writer.pending() >= FLUSH_THRESHOLD)
+                && self.writer.flush().await.is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    async fn fatal(&mut self, code: &str, message: &str) {
+        self.writer
+            .write(&error_response(Severity::Fatal, code, message));
+        let _ = self.writer.flush().await;
+    }
+
+    /// The transaction status to report: the session's transaction if dbmesh runs one,
+    /// else what the backends report.
+    pub(super) fn status(&self) -> u8 {
+        match &self.txn {
+            Some(t) if t.failed => b'E',
+            Some(_) => b'T',
+            None => self.backends.status(),
+        }
+    }
+
+    pub(super) fn write_ready(&mut self) {
+        let status = TransactionStatus::try_from(self.status()).unwrap_or(TransactionStatus::Idle);
+        self.writer.write(&ReadyForQuery::new(status));
+    }
+
+    /// Reports one of dbmesh's errors for the current statement.
+    pub(super) fn fail(&mut self, e: &Error) -> Outcome {
+        debug!("statement failed: {e}");
+        self.writer.write(&from_error(Severity::Error, e));
+        self.mark_failed();
+        Outcome::Failed
+    }
+
+    /// Reports a PostgreSQL session error for the current statement.
+    pub(super) fn fail_session(&mut self, e: SessionError) -> Outcome {
+        self.writer.write(&e.response());
+        self.mark_failed();
+        Outcome::Failed
+    }
+
+    /// An error reached the client: an open transaction has failed.
+    pub(super) fn mark_failed(&mut self) {
+        if let Some(t) = &mut self.txn {
+            t.failed = true;
+        }
+    }
+}
+
+/// Writes what `conn` has buffered to its server.
+pub(super) async fn send(conn: &mut PgBackendConn, data_source: &str) -> Result<(), Broken> {
+    conn.healthy = false;
+    conn.writer.flush().await.map_err(|e| Broken::Backend {
+        data_source: data_source.to_string(),
+        cause: e.to_string(),
+    })
+}
+
+/// The next message from a backend. What the client has been sent so far is flushed first
+/// when nothing more is buffered from the backend (so rows stream as they arrive), or when
+/// it is large.
+pub(super) async fn next_message(
+    conn: &mut PgBackendConn,
+    data_source: &str,
+    client: &mut ClientWriter,
+) -> Result<(u8, BytesMut), Broken> {
+    let buffered = matches!(
+        frame_at(&conn.reader.buf, 0, MAX_BACKEND_MESSAGE),
+        Ok(Some(_))
+    );
+    if client.pending() >= FLUSH_THRESHOLD || (!buffered && client.pending() > 0) {
+        client.flush().await.map_err(|_| Broken::Client)?;
+    }
+    conn.reader.read_message().await.map_err(|e| {
+        conn.healthy = false;
+        Broken::Backend {
+            data_source: data_source.to_string(),
+            cause: e.to_string(),
+        }
+    })
+}
+
+/// The tag of a CommandComplete message.
+pub(super) fn command_tag(msg: &[u8]) -> &str {
+    let body = msg.get(5..).unwrap_or_default();
+    let end = body.iter().position(|b| *b == 0).unwrap_or(body.len());
+    std::str::from_utf8(&body[..end]).unwrap_or_default()
+}
+
+/// After a backend sent CopyInResponse (already relayed): the client's CopyData goes to
+/// the backend until CopyDone or CopyFail. Flush and Sync are ignored meanwhile, as
+/// PostgreSQL does; any other message aborts the copy.
+pub(super) async fn copy_in(
+    client_in: &mut ClientReader,
+    client_out: &mut ClientWriter,
+    conn: &mut PgBackendConn,
+    data_source: &str,
+) -> Result<(), Broken> {
+    client_out.flush().await.map_err(|_| Broken::Client)?;
+    let lost = |e: std::io::Error| Broken::Backend {
+        data_source: data_source.to_string(),
+        cause: e.to_string(),
+    };
+    loop {
+        let (tag, msg) = match client_in.read_message().await {
+            Ok(m) => m,
+            Err(_) => {
+                // The client is gone: end the COPY so the connection is not stuck in it.
+                let _ = postgres_protocol::message::frontend::copy_fail(
+                    "client disconnected",
+                    &mut conn.writer.buf,
+                );
+                let _ = conn.writer.flush().await;
+                return Err(Broken::Client);
+            }
+        };
+        match tag {
+            b'd' => {
+                conn.writer.write_raw(&msg);
+                if conn.writer.pending() >= FLUSH_THRESHOLD {
+                    conn.writer.flush().await.map_err(lost)?;
+                }
+            }
+            b'c' | b'f' => {
+                conn.writer.write_raw(&msg);
+                return conn.writer.flush().await.map_err(lost);
+            }
+            b'H' | b'S' => {}
+            other => {
+                let _ = postgres_protocol::message::frontend::copy_fail(
+                    &format!("unexpected message type 0x{other:02x} during COPY from stdin"),
+                    &mut conn.writer.buf,
+                );
+                return conn.writer.flush().await.map_err(lost);
+            }
+        }
+    }
+}
