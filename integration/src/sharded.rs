@@ -37,6 +37,14 @@ type      = "SNOWFLAKE"
 worker_id = 1
 "#;
 
+/// The tables of [`ORDERS_RULES`], created through dbmesh (each statement fans out to every
+/// actual table of its logical table; `t_province` to every data source).
+pub const ORDERS_DDL: [&str; 3] = [
+    "CREATE TABLE t_order (order_id BIGINT NOT NULL PRIMARY KEY, user_id INT NOT NULL, amount INT)",
+    "CREATE TABLE t_order_item (item_id BIGINT NOT NULL PRIMARY KEY, order_id BIGINT NOT NULL, user_id INT NOT NULL, sku VARCHAR(32))",
+    "CREATE TABLE t_province (id INT NOT NULL PRIMARY KEY, name VARCHAR(32))",
+];
+
 /// The physical databases behind one sharded logical database.
 pub enum Shards {
     Mysql(Vec<MysqlDatabase>),
@@ -130,6 +138,21 @@ rules = ["{rules}"]
             Shards::Mysql(dbs) => dbs[i].direct_opts(),
             Shards::Postgres(_) => panic!("not a MySQL sharded database"),
         }
+    }
+
+    /// Runs `sql` on data source `ds_<i>` directly, not through dbmesh (MySQL shards only):
+    /// what a data node really holds.
+    pub async fn mysql_direct_query<T>(&self, i: usize, sql: &str) -> Vec<T>
+    where
+        T: mysql_async::prelude::FromRow + Send + 'static,
+    {
+        use mysql_async::prelude::Queryable;
+        let mut conn = mysql_async::Conn::new(self.mysql_direct(i))
+            .await
+            .expect("direct connection to the data source");
+        let rows = conn.query(sql).await.expect("direct query");
+        let _ = conn.disconnect().await;
+        rows
     }
 
     /// Direct tokio-postgres connection string for data source `ds_<i>` (PostgreSQL only).

@@ -6,8 +6,9 @@
 //! the client's; every unit's row packets pass through as they are (text or binary rows
 //! alike: each unit runs the same kind of command); the other units' headers and every
 //! terminator are dropped, and one terminator with the session's status ends the result.
-//! OKs: affected rows and warnings are summed, the first non-zero last-insert-id kept, and
-//! one OK goes out at the end. Errors: the first one is what the client gets, after
+//! OKs: affected rows and warnings are summed (or, for copies of one write to a broadcast
+//! table, the first unit's are kept), the first non-zero last-insert-id kept, and one OK
+//! goes out at the end. Errors: the first one is what the client gets, after
 //! whatever rows already went out (an ERR in place of the terminator is legal MySQL).
 //!
 //! The header is held back until the first row (or the end), so that a unit failing
@@ -27,6 +28,16 @@ pub enum Action {
     Skip,
 }
 
+/// How the OKs of several units become the client's one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OkMerge {
+    /// Reported instead of the backends' last-insert-id: a key dbmesh generated.
+    pub last_insert_id: Option<u64>,
+    /// The units are copies of one write (to broadcast tables): the client gets the first
+    /// unit's counts, not their sum, as ShardingSphere does.
+    pub copies: bool,
+}
+
 /// A unit's part in the client's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -44,6 +55,9 @@ enum Role {
 #[derive(Debug)]
 pub struct Concat {
     deprecate_eof: bool,
+    merge: OkMerge,
+    /// An OK was counted already.
+    counted_ok: bool,
     /// Column count of the first result set: the client's.
     columns: Option<u64>,
     /// The first result set's column count and definitions until they are sent.
@@ -61,9 +75,11 @@ pub struct Concat {
 }
 
 impl Concat {
-    pub fn new(deprecate_eof: bool) -> Concat {
+    pub fn new(deprecate_eof: bool, merge: OkMerge) -> Concat {
         Concat {
             deprecate_eof,
+            merge,
+            counted_ok: false,
             columns: None,
             header: Vec::new(),
             header_sent: false,
@@ -145,7 +161,8 @@ impl Concat {
     fn on_header(&mut self, p: &[u8], step: Step) -> Action {
         match p.first() {
             Some(0x00) => {
-                if let Some(ok) = parse_ok(p) {
+                if let Some(ok) = parse_ok(p).filter(|_| !(self.merge.copies && self.counted_ok)) {
+                    self.counted_ok = true;
                     self.affected_rows += ok.affected_rows;
                     if self.last_insert_id == 0 {
                         self.last_insert_id = ok.last_insert_id;
@@ -196,8 +213,7 @@ impl Concat {
 
     /// The packets that end the client's response, after every unit: the error, or the
     /// header (if no row made it go out yet) and one terminator, or one OK.
-    /// `last_insert_id` overrides the backends' (a generated key).
-    pub fn finish(&mut self, status: u16, last_insert_id: Option<u64>) -> Vec<Vec<u8>> {
+    pub fn finish(&mut self, status: u16) -> Vec<Vec<u8>> {
         let status = status & !STATUS_MORE_RESULTS;
         let warnings = u16::try_from(self.warnings).unwrap_or(u16::MAX);
         if let Some(err) = self.error.take() {
@@ -208,7 +224,7 @@ impl Concat {
             out.push(end_of_rows(self.deprecate_eof, status, warnings));
             return out;
         }
-        let id = last_insert_id.unwrap_or(self.last_insert_id);
+        let id = self.merge.last_insert_id.unwrap_or(self.last_insert_id);
         vec![ok_payload(self.affected_rows, id, status, warnings)]
     }
 }
@@ -317,60 +333,77 @@ mod tests {
     #[test]
     fn concatenates_rows_under_the_first_units_header() {
         for deprecate_eof in [true, false] {
-            let mut c = Concat::new(deprecate_eof);
+            let mut c = Concat::new(deprecate_eof, OkMerge::default());
             let first = feed(&mut c, &result(deprecate_eof, &["1", "2"], 1));
             let header_len = if deprecate_eof { 2 } else { 3 };
             assert_eq!(first.len(), header_len + 2);
             assert_eq!(first[0], column_count(1));
             let second = feed(&mut c, &result(deprecate_eof, &["3"], 2));
             assert_eq!(second, vec![row("3")]);
-            let end = c.finish(STATUS_AUTOCOMMIT, None);
+            let end = c.finish(STATUS_AUTOCOMMIT);
             assert_eq!(end, vec![end_of_rows(deprecate_eof, STATUS_AUTOCOMMIT, 3)]);
         }
     }
 
     #[test]
     fn empty_results_still_send_the_header_and_one_terminator() {
-        let mut c = Concat::new(true);
+        let mut c = Concat::new(true, OkMerge::default());
         assert!(feed(&mut c, &result(true, &[], 0)).is_empty());
         assert!(feed(&mut c, &result(true, &[], 0)).is_empty());
-        let end = c.finish(STATUS_AUTOCOMMIT, None);
+        let end = c.finish(STATUS_AUTOCOMMIT);
         assert_eq!(end.len(), 3);
         assert_eq!(end[0], column_count(1));
     }
 
     #[test]
     fn sums_oks_and_keeps_the_first_last_insert_id_unless_overridden() {
-        let mut c = Concat::new(true);
+        let mut c = Concat::new(true, OkMerge::default());
         feed(&mut c, &[ok_payload(2, 0, STATUS_AUTOCOMMIT, 1)]);
         feed(&mut c, &[ok_payload(3, 17, STATUS_AUTOCOMMIT, 0)]);
         feed(&mut c, &[ok_payload(1, 20, STATUS_AUTOCOMMIT, 0)]);
-        let end = c.finish(STATUS_AUTOCOMMIT, None);
+        let end = c.finish(STATUS_AUTOCOMMIT);
         let ok = parse_ok(&end[0]).unwrap();
         assert_eq!(
             (ok.affected_rows, ok.last_insert_id, ok.warnings),
             (6, 17, 1)
         );
-        let mut c = Concat::new(true);
+        let generated = OkMerge {
+            last_insert_id: Some(99),
+            copies: false,
+        };
+        let mut c = Concat::new(true, generated);
         feed(&mut c, &[ok_payload(1, 5, STATUS_AUTOCOMMIT, 0)]);
-        let ok = parse_ok(&c.finish(STATUS_AUTOCOMMIT, Some(99))[0]).unwrap();
+        let ok = parse_ok(&c.finish(STATUS_AUTOCOMMIT)[0]).unwrap();
         assert_eq!(ok.last_insert_id, 99);
     }
 
     #[test]
+    fn copies_of_a_broadcast_write_count_once() {
+        let copies = OkMerge {
+            last_insert_id: None,
+            copies: true,
+        };
+        let mut c = Concat::new(true, copies);
+        feed(&mut c, &[ok_payload(1, 0, STATUS_AUTOCOMMIT, 0)]);
+        feed(&mut c, &[ok_payload(1, 0, STATUS_AUTOCOMMIT, 0)]);
+        let ok = parse_ok(&c.finish(STATUS_AUTOCOMMIT)[0]).unwrap();
+        assert_eq!(ok.affected_rows, 1);
+    }
+
+    #[test]
     fn an_error_before_any_row_leaves_only_the_error() {
-        let mut c = Concat::new(true);
+        let mut c = Concat::new(true, OkMerge::default());
         let err = super::super::err::MysqlError::new(1146, "42S02", "no table").payload();
         let first = feed(&mut c, &result(true, &[], 0));
         assert!(first.is_empty());
         feed(&mut c, std::slice::from_ref(&err));
         assert!(feed(&mut c, &result(true, &["9"], 0)).is_empty());
-        assert_eq!(c.finish(STATUS_AUTOCOMMIT, None), vec![err]);
+        assert_eq!(c.finish(STATUS_AUTOCOMMIT), vec![err]);
     }
 
     #[test]
     fn an_error_after_rows_replaces_the_terminator() {
-        let mut c = Concat::new(false);
+        let mut c = Concat::new(false, OkMerge::default());
         let first = feed(&mut c, &result(false, &["1"], 0));
         assert_eq!(first.len(), 4);
         let err = super::super::err::MysqlError::new(1317, "70100", "interrupted").payload();
@@ -379,12 +412,12 @@ mod tests {
         second.push(err.clone());
         // Rows of the failing unit that came before its error still go through.
         assert_eq!(feed(&mut c, &second), vec![row("2")]);
-        assert_eq!(c.finish(STATUS_AUTOCOMMIT, None), vec![err]);
+        assert_eq!(c.finish(STATUS_AUTOCOMMIT), vec![err]);
     }
 
     #[test]
     fn results_of_different_widths_are_an_error() {
-        let mut c = Concat::new(true);
+        let mut c = Concat::new(true, OkMerge::default());
         feed(&mut c, &result(true, &["1"], 0));
         let wide = vec![
             column_count(2),
@@ -394,7 +427,7 @@ mod tests {
             end_of_rows_payload(true, 2),
         ];
         assert!(feed(&mut c, &wide).is_empty());
-        let end = c.finish(STATUS_AUTOCOMMIT, None);
+        let end = c.finish(STATUS_AUTOCOMMIT);
         assert_eq!(end[0][0], 0xFF);
     }
 }

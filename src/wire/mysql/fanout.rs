@@ -14,7 +14,7 @@
 use bytes::Buf;
 
 use super::backend::BackendConn;
-use super::concat::{Action, Concat};
+use super::concat::{Action, Concat, OkMerge};
 use super::err::{code, MysqlError};
 use super::frontend::{ClientConn, Fatal};
 use super::packet::{frame_at, PacketWriter, FLUSH_THRESHOLD};
@@ -44,14 +44,14 @@ pub(crate) fn query_payload(sql: &str) -> Vec<u8> {
 }
 
 impl ClientConn {
-    /// Runs the units and answers the client. One unit is relayed untouched, unless
-    /// `last_insert_id` (a generated key) must replace the backend's in its OK.
+    /// Runs the units and answers the client. One unit is relayed untouched, unless a
+    /// generated key must replace the backend's last-insert-id in its OK.
     pub(crate) async fn run_dispatches(
         &mut self,
         mut units: Vec<Dispatch>,
-        last_insert_id: Option<u64>,
+        merge: OkMerge,
     ) -> Result<(), Fatal> {
-        if units.len() == 1 && last_insert_id.is_none() {
+        if units.len() == 1 && merge.last_insert_id.is_none() {
             let unit = units.pop().expect("one unit");
             let conn = &mut self.backends[unit.backend].conn;
             for p in &unit.preamble {
@@ -65,17 +65,13 @@ impl ClientConn {
             }
             return Ok(());
         }
-        self.fan_out(units, last_insert_id).await
+        self.fan_out(units, merge).await
     }
 
     /// Several units (or one whose OK dbmesh rewrites): concurrent dispatch, responses
     /// drained in unit order and concatenated.
-    async fn fan_out(
-        &mut self,
-        units: Vec<Dispatch>,
-        last_insert_id: Option<u64>,
-    ) -> Result<(), Fatal> {
-        let mut concat = Concat::new(self.deprecate_eof());
+    async fn fan_out(&mut self, units: Vec<Dispatch>, merge: OkMerge) -> Result<(), Fatal> {
+        let mut concat = Concat::new(self.deprecate_eof(), merge);
         if let Some(first) = units.first() {
             self.point_kill_at(first.backend);
         }
@@ -127,7 +123,7 @@ impl ClientConn {
         self.drop_unhealthy_backends();
         self.refresh_transaction_status();
         let status = self.status_flags();
-        for p in concat.finish(status, last_insert_id) {
+        for p in concat.finish(status) {
             self.writer.write_packet(&mut self.seq, &p);
         }
         Ok(())

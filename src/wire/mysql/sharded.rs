@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::concat::OkMerge;
 use super::fanout::{query_payload, Dispatch};
 use super::frontend::{ClientConn, Fatal};
 use super::response::ResponseKind;
@@ -17,7 +18,7 @@ use crate::config::BackendKind;
 use crate::error::Error;
 use crate::execute::{DataSource, LogicalDatabase};
 use crate::route::keygen::GeneratedKey;
-use crate::route::shard::{Plan, PlanKind, ShardRouter, Unit};
+use crate::route::shard::{ParamMode, Plan, PlanKind, PreparedRoute, ShardRouter, Unit};
 
 impl ClientConn {
     /// `PREVIEW <sql>`: a result set of (`data_source_name`, `actual_sql`), one row per
@@ -63,7 +64,10 @@ impl ClientConn {
         payload: &[u8],
     ) -> Result<(), Fatal> {
         let text = String::from_utf8_lossy(&payload[1..]);
-        let plan = match router.route_text(&text) {
+        let planned = router
+            .prepare(&text)
+            .and_then(|route| Ok((router.plan(&route, None, ParamMode::Inline)?, route)));
+        let (plan, route) = match planned {
             Ok(p) => p,
             Err(e) => {
                 self.send_error(&e);
@@ -92,8 +96,8 @@ impl ClientConn {
                 return Ok(());
             }
         };
-        let last_insert_id = numeric_generated_key(&plan);
-        if let ([unit], None) = (&plan.units[..], last_insert_id) {
+        let merge = ok_merge(&plan, &route);
+        if let ([unit], None) = (&plan.units[..], merge.last_insert_id) {
             // The common case, one data node: relayed like any statement, and the client's
             // bytes go as they are when no rewrite was needed.
             let rewritten;
@@ -121,7 +125,7 @@ impl ClientConn {
                     close_after: None,
                 })
                 .collect();
-            self.run_dispatches(units, last_insert_id).await?;
+            self.run_dispatches(units, merge).await?;
         }
         self.refresh_transaction_status();
         Ok(())
@@ -177,14 +181,19 @@ pub(crate) fn template_sql<'a>(plan: &'a Plan, client_sql: &'a str) -> &'a str {
         .unwrap_or(client_sql)
 }
 
-/// The first generated key of an INSERT, when it is a number: MySQL clients get it as
-/// last-insert-id (the backends know nothing of it).
-pub(crate) fn numeric_generated_key(plan: &Plan) -> Option<u64> {
-    if plan.kind != PlanKind::Write {
-        return None;
-    }
-    match plan.generated_keys.first() {
-        Some(GeneratedKey::Int(id)) => u64::try_from(*id).ok(),
+/// How the OKs of a plan's units become one: the first generated key of an INSERT, when
+/// it is a number, is the client's last-insert-id (the backends know nothing of it); a
+/// write to broadcast tables counts its rows once.
+pub(crate) fn ok_merge(plan: &Plan, route: &PreparedRoute) -> OkMerge {
+    let last_insert_id = match plan.generated_keys.first() {
+        Some(GeneratedKey::Int(id)) if plan.kind == PlanKind::Write => u64::try_from(*id).ok(),
         _ => None,
+    };
+    OkMerge {
+        last_insert_id,
+        copies: route
+            .analysis
+            .as_ref()
+            .is_some_and(|a| a.is_broadcast_only()),
     }
 }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
+use super::concat::OkMerge;
 use super::err::MysqlError;
 use super::execute_packet::{
     decode_params, execute_template, execute_without_params, long_data_packet, parse_execute,
@@ -32,7 +33,7 @@ use super::fanout::{query_payload, Dispatch};
 use super::frontend::{ClientConn, Fatal, COM_STMT_PREPARE};
 use super::prepared::PreparedStatement;
 use super::response::ResponseKind;
-use super::sharded::{numeric_generated_key, template_sql};
+use super::sharded::{ok_merge, template_sql};
 use crate::error::Error;
 use crate::execute::LogicalDatabase;
 use crate::route::shard::{ParamMode, PlanKind, PreparedRoute, ShardRouter};
@@ -52,8 +53,8 @@ pub struct ShardedStatement {
 
 /// What one execution comes to.
 enum Execution {
-    /// Units to run, and the last-insert-id to report instead of the backends'.
-    Run(Vec<Dispatch>, Option<u64>),
+    /// Units to run, and how their OKs merge.
+    Run(Vec<Dispatch>, OkMerge),
     /// A transaction-control statement (its kind and SQL).
     Control(PlanKind, String),
 }
@@ -154,9 +155,7 @@ impl ClientConn {
             sh.long_data_bytes = 0;
         }
         match result {
-            Ok(Execution::Run(units, last_insert_id)) => {
-                self.run_dispatches(units, last_insert_id).await?
-            }
+            Ok(Execution::Run(units, merge)) => self.run_dispatches(units, merge).await?,
             Ok(Execution::Control(kind, sql)) => {
                 self.transaction_control(kind, &sql).await?;
             }
@@ -201,6 +200,7 @@ impl ClientConn {
             .plan(&sh.route, Some(&values), mode)
             .map_err(|e| MysqlError::from(&e))?;
         let database = sh.database.clone();
+        let merge = ok_merge(&plan, &sh.route);
         let client_sql = sh.route.sql.clone();
         let long_data: Vec<(u16, Vec<u8>)> = match plan.params {
             ParamMode::Keep => sh.long_data.iter().map(|(k, v)| (*k, v.clone())).collect(),
@@ -267,7 +267,7 @@ impl ClientConn {
                 }
             }
         }
-        Ok(Execution::Run(units, numeric_generated_key(&plan)))
+        Ok(Execution::Run(units, merge))
     }
 
     /// The backend statement for `sql` of client statement `id` on held connection

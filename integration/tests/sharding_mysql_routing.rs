@@ -1,0 +1,266 @@
+//! Statements on a sharded MySQL database run where ORDERS_RULES says: DDL on every actual
+//! table, rows on the node their `user_id` (data source) and `order_id` (table) choose,
+//! multi-row INSERTs split per node, generated keys reported as last-insert-id, broadcast
+//! writes on every data source, and reads over several nodes concatenated into one
+//! result. Every check of placement reads the data nodes directly, not through dbmesh.
+
+use dbmesh_integration::{ShardedDb, ORDERS_DDL, ORDERS_RULES};
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+/// A sharded database with the ORDERS_RULES tables created through dbmesh.
+async fn orders_db() -> (ShardedDb, Conn) {
+    let db = ShardedDb::mysql(ORDERS_RULES, 2).await;
+    let mut conn = Conn::new(db.mysql_opts()).await.unwrap();
+    for ddl in ORDERS_DDL {
+        conn.query_drop(ddl).await.unwrap();
+    }
+    (db, conn)
+}
+
+/// `(order_id, user_id)` of every row of actual table `table` on `ds_<i>`.
+async fn node_rows(db: &ShardedDb, i: usize, table: &str) -> Vec<(i64, i32)> {
+    db.mysql_direct_query(
+        i,
+        &format!("SELECT order_id, user_id FROM {table} ORDER BY order_id, user_id"),
+    )
+    .await
+}
+
+/// The four nodes of t_order as `[ds_0.t_order_0, ds_0.t_order_1, ds_1.t_order_0,
+/// ds_1.t_order_1]`.
+async fn order_nodes(db: &ShardedDb) -> Vec<Vec<(i64, i32)>> {
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        for t in ["t_order_0", "t_order_1"] {
+            nodes.push(node_rows(db, i, t).await);
+        }
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_creates_every_actual_table_on_its_data_source() {
+    let (db, _conn) = orders_db().await;
+    for i in 0..2 {
+        let mut tables: Vec<String> = db.mysql_direct_query(i, "SHOW TABLES").await;
+        tables.sort();
+        assert_eq!(
+            tables,
+            [
+                "t_order_0",
+                "t_order_1",
+                "t_order_item_0",
+                "t_order_item_1",
+                "t_province"
+            ],
+            "ds_{i}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_land_on_the_node_their_sharding_values_choose() {
+    let (db, mut conn) = orders_db().await;
+    for (user, order) in [(7, 12), (8, 12), (8, 13), (-3, 5)] {
+        conn.exec_drop(
+            format!("INSERT INTO t_order (order_id, user_id, amount) VALUES ({order}, {user}, 1)"),
+            (),
+        )
+        .await
+        .unwrap();
+        assert_eq!(conn.affected_rows(), 1);
+    }
+    // docs/sharding.md's table: ds by user_id % 2, table by order_id % 2.
+    assert_eq!(
+        order_nodes(&db).await,
+        vec![vec![(12, 8)], vec![(13, 8)], vec![(12, 7)], vec![(5, -3)]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_row_insert_is_split_per_node_and_affected_rows_summed() {
+    let (db, mut conn) = orders_db().await;
+    conn.query_drop(
+        "INSERT INTO t_order (order_id, user_id, amount) VALUES (12, 7, 1), (12, 8, 2), (13, 8, 3), (5, -3, 4), (1, 7, 5)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(conn.affected_rows(), 5);
+    assert_eq!(
+        order_nodes(&db).await,
+        vec![
+            vec![(12, 8)],
+            vec![(13, 8)],
+            vec![(12, 7)],
+            vec![(1, 7), (5, -3)]
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_order_id_is_the_last_insert_id_and_routes_the_row() {
+    let (db, mut conn) = orders_db().await;
+    conn.query_drop("INSERT INTO t_order (user_id, amount) VALUES (7, 10)")
+        .await
+        .unwrap();
+    let id = conn.last_insert_id().expect("a last-insert-id") as i64;
+    assert!(id > 0);
+    let table = format!("t_order_{}", id % 2);
+    assert_eq!(node_rows(&db, 1, &table).await, vec![(id, 7)]);
+
+    // Several rows: the client gets the first key; each row goes where its own key says.
+    conn.query_drop("INSERT INTO t_order (user_id, amount) VALUES (8, 1), (8, 2), (8, 3)")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 3);
+    let first = conn.last_insert_id().expect("a last-insert-id") as i64;
+    let mut on_ds0: Vec<i64> = db
+        .mysql_direct_query(
+            0,
+            "SELECT order_id FROM t_order_0 UNION ALL SELECT order_id FROM t_order_1",
+        )
+        .await;
+    on_ds0.sort();
+    assert_eq!(on_ds0.len(), 3);
+    assert_eq!(on_ds0[0], first, "the first generated key is the smallest");
+    for key in &on_ds0 {
+        let table = format!("t_order_{}", key % 2);
+        assert!(node_rows(&db, 0, &table).await.contains(&(*key, 8)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_writes_reach_every_data_source_and_count_once() {
+    let (db, mut conn) = orders_db().await;
+    conn.query_drop("INSERT INTO t_province (id, name) VALUES (1, 'Bern'), (2, 'Vaud')")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 2);
+    conn.query_drop("UPDATE t_province SET name = 'Zug' WHERE id = 2")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 1);
+    for i in 0..2 {
+        let rows: Vec<(i32, String)> = db
+            .mysql_direct_query(i, "SELECT id, name FROM t_province ORDER BY id")
+            .await;
+        assert_eq!(rows, [(1, "Bern".into()), (2, "Zug".into())], "ds_{i}");
+    }
+    let read: Vec<(i32, String)> = conn
+        .query("SELECT id, name FROM t_province ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 2, "a broadcast read runs on one data source");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_shard_select_concatenates_every_nodes_rows() {
+    let (_db, mut conn) = orders_db().await;
+    conn.query_drop(
+        "INSERT INTO t_order (order_id, user_id, amount) VALUES (12, 7, 1), (12, 8, 2), (13, 8, 3), (5, -3, 4)",
+    )
+    .await
+    .unwrap();
+    let mut all: Vec<(i64, i32, i32)> = conn
+        .query("SELECT order_id, user_id, amount FROM t_order")
+        .await
+        .unwrap();
+    all.sort();
+    assert_eq!(all, [(5, -3, 4), (12, 7, 1), (12, 8, 2), (13, 8, 3)]);
+
+    // Two data sources, one table each; and the same with no row anywhere.
+    let mut by_users: Vec<(i64, i32)> = conn
+        .query("SELECT order_id, user_id FROM t_order WHERE user_id IN (7, 8) AND order_id = 12")
+        .await
+        .unwrap();
+    by_users.sort();
+    assert_eq!(by_users, [(12, 7), (12, 8)]);
+    let mut empty = conn
+        .query_iter("SELECT order_id, amount FROM t_order WHERE amount > 100")
+        .await
+        .unwrap();
+    let names: Vec<String> = empty
+        .columns()
+        .unwrap()
+        .iter()
+        .map(|c| c.name_str().into_owned())
+        .collect();
+    assert_eq!(names, ["order_id", "amount"]);
+    let rows: Vec<(i64, i32)> = empty.collect().await.unwrap();
+    assert!(rows.is_empty());
+    drop(empty);
+
+    let count: Vec<i64> = conn.query("SELECT 1 FROM t_order").await.unwrap();
+    assert_eq!(count.len(), 4, "the connection is in step after a fan-out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_join_pairs_each_order_node_with_its_item_node() {
+    let (_db, mut conn) = orders_db().await;
+    conn.query_drop(
+        "INSERT INTO t_order (order_id, user_id, amount) VALUES (12, 7, 1), (13, 7, 2), (12, 8, 3)",
+    )
+    .await
+    .unwrap();
+    conn.query_drop(
+        "INSERT INTO t_order_item (item_id, order_id, user_id, sku) VALUES (1, 12, 7, 'a'), (2, 13, 7, 'b'), (3, 13, 7, 'c'), (4, 12, 8, 'd')",
+    )
+    .await
+    .unwrap();
+    let mut joined: Vec<(i64, i32, String)> = conn
+        .query(
+            "SELECT o.order_id, o.user_id, i.sku FROM t_order o JOIN t_order_item i \
+             ON o.order_id = i.order_id AND o.user_id = i.user_id",
+        )
+        .await
+        .unwrap();
+    joined.sort();
+    assert_eq!(
+        joined,
+        [
+            (12, 7, "a".into()),
+            (12, 8, "d".into()),
+            (13, 7, "b".into()),
+            (13, 7, "c".into())
+        ]
+    );
+    let one_user: Vec<String> = conn
+        .query(
+            "SELECT i.sku FROM t_order o JOIN t_order_item i \
+             ON o.order_id = i.order_id AND o.user_id = i.user_id WHERE o.user_id = 8",
+        )
+        .await
+        .unwrap();
+    assert_eq!(one_user, ["d"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_cross_shard_results_stream_through() {
+    let (db, mut conn) = orders_db().await;
+    // 30 000 rows per actual table, written directly (the sequence engine is MariaDB's).
+    for i in 0..2 {
+        for (t, parity) in [("t_order_0", 0), ("t_order_1", 1)] {
+            db.mysql_direct_query::<i64>(
+                i,
+                &format!("INSERT INTO {t} SELECT seq * 2 + {parity}, {i}, seq FROM seq_1_to_30000"),
+            )
+            .await;
+        }
+    }
+    let mut rows = conn
+        .query_iter("SELECT order_id, user_id, amount, REPEAT('x', 100) FROM t_order")
+        .await
+        .unwrap();
+    let mut count = 0u64;
+    let mut sum = 0i64;
+    while let Some(row) = rows.next().await.unwrap() {
+        let (_, _, amount, pad): (i64, i32, i64, String) = mysql_async::from_row(row);
+        assert_eq!(pad.len(), 100);
+        count += 1;
+        sum += amount;
+    }
+    drop(rows);
+    assert_eq!(count, 120_000);
+    assert_eq!(sum, 4 * (30_000 * 30_001 / 2));
+}
