@@ -22,6 +22,7 @@ mod targets;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -462,7 +463,7 @@ impl ShardRouter {
         let split = rows.rows_by_node.len() > 1;
         let keep = keep && !split && rows.generated.is_none();
         let statement = if keep {
-            analysis.statement.clone()
+            Cow::Borrowed(&analysis.statement)
         } else {
             self.bound_statement(analysis, ctx.params)?
         };
@@ -577,15 +578,18 @@ impl ShardRouter {
         }
     }
 
-    /// The analysed statement with the bound values written in (a copy; the statement
-    /// itself when there are none).
-    fn bound_statement(
+    /// The analysed statement with the bound values written in (a copy), or the statement
+    /// itself when there are none: the rewriter copies it once more per target anyway.
+    fn bound_statement<'a>(
         &self,
-        analysis: &Analysis,
+        analysis: &'a Analysis,
         params: Option<&[ParamValue]>,
-    ) -> Result<Statement, Error> {
+    ) -> Result<Cow<'a, Statement>, Error> {
+        let Some(params) = params.filter(|_| analysis.param_count > 0) else {
+            return Ok(Cow::Borrowed(&analysis.statement));
+        };
         let mut statement = analysis.statement.clone();
-        if let Some(params) = params.filter(|_| analysis.param_count > 0) {
+        {
             params::bind(&mut statement, &analysis.placeholders, params, self.dialect).map_err(
                 |missing| {
                     Error::Malformed(format!(
@@ -596,7 +600,7 @@ impl ShardRouter {
                 },
             )?;
         }
-        Ok(statement)
+        Ok(Cow::Owned(statement))
     }
 
     fn rewrite_dialect(&self) -> rewrite::Dialect {
