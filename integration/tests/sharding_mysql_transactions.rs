@@ -202,3 +202,29 @@ async fn a_failed_commit_names_its_data_source_and_the_others_still_commit() {
     order(&mut conn, 3, 9).await;
     assert_eq!(committed_users(&db, 1).await, [9]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_inside_a_transaction_commits_it_as_mysql_does() {
+    let (db, mut conn) = orders_db().await;
+    conn.query_drop("BEGIN").await.unwrap();
+    order(&mut conn, 1, 7).await;
+    conn.query_drop("CREATE INDEX idx_amount ON t_order (amount)")
+        .await
+        .unwrap();
+    assert_eq!(committed_users(&db, 1).await, [7], "the DDL committed");
+    // The transaction is over: this row autocommits, and ROLLBACK has nothing to undo.
+    order(&mut conn, 2, 8).await;
+    conn.query_drop("ROLLBACK").await.unwrap();
+    assert_eq!(committed_users(&db, 0).await, [8]);
+    for i in 0..2 {
+        // One index per actual table, named after it.
+        let indexes: Vec<String> = db
+            .mysql_direct_query(i, "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME LIKE 'idx_amount%' ORDER BY 1")
+            .await;
+        assert_eq!(
+            indexes,
+            ["idx_amount_t_order_0", "idx_amount_t_order_1"],
+            "ds_{i}"
+        );
+    }
+}

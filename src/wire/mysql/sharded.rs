@@ -88,6 +88,7 @@ impl ClientConn {
         {
             return Ok(());
         }
+        self.before_statement(plan.kind);
         let indices = match self.backends_for_units(&database, &plan.units).await {
             Ok(i) => i,
             Err(e) => {

@@ -155,7 +155,9 @@ impl ClientConn {
             sh.long_data_bytes = 0;
         }
         match result {
-            Ok(Execution::Run(units, merge)) => self.run_dispatches(units, merge).await?,
+            Ok(Execution::Run(units, merge)) => {
+                self.run_dispatches(units, merge).await?;
+            }
             Ok(Execution::Control(kind, sql)) => {
                 self.transaction_control(kind, &sql).await?;
             }
@@ -216,6 +218,7 @@ impl ClientConn {
             let sql = template_sql(&plan, &client_sql).to_string();
             return Ok(Execution::Control(plan.kind, sql));
         }
+        self.before_statement(plan.kind);
         let indices = self
             .backends_for_units(&database, &plan.units)
             .await

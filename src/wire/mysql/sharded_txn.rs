@@ -68,6 +68,17 @@ impl ClientConn {
                 .any(|h| h.conn.status & STATUS_IN_TRANS != 0);
     }
 
+    /// Before a statement of kind `kind`: DDL commits implicitly on MySQL, on every data
+    /// source that joined the transaction (it runs there too) and before it runs, so
+    /// dbmesh's transaction ends here; later statements autocommit, as on one server.
+    pub(crate) fn before_statement(&mut self, kind: PlanKind) {
+        if kind == PlanKind::Ddl && self.txn.take().is_some() {
+            for held in &mut self.backends {
+                held.joined = false;
+            }
+        }
+    }
+
     /// Runs the transaction's prelude on held connection `index`, which is about to run its
     /// first statement in the transaction.
     pub(crate) async fn join_transaction(&mut self, index: usize) -> Result<(), Error> {
