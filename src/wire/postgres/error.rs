@@ -71,7 +71,6 @@ pub enum SessionError {
     DuplicateStatement(String),
     UnknownStatement(String),
     DuplicatePortal(String),
-    UnknownPortal(String),
     /// A statement in a transaction that already failed.
     TransactionAborted,
     /// A Bind with the wrong number of parameters.
@@ -100,7 +99,6 @@ impl SessionError {
                 ("26000", format!("prepared statement \"{n}\" does not exist"))
             }
             SessionError::DuplicatePortal(n) => ("42P03", format!("portal \"{n}\" already exists")),
-            SessionError::UnknownPortal(n) => ("34000", format!("portal \"{n}\" does not exist")),
             SessionError::TransactionAborted => (
                 "25P02",
                 "current transaction is aborted, commands ignored until end of transaction block"
@@ -213,8 +211,8 @@ mod tests {
     #[test]
     fn session_errors_use_postgres_sqlstates() {
         assert_eq!(
-            SessionError::UnknownPortal("p".into()).sqlstate().0,
-            "34000"
+            SessionError::DuplicatePortal("p".into()).sqlstate().0,
+            "42P03"
         );
         assert_eq!(SessionError::TransactionAborted.sqlstate().0, "25P02");
         assert_eq!(

@@ -186,8 +186,9 @@ impl TargetMessage {
 
 /// The name dbmesh gives the statement and portal it runs a unit or a transaction
 /// statement with, so the client's unnamed statement and portal on the same backend
-/// connection are left alone. Each use closes them first: a run that failed part-way
-/// leaves them behind.
+/// connection are left alone. Each use closes them first (a run that failed part-way
+/// leaves them behind) and after (so the client never sees them in
+/// `pg_prepared_statements`).
 pub const DBMESH_STATEMENT: &str = "dbmesh_unit";
 
 /// Bind values to send as they are: the client's own parameters, for units that keep
@@ -200,9 +201,9 @@ pub struct RawParams<'a> {
 
 /// Writes the messages running `sql` once on a backend under [`DBMESH_STATEMENT`], without
 /// Sync: Close statement and portal, Parse, Bind (with `params`, or none), Describe portal
-/// when `describe`, Execute (all rows) when `execute`. The backend answers CloseComplete
-/// twice, ParseComplete, BindComplete, [RowDescription / NoData], then the rows and
-/// CommandComplete.
+/// when `describe`, Execute (all rows) when `execute`, Close portal and statement. The
+/// backend answers CloseComplete twice, ParseComplete, BindComplete, [RowDescription /
+/// NoData], [the rows and CommandComplete], CloseComplete twice.
 pub fn write_unit(
     buf: &mut BytesMut,
     sql: &str,
@@ -243,6 +244,8 @@ pub fn write_unit(
     if execute {
         frontend::execute(name, 0, buf).map_err(io)?;
     }
+    frontend::close(b'P', name, buf).map_err(io)?;
+    frontend::close(b'S', name, buf).map_err(io)?;
     Ok(())
 }
 
@@ -342,6 +345,6 @@ mod tests {
             let len = i32::from_be_bytes([b[at + 1], b[at + 2], b[at + 3], b[at + 4]]);
             at += 1 + len as usize;
         }
-        assert_eq!(tags, vec!['C', 'C', 'P', 'B', 'D', 'E']);
+        assert_eq!(tags, vec!['C', 'C', 'P', 'B', 'D', 'E', 'C', 'C']);
     }
 }

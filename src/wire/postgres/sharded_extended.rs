@@ -334,12 +334,9 @@ impl ShardedSession {
             }
             return Ok(Outcome::Done);
         }
-        let Some(portal) = self.ext.portals.remove(&t.name) else {
-            return self
-                .settle_and_fail(SessionError::UnknownPortal(t.name))
-                .await;
-        };
-        let Portal::Own(mut portal) = portal else {
+        // A portal dbmesh does not know may be a cursor the client DECLAREd on the default
+        // data source.
+        let Some(Portal::Own(mut portal)) = self.ext.portals.remove(&t.name) else {
             self.ext.portals.insert(t.name, Portal::Passthrough);
             return self.forward(b'D', msg, None).await;
         };
@@ -459,7 +456,8 @@ impl ShardedSession {
                     &mut buf,
                 )
             })
-            .and_then(|()| frontend::describe(b'S', DBMESH_STATEMENT, &mut buf));
+            .and_then(|()| frontend::describe(b'S', DBMESH_STATEMENT, &mut buf))
+            .and_then(|()| frontend::close(b'S', DBMESH_STATEMENT, &mut buf));
         if let Err(e) = encoded {
             self.fail(&Error::Malformed(e.to_string()));
             return Ok(None);
@@ -524,12 +522,7 @@ impl ShardedSession {
             Ok(e) => e,
             Err(e) => return self.settle_and_fail_with(&e).await,
         };
-        let Some(portal) = self.ext.portals.remove(&e.portal) else {
-            return self
-                .settle_and_fail(SessionError::UnknownPortal(e.portal))
-                .await;
-        };
-        let Portal::Own(mut portal) = portal else {
+        let Some(Portal::Own(mut portal)) = self.ext.portals.remove(&e.portal) else {
             self.ext.portals.insert(e.portal, Portal::Passthrough);
             return self.execute_passthrough(msg).await;
         };
@@ -615,7 +608,7 @@ impl ShardedSession {
                 .remove(&t.name)
                 .is_some_and(|s| matches!(s.route, Route::Passthrough))
         } else {
-            matches!(self.ext.portals.remove(&t.name), Some(Portal::Passthrough))
+            !matches!(self.ext.portals.remove(&t.name), Some(Portal::Own(_)))
         };
         if passthrough {
             return self.forward(b'C', msg, None).await;

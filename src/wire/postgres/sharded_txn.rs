@@ -41,8 +41,8 @@ pub struct Txn {
 }
 
 /// The messages a data source answers per statement when joining: CloseComplete twice,
-/// ParseComplete, BindComplete, CommandComplete.
-const JOIN_ANSWERS_PER_STATEMENT: usize = 5;
+/// ParseComplete, BindComplete, CommandComplete, CloseComplete twice (see `write_unit`).
+const JOIN_ANSWERS_PER_STATEMENT: usize = 7;
 
 /// The answers of a statement run on several data sources at once.
 pub struct EverywhereAnswers {
