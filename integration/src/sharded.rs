@@ -6,7 +6,10 @@
 //! table by `order_id % 2`, snowflake `order_id`; `t_province` broadcast; anything else a
 //! single table on `ds_0`.
 
-use crate::{unique_name, MysqlDatabase, PgDatabase, Proxy, TempDir, APP_PASSWORD, APP_USER};
+use crate::{
+    free_port, listen_on, unique_name, ChildProxy, MysqlDatabase, PgDatabase, Proxy, TempDir,
+    APP_PASSWORD, APP_USER,
+};
 
 /// The rule file most sharding tests use (see the module docs).
 pub const ORDERS_RULES: &str = r#"
@@ -59,6 +62,8 @@ pub struct ShardedDb {
     pub logical: String,
     /// `ds_0`, `ds_1`, ... in order.
     pub shards: Shards,
+    /// The dbmesh configuration `proxy` runs.
+    toml: String,
     _dir: TempDir,
 }
 
@@ -118,8 +123,16 @@ rules = ["{rules}"]
             proxy,
             logical,
             shards,
+            toml,
             _dir: dir,
         }
+    }
+
+    /// The same sharded MySQL database served by a separate dbmesh process, on a free port
+    /// (for measuring dbmesh's own memory); killed when dropped.
+    pub async fn mysql_child(&self) -> ChildProxy {
+        let port = free_port();
+        ChildProxy::start(&listen_on(&self.toml, port), port).await
     }
 
     /// mysql_async options for the app user into the logical database.
