@@ -228,3 +228,17 @@ async fn ddl_inside_a_transaction_commits_it_as_mysql_does() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_on_one_data_source_commits_the_transaction_on_all() {
+    let (db, mut conn) = orders_db().await;
+    conn.query_drop("BEGIN").await.unwrap();
+    order(&mut conn, 1, 7).await;
+    // A single table: the DDL runs on ds_0 only, yet ends the transaction on ds_1 too.
+    conn.query_drop("CREATE TABLE t_note (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    assert_eq!(committed_users(&db, 1).await, [7]);
+    conn.query_drop("ROLLBACK").await.unwrap();
+    assert_eq!(committed_users(&db, 1).await, [7]);
+}

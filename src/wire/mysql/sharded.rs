@@ -88,7 +88,10 @@ impl ClientConn {
         {
             return Ok(());
         }
-        self.before_statement(plan.kind);
+        if let Some(e) = self.before_statement(plan.kind).await {
+            self.send_mysql_error(&e);
+            return Ok(());
+        }
         let indices = match self.backends_for_units(&database, &plan.units).await {
             Ok(i) => i,
             Err(e) => {

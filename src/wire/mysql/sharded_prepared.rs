@@ -218,7 +218,9 @@ impl ClientConn {
             let sql = template_sql(&plan, &client_sql).to_string();
             return Ok(Execution::Control(plan.kind, sql));
         }
-        self.before_statement(plan.kind);
+        if let Some(e) = self.before_statement(plan.kind).await {
+            return Err(e);
+        }
         let indices = self
             .backends_for_units(&database, &plan.units)
             .await

@@ -68,15 +68,17 @@ impl ClientConn {
                 .any(|h| h.conn.status & STATUS_IN_TRANS != 0);
     }
 
-    /// Before a statement of kind `kind`: DDL commits implicitly on MySQL, on every data
-    /// source that joined the transaction (it runs there too) and before it runs, so
-    /// dbmesh's transaction ends here; later statements autocommit, as on one server.
-    pub(crate) fn before_statement(&mut self, kind: PlanKind) {
-        if kind == PlanKind::Ddl && self.txn.take().is_some() {
-            for held in &mut self.backends {
-                held.joined = false;
-            }
+    /// Before a statement of kind `kind`: DDL commits the open transaction implicitly on
+    /// MySQL, so dbmesh commits it on every data source that joined (not only those the
+    /// DDL runs on) and ends it; later statements autocommit, as on one server. The error
+    /// of that commit, if any, is the statement's.
+    pub(crate) async fn before_statement(&mut self, kind: PlanKind) -> Option<MysqlError> {
+        if kind != PlanKind::Ddl || self.txn.is_none() {
+            return None;
         }
+        let failed = self.finish_transaction(true, "COMMIT").await;
+        self.refresh_transaction_status();
+        failed
     }
 
     /// Runs the transaction's prelude on held connection `index`, which is about to run its
