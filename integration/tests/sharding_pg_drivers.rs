@@ -1,12 +1,14 @@
-//! Real PostgreSQL drivers and pgbench against a *sharded* logical database. Their tables
-//! are single tables (no rule names them), so every statement runs on the default data
-//! source `ds_0`, through the sharded session (statement splitting, passthrough of the
-//! extended protocol, transaction tracking) rather than the plain pump: the differential
-//! driver scripts must see exactly what a direct connection to `ds_0` sees.
+//! Real PostgreSQL drivers and pgbench against a *sharded* logical database. The driver
+//! scripts' and pgbench's own tables are single tables (no rule names them), so every
+//! statement runs on the default data source `ds_0`, through the sharded session
+//! (statement splitting, passthrough of the extended protocol, transaction tracking)
+//! rather than the plain pump: the differential driver scripts must see exactly what a
+//! direct connection to `ds_0` sees. A custom pgbench script then runs on the sharded
+//! tables themselves, its parameters deciding the shards.
 
 use dbmesh_integration::{
-    pg_port, run_driver_check, run_program, Endpoint, ShardedDb, Shards, APP_PASSWORD, APP_USER,
-    ORDERS_RULES,
+    pg_port, run_driver_check, run_program, Endpoint, ShardedDb, Shards, TempDir, APP_PASSWORD,
+    APP_USER, ORDERS_RULES,
 };
 
 fn ds0_name(db: &ShardedDb) -> String {
@@ -133,4 +135,92 @@ async fn pgbench_tpcb_with_the_extended_protocol_on_a_sharded_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_tpcb_with_prepared_statements_on_a_sharded_database() {
     tpcb("prepared").await;
+}
+
+/// A pgbench script on the sharded `t_order`: point reads and writes routed by the
+/// parameters, a transaction over both data sources, a read of every node of one table.
+const SHARDED_SCRIPT: &str = r"\set id random(1, 200)
+SELECT amount FROM t_order WHERE user_id = :id AND order_id = :id;
+UPDATE t_order SET amount = amount + 1 WHERE user_id = :id AND order_id = :id;
+BEGIN;
+UPDATE t_order SET amount = amount - 1 WHERE user_id = :id AND order_id = :id;
+UPDATE t_order SET amount = amount + 0 WHERE user_id = :id + 1 AND order_id = :id + 1;
+SELECT user_id FROM t_order WHERE order_id = :id;
+END;
+";
+
+async fn sharded_script(mode: &str) {
+    let db = ShardedDb::pg_orders().await;
+    let client = db.pg_client().await;
+    let values: Vec<String> = (1..=201).map(|i| format!("({i}, {i}, 0)")).collect();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO t_order (order_id, user_id, amount) VALUES {}",
+            values.join(", ")
+        ))
+        .await
+        .unwrap();
+    let dir = TempDir::new("pgbench");
+    let script = dir.path.join("sharded.sql");
+    std::fs::write(&script, SHARDED_SCRIPT).unwrap();
+    let port = db.proxy.postgres_port().to_string();
+    let args = [
+        "-M",
+        mode,
+        "-f",
+        &script.display().to_string(),
+        "-T",
+        "3",
+        "-c",
+        "4",
+        "-j",
+        "2",
+        "-n",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        APP_USER,
+        "-p",
+        &port,
+        &db.logical,
+    ]
+    .map(String::from);
+    let out = run_program("pgbench", &args, &[("PGPASSWORD", APP_PASSWORD)]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pgbench -M {mode}:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("number of failed transactions: 0"),
+        "{stdout}\n{stderr}"
+    );
+    // Each script adds 1 and, in its transaction, takes 1 away: the amounts sum to zero.
+    let mut total = 0i64;
+    for i in 0..2 {
+        total += db
+            .pg_direct_query(
+                i,
+                "SELECT (SELECT coalesce(sum(amount), 0) FROM t_order_0) + (SELECT coalesce(sum(amount), 0) FROM t_order_1)",
+            )
+            .await[0]
+            .get::<_, i64>(0);
+    }
+    assert_eq!(total, 0, "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_script_on_sharded_tables_with_simple_queries() {
+    sharded_script("simple").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_script_on_sharded_tables_with_the_extended_protocol() {
+    sharded_script("extended").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_script_on_sharded_tables_with_prepared_statements() {
+    sharded_script("prepared").await;
 }

@@ -188,6 +188,24 @@ async fn begin_options_reach_every_data_source_that_joins() {
         assert_eq!(r.get::<_, String>(0), "repeatable read");
     }
     exec(&client, "COMMIT").await;
+    // SET TRANSACTION before the first statement reaches every data source too.
+    exec(
+        &client,
+        "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+    )
+    .await;
+    let rows = client
+        .query(
+            "SELECT current_setting('transaction_isolation') FROM t_order",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r.get::<_, String>(0), "serializable");
+    }
+    exec(&client, "ROLLBACK").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

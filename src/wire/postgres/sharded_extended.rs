@@ -36,6 +36,7 @@ use super::fanout::UnitProtocol;
 use super::message::frame_at;
 use super::preview;
 use super::sharded::{next_message, send, Broken, Outcome, ShardedSession};
+use super::sharded_simple::transaction_setting;
 use crate::error::Error;
 use crate::route::shard::{ParamMode, ParamValue, Plan, PlanKind, PreparedRoute, Unit};
 use crate::sql::{classify, StatementKind};
@@ -168,7 +169,7 @@ impl ShardedSession {
         let route = match classify(&p.query) {
             StatementKind::Preview(inner) => Route::Preview(inner),
             StatementKind::SessionSet => Route::Set { local: false },
-            StatementKind::SetLocal => Route::Set { local: true },
+            _ if transaction_setting(&p.query) => Route::Set { local: true },
             _ => match self.router.prepare(&p.query) {
                 Err(e) => return self.settle_and_fail_with(&e).await,
                 Ok(prepared) if prepared.analysis.is_some() => Route::Sharded(prepared),

@@ -8,11 +8,13 @@
 //!
 //! Per statement: `PREVIEW <sql>` is answered by dbmesh; `SET` runs on every backend
 //! connection the session holds and is recorded, to be replayed on those it opens later;
-//! `SET LOCAL` inside a transaction runs on every data source in it; anything else is
+//! `SET LOCAL` and `SET TRANSACTION` inside a transaction run on every data source in it
+//! (and on those that join it later); anything else is
 //! planned by the router and its plan run (`fanout.rs`, `sharded_txn.rs`).
 
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse};
 
+use super::command_tag::first_word;
 use super::error::SessionError;
 use super::fanout::UnitProtocol;
 use super::preview;
@@ -54,7 +56,9 @@ impl ShardedSession {
         match classify(statement) {
             StatementKind::Preview(inner) => Ok(self.preview(&inner, true)),
             StatementKind::SessionSet => self.session_set(statement).await,
-            StatementKind::SetLocal if self.txn.is_some() => self.set_local(statement).await,
+            _ if self.txn.is_some() && transaction_setting(statement) => {
+                self.set_local(statement).await
+            }
             _ => match self.router.route_text(statement) {
                 Ok(plan) => self.run_plan(&plan, statement, &UnitProtocol::Simple).await,
                 Err(e) => Ok(self.fail(&e)),
@@ -139,5 +143,38 @@ impl ShardedSession {
             return Ok(self.fail_session(SessionError::TransactionAborted));
         }
         self.in_transaction_everywhere(statement).await
+    }
+}
+
+/// `SET LOCAL ...` and `SET TRANSACTION ...`: settings of the current transaction only,
+/// which every data source in a transaction must get.
+pub fn transaction_setting(statement: &str) -> bool {
+    if classify(statement) == StatementKind::SetLocal {
+        return true;
+    }
+    let word = first_word(statement);
+    if !word.eq_ignore_ascii_case("set") {
+        return false;
+    }
+    let after = word.as_ptr() as usize - statement.as_ptr() as usize + word.len();
+    first_word(&statement[after..]).eq_ignore_ascii_case("transaction")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_transaction_scoped_settings() {
+        assert!(transaction_setting("SET LOCAL search_path = x"));
+        assert!(transaction_setting(
+            "set transaction isolation level serializable"
+        ));
+        assert!(transaction_setting("/* c */ SET  TRANSACTION READ ONLY"));
+        assert!(!transaction_setting("SET search_path = x"));
+        assert!(!transaction_setting(
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+        ));
+        assert!(!transaction_setting("SELECT 1"));
     }
 }
