@@ -17,6 +17,7 @@ use super::backend::BackendConn;
 use super::concat::{Action, Concat, OkMerge};
 use super::err::{code, MysqlError};
 use super::frontend::{ClientConn, Fatal};
+use super::kill::KillTarget;
 use super::packet::{frame_at, PacketWriter, FLUSH_THRESHOLD};
 use super::relay::RelayError;
 use super::response::{ResponseKind, Step};
@@ -72,9 +73,7 @@ impl ClientConn {
     /// drained in unit order and concatenated.
     async fn fan_out(&mut self, units: Vec<Dispatch>, merge: OkMerge) -> Result<(), Fatal> {
         let mut concat = Concat::new(self.deprecate_eof(), merge);
-        if let Some(first) = units.first() {
-            self.point_kill_at(first.backend);
-        }
+        self.point_kill_at_all(&units);
         let mut sent = vec![false; units.len()];
         for i in 0..units.len() {
             let first_on_backend = units[..i].iter().all(|u| u.backend != units[i].backend);
@@ -127,6 +126,26 @@ impl ClientConn {
             self.writer.write_packet(&mut self.seq, &p);
         }
         Ok(())
+    }
+
+    /// Points `KILL QUERY <our id>` at every connection of the fan-out.
+    fn point_kill_at_all(&mut self, units: &[Dispatch]) {
+        let mut targets: Vec<KillTarget> = Vec::new();
+        for unit in units {
+            let held = &self.backends[unit.backend];
+            if !targets
+                .iter()
+                .any(|t| t.thread_id == held.conn.connection_id && t.url == held.ds.url)
+            {
+                targets.push(KillTarget {
+                    url: held.ds.url.clone(),
+                    thread_id: held.conn.connection_id,
+                });
+            }
+        }
+        self.rt.mysql_kill.set_targets(self.connection_id, targets);
+        // The next single-node statement points it back at one connection.
+        self.kill_thread = None;
     }
 
     /// Sends a unit's commands; false (and the failure recorded) when the connection broke.

@@ -3,7 +3,8 @@
 //! Clients learn their connection id from dbmesh's handshake, and tools use it to cancel
 //! (the `mysql`/`mariadb` CLI sends `KILL QUERY <id>` on Ctrl-C). Forwarded verbatim, that id
 //! would name some unrelated thread on the backend. So dbmesh keeps, per client connection,
-//! the backend thread serving it, and turns the KILL into one on that thread.
+//! the backend thread serving it, and turns the KILL into one on that thread (on each of
+//! them while a sharded statement runs on several data sources at once).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,7 +22,7 @@ pub struct KillTarget {
 
 struct Entry {
     user: String,
-    target: Option<KillTarget>,
+    targets: Vec<KillTarget>,
     /// Woken by `KILL CONNECTION` so the connection's task closes it.
     close: std::sync::Arc<Notify>,
 }
@@ -37,7 +38,7 @@ impl KillRegistry {
             id,
             Entry {
                 user: user.to_string(),
-                target: None,
+                targets: Vec::new(),
                 close: close.clone(),
             },
         );
@@ -45,8 +46,13 @@ impl KillRegistry {
     }
 
     pub fn set_target(&self, id: u32, target: KillTarget) {
+        self.set_targets(id, vec![target]);
+    }
+
+    /// Several backend threads serve the connection's statement (a fan-out).
+    pub fn set_targets(&self, id: u32, targets: Vec<KillTarget>) {
         if let Some(e) = self.0.lock().unwrap().get_mut(&id) {
-            e.target = Some(target);
+            e.targets = targets;
         }
     }
 
@@ -54,20 +60,20 @@ impl KillRegistry {
         self.0.lock().unwrap().remove(&id);
     }
 
-    /// The target of connection `id` if `user` may kill it (its own user's connections;
+    /// The targets of connection `id` if `user` may kill it (its own user's connections;
     /// admins may kill any).
     pub fn lookup(
         &self,
         id: u32,
         user: &str,
         admin: bool,
-    ) -> Result<(Option<KillTarget>, std::sync::Arc<Notify>), KillRefused> {
+    ) -> Result<(Vec<KillTarget>, std::sync::Arc<Notify>), KillRefused> {
         let map = self.0.lock().unwrap();
         let e = map.get(&id).ok_or(KillRefused::Unknown)?;
         if e.user != user && !admin {
             return Err(KillRefused::NotOwner);
         }
-        Ok((e.target.clone(), e.close.clone()))
+        Ok((e.targets.clone(), e.close.clone()))
     }
 }
 

@@ -22,7 +22,7 @@ impl ClientConn {
         let found = u32::try_from(id)
             .map_err(|_| KillRefused::Unknown)
             .and_then(|id| self.rt.mysql_kill.lookup(id, &user.name, user.admin));
-        let (target, close) = match found {
+        let (targets, close) = match found {
             Ok(t) => t,
             Err(KillRefused::Unknown) => {
                 let e = MysqlError::new(
@@ -43,7 +43,7 @@ impl ClientConn {
                 return Ok(());
             }
         };
-        if let Some(t) = target {
+        for t in targets {
             let sql = if query_only { "KILL QUERY " } else { "KILL " };
             let server = &self.rt.config.server;
             let conn = BackendConn::connect(ConnectOptions {
