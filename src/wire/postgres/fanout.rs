@@ -8,7 +8,9 @@
 //!
 //! One unit: its answer is relayed untouched (but for the ReadyForQuery, which the session
 //! sends itself). Several: the RowDescription (and ParameterStatus) of the first unit, the
-//! DataRows of all, one CommandComplete with the counts summed (see `command_tag.rs`). On
+//! DataRows of all, one CommandComplete with the counts summed (see `command_tag.rs`);
+//! likewise one CopyOutResponse, the CopyData of all and one CopyDone for `COPY ... TO
+//! STDOUT`, while `COPY ... FROM STDIN` needs a single unit. On
 //! an error the client gets that one ErrorResponse; units not sent yet are not sent, and
 //! the answers of those in flight are read and dropped so every connection stays in step.
 
@@ -40,6 +42,9 @@ pub enum UnitProtocol<'a> {
 struct Answer {
     errored: bool,
     tags: TagSum,
+    /// The units answer `COPY ... TO STDOUT`: one CopyOutResponse (the first unit's) and
+    /// one CopyDone (dbmesh's, at the end) frame the CopyData of all.
+    copy_out: bool,
 }
 
 impl ShardedSession {
@@ -103,6 +108,9 @@ impl ShardedSession {
             return Ok(Outcome::Failed);
         }
         if !single {
+            if answer.copy_out {
+                self.writer.write_raw(&[b'c', 0, 0, 0, 4]);
+            }
             let fallback = if kind == PlanKind::Query {
                 "SELECT 0"
             } else {
@@ -189,6 +197,11 @@ impl ShardedSession {
                     false
                 }
                 b'I' => single,
+                b'H' if !single => {
+                    answer.copy_out = true;
+                    index == 0
+                }
+                b'c' => single,
                 b'G' if single => {
                     self.writer.write_raw(&msg);
                     copy_in(&mut self.reader, &mut self.writer, conn, ds).await?;
