@@ -150,6 +150,10 @@ END;
 ";
 
 async fn sharded_script(mode: &str) {
+    run_sharded_script(mode, SHARDED_SCRIPT).await;
+}
+
+async fn run_sharded_script(mode: &str, script_text: &str) {
     let db = ShardedDb::pg_orders().await;
     let client = db.pg_client().await;
     let values: Vec<String> = (1..=201).map(|i| format!("({i}, {i}, 0)")).collect();
@@ -162,7 +166,7 @@ async fn sharded_script(mode: &str) {
         .unwrap();
     let dir = TempDir::new("pgbench");
     let script = dir.path.join("sharded.sql");
-    std::fs::write(&script, SHARDED_SCRIPT).unwrap();
+    std::fs::write(&script, script_text).unwrap();
     let port = db.proxy.postgres_port().to_string();
     let args = [
         "-M",
@@ -223,4 +227,65 @@ async fn pgbench_script_on_sharded_tables_with_the_extended_protocol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_script_on_sharded_tables_with_prepared_statements() {
     sharded_script("prepared").await;
+}
+
+/// A pgbench pipeline (no Sync until its end) of more passthrough statements than dbmesh
+/// lets await their answers, around sharded ones that must run in the middle of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_pipelines_mix_sharded_and_passthrough_statements() {
+    let filler = "SELECT repeat('x', 500);\n".repeat(300);
+    let script = format!(
+        "\\set id random(1, 200)\n\\startpipeline\n\
+         UPDATE t_order SET amount = amount + 1 WHERE user_id = :id AND order_id = :id;\n\
+         {filler}\
+         UPDATE t_order SET amount = amount - 1 WHERE user_id = :id AND order_id = :id;\n\
+         {filler}\
+         SELECT amount FROM t_order WHERE order_id = :id;\n\
+         \\endpipeline\n"
+    );
+    run_sharded_script("extended", &script).await;
+}
+
+/// psycopg's pipeline mode sends thousands of statements before one Sync; passthrough
+/// statements and sharded ones interleave, and the answers are large enough that nothing
+/// may wait for the Sync to be read.
+const LONG_PIPELINE: &str = r#"
+import sys, psycopg
+port, db = sys.argv[1], sys.argv[2]
+with psycopg.connect(host="127.0.0.1", port=port, user="app", password="app-secret", dbname=db) as c:
+    with c.pipeline():
+        curs = []
+        for i in range(3000):
+            if i % 1000 == 999:
+                curs.append(c.execute("SELECT order_id FROM t_order WHERE user_id = %s AND order_id = %s", [i % 2, i % 2 + 1]))
+            else:
+                curs.append(c.execute("SELECT %s::int, repeat('x', 3000)", [i]))
+    rows = [cur.fetchall() for cur in curs]
+    assert all(len(r) == 1 for r in rows), [r for r in rows if len(r) != 1][:3]
+    assert rows[1][0][0] == 1 and len(rows[1][0][1]) == 3000, rows[1]
+    assert rows[999][0][0] == 2 and rows[1999][0][0] == 2, (rows[999], rows[1999])
+print("ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_psycopg_pipeline_mixing_sharded_and_passthrough_statements() {
+    let db = ShardedDb::pg_orders().await;
+    db.pg_client()
+        .await
+        .batch_execute("INSERT INTO t_order (order_id, user_id) VALUES (1, 0), (2, 1)")
+        .await
+        .unwrap();
+    let args = [
+        "-c".to_string(),
+        LONG_PIPELINE.to_string(),
+        db.proxy.postgres_port().to_string(),
+        db.logical.clone(),
+    ];
+    let out = run_program("python3", &args, &[]).await;
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

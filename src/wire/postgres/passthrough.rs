@@ -19,6 +19,9 @@ use postgres_protocol::message::frontend;
 use super::message::FLUSH_THRESHOLD;
 use super::sharded::{copy_in, next_message, send, Broken, Outcome, ShardedSession};
 
+/// How many forwarded messages may await their answers before dbmesh settles them.
+const MAX_OWED: usize = 256;
+
 /// Forwarded messages whose answers have not been relayed yet.
 #[derive(Debug, Default)]
 pub struct Passthrough {
@@ -49,8 +52,10 @@ impl ShardedSession {
             self.pass.owed.push_back(creates);
         }
         self.pass.unsynced = true;
-        if conn.writer.pending() >= FLUSH_THRESHOLD {
-            send(conn, &ds).await?;
+        // A long pipeline: take the answers so far before sending more, or the backend,
+        // blocked writing answers nobody reads, would stop reading and block dbmesh too.
+        if self.pass.owed.len() >= MAX_OWED || conn.writer.pending() >= FLUSH_THRESHOLD {
+            return self.settle().await;
         }
         Ok(Outcome::Done)
     }
