@@ -5,7 +5,11 @@
 //! Both the single-data-source pump and the sharded session take their connections here, so
 //! a connection is always opened and prepared the same way.
 
-use super::backend::{PgBackendConn, StartupParams};
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use super::backend::{error_fields, PgBackendConn, StartupParams};
+use super::message::frame_at;
 use crate::config::ServerConfig;
 use crate::error::Error;
 use crate::execute::pool::Lease;
@@ -22,6 +26,40 @@ pub struct HeldBackend {
 }
 
 impl HeldBackend {
+    /// Whether the server has closed this idle connection, or is closing it (it sent an
+    /// ErrorResponse nobody asked for), as far as can be told without waiting: the cause
+    /// if so.
+    pub fn closed_by_server(&mut self) -> Option<String> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut eof = false;
+        // Bounded, in case the server keeps sending (notifications).
+        for _ in 0..16 {
+            let mut fill = std::pin::pin!(self.conn.reader.fill());
+            match fill.as_mut().poll(&mut cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(_)) => eof = true,
+                Poll::Pending => {}
+            }
+            break;
+        }
+        let buf = &self.conn.reader.buf;
+        let mut at = 0;
+        while let Ok(Some(frame)) = frame_at(buf, at, MAX_BACKEND_MESSAGE) {
+            if frame.tag == b'E' {
+                let mut msg = bytes::BytesMut::from(&buf[at..at + frame.total_len]);
+                let cause = match postgres_protocol::message::backend::Message::parse(&mut msg) {
+                    Ok(Some(postgres_protocol::message::backend::Message::ErrorResponse(e))) => {
+                        error_fields(&e).1
+                    }
+                    _ => "the server sent an error".into(),
+                };
+                return Some(cause);
+            }
+            at += frame.total_len;
+        }
+        eof.then(|| "the server closed the connection".into())
+    }
+
     /// Returns the connection to its pool after a reset, if it is clean: healthy, with no
     /// response outstanding. Otherwise it is closed (dropped) and only its slot returns.
     pub async fn release(mut self, ds: &DataSource) {

@@ -11,6 +11,11 @@
 //! Describe's ParameterDescription, CommandComplete / EmptyQueryResponse /
 //! PortalSuspended after rows), until an ErrorResponse, after which the backend skips the
 //! rest up to Sync (and statements whose Parse failed or was skipped do not exist).
+//!
+//! Named statements are remembered (as the session's statements) and prepared again, with
+//! a ParseComplete the client does not see, on a new connection to the default data
+//! source that has not seen them: after the previous one was closed while the client was
+//! idle (see `ShardedSession::drop_closed_backends`).
 
 use std::collections::VecDeque;
 
@@ -19,15 +24,23 @@ use postgres_protocol::message::frontend;
 use super::message::FLUSH_THRESHOLD;
 use super::sharded::{copy_in, next_message, send, Broken, Outcome, ShardedSession};
 
+/// One answer the default data source owes.
+#[derive(Debug)]
+struct Owed {
+    /// For a Parse: the statement it creates.
+    parse: Option<String>,
+    /// A Parse dbmesh sent itself: its ParseComplete is not relayed.
+    injected: bool,
+}
+
 /// How many forwarded messages may await their answers before dbmesh settles them.
 const MAX_OWED: usize = 256;
 
 /// Forwarded messages whose answers have not been relayed yet.
 #[derive(Debug, Default)]
 pub struct Passthrough {
-    /// Completing answers the default data source still owes, in order: for a Parse the
-    /// statement it creates, `None` for other messages.
-    owed: VecDeque<Option<String>>,
+    /// Completing answers the default data source still owes, in order.
+    owed: VecDeque<Owed>,
     /// Messages were forwarded since the last Sync: the client's Sync must go there too.
     pub unsynced: bool,
 }
@@ -48,8 +61,14 @@ impl ShardedSession {
         };
         conn.writer.write_raw(msg);
         conn.healthy = false;
+        if let Some(name) = creates.as_ref().filter(|n| !n.is_empty()) {
+            conn.prepared.insert(name.clone());
+        }
         if tag != b'H' {
-            self.pass.owed.push_back(creates);
+            self.pass.owed.push_back(Owed {
+                parse: creates,
+                injected: false,
+            });
         }
         self.pass.unsynced = true;
         // A long pipeline: take the answers so far before sending more, or the backend,
@@ -127,8 +146,9 @@ impl ShardedSession {
                     outcome = Outcome::Failed;
                 }
                 b'1' | b'2' | b'3' | b'T' | b'n' | b'C' | b'I' | b's' => {
-                    self.writer.write_raw(&msg);
-                    self.pass.owed.pop_front();
+                    if !self.pass.owed.pop_front().is_some_and(|o| o.injected) {
+                        self.writer.write_raw(&msg);
+                    }
                 }
                 b'G' => {
                     self.writer.write_raw(&msg);
@@ -142,8 +162,49 @@ impl ShardedSession {
     /// The backend will not answer the messages still owed (it skips to Sync after an
     /// error): the statements their Parses would have created do not exist.
     fn forget_owed(&mut self) {
-        for name in std::mem::take(&mut self.pass.owed).into_iter().flatten() {
-            self.forget_statement(&name);
+        let owed = std::mem::take(&mut self.pass.owed);
+        let default = self.backends.default_name().to_string();
+        for o in owed {
+            if let Some(name) = o.parse {
+                if let Some(conn) = self.backends.get(&default) {
+                    conn.prepared.remove(&name);
+                }
+                if !o.injected {
+                    self.forget_statement(&name);
+                }
+            }
         }
+    }
+
+    /// Before a client's Bind or Describe of passthrough statement `name`: a default data
+    /// source connection that lacks it (a new one) gets the statement's Parse first.
+    pub(super) async fn ensure_prepared(
+        &mut self,
+        name: &str,
+        sql: &str,
+        types: &[u32],
+    ) -> Result<Outcome, Broken> {
+        if name.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        let ds = self.backends.default_name().to_string();
+        let conn = match self.backends.open(&ds, &self.session).await {
+            Ok(c) => c,
+            Err(e) => return Ok(self.fail(&e)),
+        };
+        if conn.prepared.contains(name) {
+            return Ok(Outcome::Done);
+        }
+        if let Err(e) = frontend::parse(name, sql, types.iter().copied(), &mut conn.writer.buf) {
+            return Ok(self.fail(&crate::error::Error::Malformed(e.to_string())));
+        }
+        conn.prepared.insert(name.to_string());
+        conn.healthy = false;
+        self.pass.owed.push_back(Owed {
+            parse: Some(name.to_string()),
+            injected: true,
+        });
+        self.pass.unsynced = true;
+        Ok(Outcome::Done)
     }
 }

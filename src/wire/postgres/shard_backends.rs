@@ -104,6 +104,24 @@ impl Backends {
         }
     }
 
+    /// The held connections, with nothing outstanding, that the server closed (a restart,
+    /// an idle timeout, `pg_terminate_backend`), with the cause.
+    pub fn closed_by_server(&mut self) -> Vec<(String, String)> {
+        self.held
+            .iter_mut()
+            .filter(|(_, h)| h.conn.healthy)
+            .filter_map(|(name, h)| h.closed_by_server().map(|cause| (name.clone(), cause)))
+            .collect()
+    }
+
+    /// Forgets the connection to `ds` (closed by the server): the next statement there
+    /// opens a new one.
+    pub fn drop_connection(&mut self, ds: &str) {
+        if self.held.remove(ds).is_some() {
+            self.register_cancel();
+        }
+    }
+
     /// Points the client's cancel key at every held connection.
     fn register_cancel(&self) {
         let targets = self

@@ -14,6 +14,12 @@
 //! - `sharded_txn.rs`: transactions over several data sources (local semantics);
 //! - `shard_backends.rs`: the session's connection per data source.
 //!
+//! A connection the server closes while the session is idle outside a transaction is
+//! dropped before the next message and replaced when next needed (its SETs replayed, its
+//! passthrough statements prepared again), so the client does not notice; one lost during
+//! a statement or inside a transaction ends the session with FATAL 08006, as when
+//! PostgreSQL itself goes away.
+//!
 //! The transaction status the client sees is the session's own: `T` / `E` inside a
 //! transaction dbmesh tracks, otherwise the backends' (so a transaction the router does not
 //! recognise still shows as the backend reports it).
@@ -121,6 +127,10 @@ impl ShardedSession {
                     return;
                 }
             };
+            if let Err(lost) = self.check_backends() {
+                self.lost(lost).await;
+                return;
+            }
             let step = match tag {
                 b'X' => return,
                 b'Q' => self.simple_query(&msg).await,
@@ -145,11 +155,8 @@ impl ShardedSession {
             match step {
                 Ok(()) => {}
                 Err(Broken::Client) => return,
-                Err(Broken::Backend { data_source, cause }) => {
-                    warn!(%data_source, "backend connection lost: {cause}");
-                    let e = Error::BackendLost { data_source, cause };
-                    self.writer.write(&from_error(Severity::Fatal, &e));
-                    let _ = self.writer.flush().await;
+                Err(lost) => {
+                    self.lost(lost).await;
                     return;
                 }
             }
@@ -160,6 +167,41 @@ impl ShardedSession {
             {
                 return;
             }
+        }
+    }
+
+    /// Before a message: connections the server closed while the session sat idle are
+    /// dropped when nothing is lost with them (outside a transaction, no client batch
+    /// open there); any other is the end of the session.
+    fn check_backends(&mut self) -> Result<(), Broken> {
+        if self.pass.unsynced {
+            return Ok(());
+        }
+        for (ds, cause) in self.backends.closed_by_server() {
+            let idle = self.txn.is_none();
+            match self.backends.get(&ds) {
+                Some(conn) if idle && conn.tx_status == b'I' => {
+                    debug!(data_source = %ds, "idle backend connection closed: {cause}");
+                    self.backends.drop_connection(&ds);
+                }
+                _ => {
+                    return Err(Broken::Backend {
+                        data_source: ds,
+                        cause,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The session ends: the client is told when a backend connection was lost.
+    async fn lost(&mut self, broken: Broken) {
+        if let Broken::Backend { data_source, cause } = broken {
+            warn!(%data_source, "backend connection lost: {cause}");
+            let e = Error::BackendLost { data_source, cause };
+            self.writer.write(&from_error(Severity::Fatal, &e));
+            let _ = self.writer.flush().await;
         }
     }
 

@@ -227,6 +227,14 @@ impl ShardedSession {
                 .await;
         };
         if let Route::Passthrough = statement.route {
+            let sql = &statement.sql;
+            if self
+                .ensure_prepared(&b.statement, sql, &statement.param_types)
+                .await?
+                == Outcome::Failed
+            {
+                return Ok(Outcome::Failed);
+            }
             let outcome = self.forward(b'B', msg, None).await?;
             self.ext.portals.insert(b.portal, Portal::Passthrough);
             return Ok(outcome);
@@ -313,6 +321,10 @@ impl ShardedSession {
                     .await;
             };
             if let Route::Passthrough = statement.route {
+                let types = &statement.param_types;
+                if self.ensure_prepared(&t.name, &statement.sql, types).await? == Outcome::Failed {
+                    return Ok(Outcome::Failed);
+                }
                 return self.forward(b'D', msg, None).await;
             }
             if self.settle().await? == Outcome::Failed {
@@ -612,6 +624,12 @@ impl ShardedSession {
             !matches!(self.ext.portals.remove(&t.name), Some(Portal::Own(_)))
         };
         if passthrough {
+            if t.kind == b'S' {
+                let default = self.backends.default_name().to_string();
+                if let Some(conn) = self.backends.get(&default) {
+                    conn.prepared.remove(&t.name);
+                }
+            }
             return self.forward(b'C', msg, None).await;
         }
         if self.settle().await? == Outcome::Failed {
