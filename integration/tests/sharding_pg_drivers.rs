@@ -289,3 +289,92 @@ async fn a_long_psycopg_pipeline_mixing_sharded_and_passthrough_statements() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// psycopg on the sharded tables: server-side prepared statements (`prepare=True`) and
+/// binary parameters of several types, routed per execution; a transaction over both
+/// data sources; a generated key read back with RETURNING.
+const PSYCOPG_SHARDED: &str = r#"
+import sys, datetime, decimal, uuid, psycopg
+port, db = sys.argv[1], sys.argv[2]
+with psycopg.connect(host="127.0.0.1", port=port, user="app", password="app-secret", dbname=db) as c:
+    for i in range(1, 5):
+        c.execute("INSERT INTO t_order (order_id, user_id, amount, note) VALUES (%b, %b, %b, %b)",
+                  [i, i % 2, i * 10, "note %d" % i], prepare=True)
+    c.commit()
+    for i in range(1, 5):
+        cur = c.execute("SELECT amount, note FROM t_order WHERE user_id = %b AND order_id = %b",
+                        [i % 2, i], prepare=True, binary=True)
+        assert cur.fetchall() == [(i * 10, "note %d" % i)], i
+    rows = c.execute("SELECT order_id FROM t_order WHERE note = ANY(%s)", [["note 1", "note 4"]]).fetchall()
+    assert sorted(rows) == [(1,), (4,)], rows
+    with c.transaction():
+        key = c.execute("INSERT INTO t_order (user_id, amount) VALUES (%s, %s) RETURNING order_id",
+                        [7, 70]).fetchone()[0]
+        c.execute("UPDATE t_order SET amount = amount + 1 WHERE user_id = %s", [0])
+    assert c.execute("SELECT amount FROM t_order WHERE order_id = %s AND user_id = 7", [key]).fetchone() == (70,)
+    amounts = sorted(r[0] for r in c.execute("SELECT amount FROM t_order WHERE user_id = %b", [0], binary=True))
+    assert amounts == [21, 41], amounts
+    # Binary parameters of other types in a sharded statement: decoded, written into the
+    # nodes' SQL as literals, and read back.
+    d, u, n = datetime.date(2024, 2, 29), uuid.uuid4(), decimal.Decimal("-12345.6789")
+    ts, b = datetime.datetime(2024, 2, 29, 13, 45, 56, 123456), b"\x00\xff'"
+    row = c.execute("SELECT %b::date, %b::uuid, %b::numeric, %b::timestamp, %b::bytea, %b::bool, %b::float8 "
+                    "FROM t_order WHERE user_id = %b AND order_id = %b",
+                    [d, u, n, ts, b, True, 1.5, 1, 3]).fetchone()
+    assert row == (d, u, n, ts, b, True, 1.5), row
+print("ok")
+"#;
+
+/// node-postgres on the sharded tables: parameterized and named statements.
+const NODE_SHARDED: &str = r#"
+const { Client } = require('pg');
+(async () => {
+  const [port, database] = process.argv.slice(1);
+  const c = new Client({ host: '127.0.0.1', port: +port, user: 'app', password: 'app-secret', database });
+  await c.connect();
+  for (let i = 1; i <= 4; i++) {
+    await c.query({ name: 'ins', text: 'INSERT INTO t_order (order_id, user_id, amount) VALUES ($1, $2, $3)', values: [i, i % 2, i * 10] });
+  }
+  for (let i = 1; i <= 4; i++) {
+    const r = await c.query({ name: 'sel', text: 'SELECT amount FROM t_order WHERE user_id = $1 AND order_id = $2', values: [i % 2, i] });
+    if (r.rows.length !== 1 || r.rows[0].amount !== i * 10) throw new Error('row ' + i + ': ' + JSON.stringify(r.rows));
+  }
+  const all = await c.query('SELECT order_id FROM t_order WHERE amount > $1', [15]);
+  if (all.rowCount !== 3) throw new Error('rowCount ' + all.rowCount);
+  await c.query('BEGIN');
+  await c.query('DELETE FROM t_order WHERE order_id = $1 OR order_id = $2', [1, 2]);
+  await c.query('ROLLBACK');
+  const left = await c.query('SELECT order_id FROM t_order');
+  if (left.rowCount !== 4) throw new Error('after rollback ' + left.rowCount);
+  await c.end();
+  console.log('ok');
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+
+async fn run_inline(program: &str, flag: &str, code: &str, env: &[(&str, &str)]) {
+    let db = ShardedDb::pg_orders().await;
+    let args = [
+        flag.to_string(),
+        code.to_string(),
+        db.proxy.postgres_port().to_string(),
+        db.logical.clone(),
+    ];
+    let out = run_program(program, &args, env).await;
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_prepares_and_binds_binary_parameters_on_sharded_tables() {
+    run_inline("python3", "-c", PSYCOPG_SHARDED, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_pg_named_statements_on_sharded_tables() {
+    let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/drivers/node_modules");
+    run_inline("node", "-e", NODE_SHARDED, &[("NODE_PATH", modules)]).await;
+}

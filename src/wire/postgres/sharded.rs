@@ -133,6 +133,9 @@ impl ShardedSession {
             }
             let step = match tag {
                 b'X' => return,
+                // After an extended-protocol error everything up to Sync is skipped, a
+                // Query included, as PostgreSQL does.
+                b'Q' if self.skipping() => Ok(()),
                 b'Q' => self.simple_query(&msg).await,
                 b'P' | b'B' | b'D' | b'E' | b'C' | b'S' | b'H' => self.extended(tag, &msg).await,
                 // CopyData / CopyDone / CopyFail outside a COPY are ignored, as PostgreSQL does.

@@ -130,6 +130,11 @@ impl ShardedSession {
         Ok(())
     }
 
+    /// Whether the client's messages are being skipped up to Sync after an error.
+    pub(super) fn skipping(&self) -> bool {
+        self.ext.skip_until_sync
+    }
+
     async fn sync(&mut self) -> Result<(), Broken> {
         self.sync_passthrough().await?;
         self.ext.skip_until_sync = false;

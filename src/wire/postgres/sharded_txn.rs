@@ -251,11 +251,15 @@ impl ShardedSession {
         let statements: Vec<String> = std::iter::once(txn.begin.clone())
             .chain(txn.replay.iter().cloned())
             .collect();
+        // Every connection first, so a data source that cannot be reached leaves no
+        // request in flight on the others.
         for ds in &joining {
-            let conn = match self.backends.open(ds, &self.session).await {
-                Ok(c) => c,
-                Err(e) => return Ok(self.fail(&e)),
-            };
+            if let Err(e) = self.backends.open(ds, &self.session).await {
+                return Ok(self.fail(&e));
+            }
+        }
+        for ds in &joining {
+            let conn = self.backends.get(ds).expect("opened above");
             for sql in &statements {
                 write_unit(&mut conn.writer.buf, sql, None, &[], false, true).map_err(|e| {
                     Broken::Backend {
