@@ -279,3 +279,28 @@ async fn preview_and_set_work_through_the_extended_protocol() {
         assert_eq!(r.get::<_, String>(0), "sharded-ext");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_portals_of_sharded_statements_live_until_the_transaction_ends() {
+    let db = ShardedDb::pg_orders().await;
+    let mut client = db.pg_client().await;
+    client
+        .batch_execute(
+            "INSERT INTO t_order (order_id, user_id) VALUES (1, 0), (2, 0), (3, 1), (4, 1)",
+        )
+        .await
+        .unwrap();
+    let txn = client.transaction().await.unwrap();
+    let statement = txn
+        .prepare("SELECT order_id FROM t_order WHERE order_id > $1")
+        .await
+        .unwrap();
+    let portal = txn.bind(&statement, &[&1i64]).await.unwrap();
+    // A row limit is not applied to a sharded statement: every row comes at once, then
+    // the portal is exhausted.
+    let first = txn.query_portal(&portal, 2).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let rest = txn.query_portal(&portal, 2).await.unwrap();
+    assert!(rest.is_empty());
+    txn.commit().await.unwrap();
+}
