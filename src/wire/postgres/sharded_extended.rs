@@ -13,6 +13,9 @@
 //!   unit running with the client's result formats (`fanout.rs`);
 //! - `PREVIEW`, `SET`, and transaction control are answered as in a simple query.
 //!
+//! A portal dbmesh did not bind (a cursor the client `DECLARE`d) is the default data
+//! source's: its Describe, Execute and Close go there.
+//!
 //! After an error the client's messages are skipped up to Sync, as PostgreSQL does; Sync
 //! answers ReadyForQuery with the session's status. An Execute row limit is not applied to
 //! sharded statements: every row comes back, then CommandComplete.
