@@ -41,8 +41,11 @@ use crate::sql::analyze::SqlKind;
 
 /// What a prepared statement over sharded tables keeps besides the usual.
 pub struct ShardedStatement {
+    /// The logical database it was prepared in (a later `USE` does not move it).
     pub database: Arc<LogicalDatabase>,
+    /// That database's planner.
     pub router: Arc<ShardRouter>,
+    /// The analysis made at prepare time, planned again at each execute.
     pub route: PreparedRoute,
     /// A SELECT: executed with the client's parameters kept (binary rows).
     pub keep_params: bool,
