@@ -135,6 +135,13 @@ rules = ["{rules}"]
         ChildProxy::start(&listen_on(&self.toml, port), port).await
     }
 
+    /// The same sharded PostgreSQL database served by a separate dbmesh process, on a free
+    /// port (for measuring dbmesh's own memory); killed when dropped.
+    pub async fn pg_child(&self) -> ChildProxy {
+        let port = free_port();
+        ChildProxy::start(&crate::pg_listen_on(&self.toml, port), port).await
+    }
+
     /// mysql_async options for the app user into the logical database.
     pub fn mysql_opts(&self) -> mysql_async::Opts {
         self.proxy.app_opts(&self.logical)
