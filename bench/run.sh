@@ -51,7 +51,7 @@ MY_HOST=127.0.0.1 MY_PORT=3306 MY_USER=root
 PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER=postgres
 BENCH_DB=dbmesh_bench
 MESH_USER=bench MESH_PASSWORD=bench-secret
-MESH_MY_DB=bench_my MESH_PG_DB=bench_pg
+MESH_MY_DB=bench_my MESH_PG_DB=bench_pg MESH_SHARDED_DB=bench_sharded
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -127,6 +127,21 @@ prepare_mysql_data() {
         || { tail -n 20 "$WORK/sysbench-prepare.log" >&2; die "sysbench prepare failed"; }
 }
 
+# The sysbench tables again, split by id mod 2 into two databases: the data
+# sources of the sharded logical database.
+prepare_mysql_shards() {
+    local shard table
+    for shard in 0 1; do
+        my_sql "DROP DATABASE IF EXISTS ${BENCH_DB}_s$shard; CREATE DATABASE ${BENCH_DB}_s$shard"
+        for table in $(seq 1 "$SB_TABLES"); do
+            my_sql "CREATE TABLE ${BENCH_DB}_s$shard.sbtest$table LIKE $BENCH_DB.sbtest$table;
+                    INSERT INTO ${BENCH_DB}_s$shard.sbtest$table
+                    SELECT * FROM $BENCH_DB.sbtest$table WHERE id % 2 = $shard"
+        done
+    done
+    log "mariadb: ${BENCH_DB}_s0 and ${BENCH_DB}_s1 hold the sysbench rows split by id mod 2"
+}
+
 prepare_pg_data() {
     if [ "$(pg_sql "SELECT 1 FROM pg_database WHERE datname = '$BENCH_DB'")" != 1 ]; then
         pg_sql "CREATE DATABASE $BENCH_DB"
@@ -154,7 +169,7 @@ postgres_listen = "127.0.0.1:$MESH_PG_PORT"
 [[users]]
 name          = "$MESH_USER"
 password      = "$MESH_PASSWORD"
-databases     = ["$MESH_MY_DB", "$MESH_PG_DB"]
+databases     = ["$MESH_MY_DB", "$MESH_SHARDED_DB", "$MESH_PG_DB"]
 postgres_auth = "scram-sha-256"
 
 [databases.$MESH_MY_DB]
@@ -164,6 +179,19 @@ backend = "mysql"
 url             = "mysql://$MY_USER:@$MY_HOST:$MY_PORT/$BENCH_DB"
 max_connections = $((THREADS * 2))
 
+[databases.$MESH_SHARDED_DB]
+backend             = "mysql"
+default_data_source = "ds_0"
+rules               = ["sharded-rules.toml"]
+
+[databases.$MESH_SHARDED_DB.data_sources.ds_0]
+url             = "mysql://$MY_USER:@$MY_HOST:$MY_PORT/${BENCH_DB}_s0"
+max_connections = $((THREADS * 2))
+
+[databases.$MESH_SHARDED_DB.data_sources.ds_1]
+url             = "mysql://$MY_USER:@$MY_HOST:$MY_PORT/${BENCH_DB}_s1"
+max_connections = $((THREADS * 2))
+
 [databases.$MESH_PG_DB]
 backend = "postgres"
 
@@ -171,6 +199,14 @@ backend = "postgres"
 url             = "postgres://$PG_USER@$PG_HOST:$PG_PORT/$BENCH_DB"
 max_connections = $((THREADS * 2))
 EOF
+    {
+        echo "# Written by bench/run.sh: each sysbench table split over ds_0 and ds_1 by id mod 2."
+        local table
+        for table in $(seq 1 "$SB_TABLES"); do
+            printf '[tables.sbtest%s]\nnodes = "ds_${0..1}.sbtest%s"\ndatabase_strategy = { column = "id", algorithm = "id_mod" }\n\n' "$table" "$table"
+        done
+        printf '[algorithms.id_mod]\ntype = "MOD"\nsharding_count = 2\n'
+    } >"$WORK/sharded-rules.toml"
 }
 
 DBMESH_PID=""
@@ -369,12 +405,21 @@ pgbench_case() {
         -l --sampling-rate=0.1 --log-prefix="$WORK/pglog/$case.$target.r$ROUND"
 }
 
-# Point selects through a logical database whose table is split over two data
-# sources by a sharding rule (each SELECT routes to one shard).
-# TODO(sharding): write a 2-shard [databases.bench_sharded] (two real databases,
-# a mod-2 rule on sbtest.id) in write_dbmesh_config, then run sysbench_case here.
+# Point selects through a logical database whose sysbench tables are split over
+# two data sources (two real databases on the same MariaDB) by `id mod 2`: every
+# SELECT is parsed, routed to one shard and rewritten. Compared with the same
+# workload on the unsharded database directly.
 sharded_point_select_case() {
-    not_run pending "$1" "$2" "sharding not implemented yet"
+    local case="$1" target="$2" ps_mode="$3" args
+    if [ "$target" = dbmesh ]; then
+        mapfile -t args < <(sysbench_target_args dbmesh | sed "s/^--mysql-db=.*/--mysql-db=$MESH_SHARDED_DB/")
+    else
+        mapfile -t args < <(sysbench_target_args "$target")
+    fi
+    measure sysbench "$case" "$target" \
+        sysbench oltp_point_select "${args[@]}" --tables="$SB_TABLES" --table-size="$SB_TABLE_SIZE" \
+        --threads="$THREADS" --time="$DURATION" --report-interval=0 --percentile=95 \
+        --db-ps-mode="$ps_mode" run
 }
 
 # name | targets | function and its arguments
@@ -386,7 +431,8 @@ CASES=(
     "pg.select_only.simple          |direct dbmesh pgbouncer relay |pgbench_case simple"
     "pg.select_only.extended        |direct dbmesh pgbouncer relay |pgbench_case extended"
     "pg.select_only.prepared        |direct dbmesh pgbouncer relay |pgbench_case prepared"
-    "mysql.sharded_2.point_select   |dbmesh                  |sharded_point_select_case"
+    "mysql.sharded_2.point_select.ps_auto    |direct dbmesh |sharded_point_select_case auto"
+    "mysql.sharded_2.point_select.ps_disable |direct dbmesh |sharded_point_select_case disable"
 )
 
 # Runs every selected case once per target, the targets in an order rotated
@@ -510,6 +556,7 @@ RUNS="$WORK/runs.jsonl"
 SB_DIRECT=(--db-driver=mysql --mysql-host="$MY_HOST" --mysql-port="$MY_PORT"
            --mysql-user="$MY_USER" --mysql-password= --mysql-db="$BENCH_DB")
 prepare_mysql_data
+prepare_mysql_shards
 prepare_pg_data
 
 read -r MESH_MY_PORT MESH_PG_PORT PGB_PORT RELAY_MY_PORT RELAY_PG_PORT <<<"$(free_ports 5)"
