@@ -1,10 +1,9 @@
-//! Rule files are validated, but statements are not routed by them yet: dbmesh must refuse
-//! to serve a sharded logical database rather than send every statement to the default data
-//! source.
+//! The shipped rule files: `dbmesh check` accepts them, and dbmesh routes by them as their
+//! comments say.
 
 use std::process::Command;
 
-use dbmesh_integration::{dbmesh_binary, TempDir};
+use dbmesh_integration::{dbmesh_binary, ShardedDb, TempDir};
 
 fn config_with_rules(dir: &TempDir) -> std::path::PathBuf {
     let rules = concat!(
@@ -55,21 +54,41 @@ fn check_accepts_the_example_rule_file() {
     );
 }
 
-#[test]
-fn serving_a_sharded_database_is_refused_until_routing_exists() {
-    let dir = TempDir::new("rules");
-    let out = Command::new(dbmesh_binary())
-        .arg("--config")
-        .arg(config_with_rules(&dir))
-        .output()
+/// The shipped MySQL example routes as its comments say: user_id 7, order_id 12 is
+/// ds_1.t_order_0, and its items are on the same node pair.
+#[tokio::test]
+async fn the_shipped_mysql_example_routes_as_its_comments_say() {
+    use mysql_async::prelude::Queryable;
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sharding-rules/mysql-orders.toml"
+    ))
+    .unwrap();
+    let db = ShardedDb::mysql(&rules, 2).await;
+    let mut conn = mysql_async::Conn::new(db.mysql_opts()).await.unwrap();
+    let rows: Vec<(String, String)> = conn
+        .query("PREVIEW SELECT * FROM t_order WHERE user_id = 7 AND order_id = 12")
+        .await
         .unwrap();
-    assert!(
-        !out.status.success(),
-        "dbmesh must not serve sharding rules it cannot route by"
+    assert_eq!(
+        rows,
+        vec![(
+            "ds_1".to_string(),
+            "SELECT * FROM t_order_0 WHERE user_id = 7 AND order_id = 12".to_string()
+        )]
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rows: Vec<(String, String)> = conn
+        .query(
+            "PREVIEW SELECT * FROM t_order o JOIN t_order_item i ON o.order_id = i.order_id \
+             WHERE o.user_id = 7 AND o.order_id = 12",
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, "ds_1");
     assert!(
-        stderr.contains("shop") && stderr.contains("sharding rules"),
-        "{stderr}"
+        rows[0].1.contains("t_order_0 o JOIN t_order_item_0 i"),
+        "{rows:?}"
     );
+    conn.disconnect().await.unwrap();
 }

@@ -10,14 +10,16 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 use crate::config::rules::ShardingRules;
 use crate::sql::analyze::Dialect;
 
-/// The first sharded or broadcast table `sql` appears to name (any identifier token equal
-/// to one), if any.
+/// The first sharded (or, with `broadcast`, broadcast) table `sql` appears to name (any
+/// identifier token equal to one), if any.
 pub(crate) fn names_sharded_table(
     sql: &str,
     dialect: Dialect,
     rules: &ShardingRules,
+    broadcast: bool,
 ) -> Option<String> {
-    let is_ruled = |word: &str| rules.table(word).is_some() || rules.is_broadcast(word);
+    let is_ruled =
+        |word: &str| rules.table(word).is_some() || (broadcast && rules.is_broadcast(word));
     let parser_dialect: &dyn sqlparser::dialect::Dialect = match dialect {
         Dialect::MySql => &MySqlDialect {},
         Dialect::Postgres => &PostgreSqlDialect {},

@@ -219,6 +219,19 @@ impl ShardRouter {
         match analyze(sql, self.dialect, &self.rules) {
             Ok(analysis) => {
                 let kind = plan_kind(&analysis);
+                if analysis.kind == SqlKind::Other && analysis.tables.is_empty() {
+                    // COPY, EXPLAIN, SHOW CREATE TABLE, CREATE VIEW, LOCK TABLES, ...: the
+                    // analysis does not follow their table names; sending one that names a
+                    // sharded table to the default data source would fail there obscurely.
+                    if let Some(table) =
+                        fallback::names_sharded_table(sql, self.dialect, &self.rules, false)
+                    {
+                        return Err(Error::Unroutable(format!(
+                            "`{}` statements on sharded table `{table}` are not supported; dbmesh routes SELECT, INSERT, REPLACE, UPDATE, DELETE and table/index DDL (PREVIEW <statement> shows where one goes)",
+                            statement_keyword(sql)
+                        )));
+                    }
+                }
                 let routed = !analysis.is_single_only()
                     || analysis
                         .hint
@@ -231,7 +244,8 @@ impl ShardRouter {
                     analysis: routed.then(|| Arc::new(analysis)),
                 })
             }
-            Err(error) => match fallback::names_sharded_table(sql, self.dialect, &self.rules) {
+            Err(error) => match fallback::names_sharded_table(sql, self.dialect, &self.rules, true)
+            {
                 None => Ok(PreparedRoute {
                     sql: sql.to_string(),
                     analysis: None,
@@ -678,6 +692,24 @@ fn is_system_table(table: &crate::sql::analyze::TableRef) -> bool {
             .schema
             .as_deref()
             .is_some_and(|s| SYSTEM.iter().any(|sys| s.eq_ignore_ascii_case(sys)))
+}
+
+/// The statement's leading keyword(s), upper case, for messages (`COPY`, `SHOW CREATE`).
+fn statement_keyword(sql: &str) -> String {
+    let words: Vec<&str> = sql
+        .split_whitespace()
+        .take(2)
+        .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+        .collect();
+    match words.as_slice() {
+        [first, second]
+            if ["SHOW", "CREATE", "ALTER", "DROP"].contains(&first.to_uppercase().as_str()) =>
+        {
+            format!("{} {}", first.to_uppercase(), second.to_uppercase())
+        }
+        [first, ..] => first.to_uppercase(),
+        [] => "this".to_string(),
+    }
 }
 
 /// The plan kind of an analysed statement.

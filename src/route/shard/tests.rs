@@ -542,3 +542,23 @@ fn insert_with_a_null_sharding_value_is_an_error() {
     assert!(matches!(e, Error::Routing(_)), "{e}");
     assert!(e.to_string().contains("`user_id`"), "{e}");
 }
+
+#[test]
+fn statements_the_analysis_cannot_follow_on_sharded_tables_are_refused() {
+    let pg = router(Dialect::Postgres);
+    let e = pg.route_text("COPY t_order TO STDOUT").unwrap_err();
+    assert!(matches!(e, Error::Unroutable(_)), "{e}");
+    assert!(
+        e.to_string().contains("`COPY`") && e.to_string().contains("`t_order`"),
+        "{e}"
+    );
+    let e = mysql()
+        .route_text("SHOW CREATE TABLE t_order_item")
+        .unwrap_err();
+    assert!(e.to_string().contains("`SHOW CREATE`"), "{e}");
+    // Broadcast and single tables exist on the default data source: fine there.
+    let sql = "SHOW CREATE TABLE t_province";
+    assert_eq!(route(&mysql(), sql), pairs(&[("ds_0", sql)]));
+    let sql = "COPY t_user TO STDOUT";
+    assert_eq!(route(&pg, sql), pairs(&[("ds_0", sql)]));
+}
