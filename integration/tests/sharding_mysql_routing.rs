@@ -98,6 +98,38 @@ async fn multi_row_insert_is_split_per_node_and_affected_rows_summed() {
     );
 }
 
+/// The info text of the merged OK adds up the nodes' (drivers read an UPDATE's changed
+/// rows from it: mysql2's `changedRows`), and a multi-row INSERT split into one-row
+/// statements still reports its records, as one server would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_oks_report_the_summed_info_of_their_nodes() {
+    let (_db, mut conn) = orders_db().await;
+    conn.query_drop(
+        "INSERT INTO t_order (order_id, user_id, amount) VALUES (1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(conn.affected_rows(), 4);
+    assert_eq!(conn.info(), "Records: 4  Duplicates: 0  Warnings: 0");
+    conn.query_drop(
+        "INSERT IGNORE INTO t_order (order_id, user_id, amount) VALUES (1, 1, 1), (5, 5, 5)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(conn.affected_rows(), 1);
+    assert_eq!(conn.info(), "Records: 2  Duplicates: 1  Warnings: 1");
+    // Every node: two rows match, one of them changes.
+    conn.query_drop("UPDATE t_order SET amount = 3 WHERE order_id IN (2, 3)")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 1);
+    assert_eq!(conn.info(), "Rows matched: 2  Changed: 1  Warnings: 0");
+    conn.query_drop("DELETE FROM t_order WHERE amount > 0")
+        .await
+        .unwrap();
+    assert_eq!((conn.affected_rows(), conn.info().as_ref()), (5, ""));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_order_id_is_the_last_insert_id_and_routes_the_row() {
     let (db, mut conn) = orders_db().await;

@@ -8,7 +8,10 @@
 //! terminator are dropped, and one terminator with the session's status ends the result.
 //! OKs: affected rows and warnings are summed (or, for copies of one write to a broadcast
 //! table, the first unit's are kept), the first non-zero last-insert-id kept, and one OK
-//! goes out at the end. Errors: the first one is what the client gets, after
+//! goes out at the end. Its info text is the units' summed too (`Rows matched: 3  Changed:
+//! 2  Warnings: 0`, which drivers read for an UPDATE's changed rows; `Records: 4
+//! Duplicates: 0  Warnings: 0` for a multi-row INSERT split into single-row ones, which
+//! the server answers without info). Errors: the first one is what the client gets, after
 //! whatever rows already went out (an ERR in place of the terminator is legal MySQL).
 //!
 //! The header is held back until the first row (or the end), so that a unit failing
@@ -16,7 +19,7 @@
 
 use mysql_common::io::ParseBuf;
 
-use super::ok::{is_classic_eof, ok_payload, STATUS_MORE_RESULTS};
+use super::ok::{is_classic_eof, ok_payload, put_lenenc_str, STATUS_MORE_RESULTS};
 use super::response::{ResponseKind, ResponseTracker, Section, Step};
 
 /// What to do with one packet of a unit's response.
@@ -36,6 +39,10 @@ pub struct OkMerge {
     /// The units are copies of one write (to broadcast tables): the client gets the first
     /// unit's counts, not their sum, as ShardingSphere does.
     pub copies: bool,
+    /// Rows of the client's `INSERT ... VALUES` when there are several: the server reports
+    /// `Records: n  Duplicates: d` for such a statement, but not for the one-row INSERTs
+    /// it may be split into, so dbmesh counts those itself.
+    pub insert_rows: usize,
 }
 
 /// A unit's part in the client's result.
@@ -66,6 +73,9 @@ pub struct Concat {
     affected_rows: u64,
     last_insert_id: u64,
     warnings: u32,
+    /// The units' info counts summed by label, in the first unit's order (`Warnings`
+    /// is replaced by the summed warnings at the end).
+    info: Vec<(String, u64)>,
     /// The ERR payload the client gets.
     error: Option<Vec<u8>>,
     tracker: ResponseTracker,
@@ -86,6 +96,7 @@ impl Concat {
             affected_rows: 0,
             last_insert_id: 0,
             warnings: 0,
+            info: Vec::new(),
             error: None,
             tracker: ResponseTracker::new(ResponseKind::Query, deprecate_eof),
             role: Role::Undecided,
@@ -168,6 +179,7 @@ impl Concat {
                         self.last_insert_id = ok.last_insert_id;
                     }
                     self.warnings += u32::from(ok.warnings);
+                    self.add_info(p, ok.affected_rows);
                 }
             }
             _ if step == Step::LocalInfile => {}
@@ -202,6 +214,29 @@ impl Concat {
         Action::Skip
     }
 
+    /// Adds the counts of a unit's OK info (`Records: 2  Duplicates: 0  Warnings: 0`).
+    /// A one-row INSERT of a split multi-row one has none: it counts as one record, a
+    /// duplicate unless it affected exactly one row (IGNORE skipped it, REPLACE or
+    /// ON DUPLICATE KEY UPDATE replaced or updated a row).
+    fn add_info(&mut self, ok: &[u8], affected_rows: u64) {
+        let text = ok_info(ok);
+        let counts = match parse_info(&text) {
+            Some(counts) => counts,
+            None if text.is_empty() && self.merge.insert_rows > 1 => vec![
+                ("Records".to_string(), 1),
+                ("Duplicates".to_string(), u64::from(affected_rows != 1)),
+                ("Warnings".to_string(), 0),
+            ],
+            None => return,
+        };
+        for (label, n) in counts {
+            match self.info.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, sum)) => *sum += n,
+                None => self.info.push((label, n)),
+            }
+        }
+    }
+
     /// The held-back header, once: to be written before the first forwarded row.
     pub fn take_header(&mut self) -> Option<Vec<Vec<u8>>> {
         if self.header_sent || self.header.is_empty() {
@@ -225,8 +260,56 @@ impl Concat {
             return out;
         }
         let id = self.merge.last_insert_id.unwrap_or(self.last_insert_id);
-        vec![ok_payload(self.affected_rows, id, status, warnings)]
+        let mut ok = ok_payload(self.affected_rows, id, status, warnings);
+        if !self.info.is_empty() {
+            let text: Vec<String> = self
+                .info
+                .iter()
+                .map(|(label, n)| {
+                    let n = if label == "Warnings" {
+                        u64::from(warnings)
+                    } else {
+                        *n
+                    };
+                    format!("{label}: {n}")
+                })
+                .collect();
+            put_lenenc_str(&mut ok, text.join("  ").as_bytes());
+        }
+        vec![ok]
     }
+}
+
+/// The info text of an OK packet: after the status flags and warnings, a length-encoded
+/// string (as MySQL and MariaDB send it without `CLIENT_SESSION_TRACK`); empty if none.
+fn ok_info(p: &[u8]) -> String {
+    let mut b = ParseBuf(p.get(1..).unwrap_or_default());
+    let rest = (|| {
+        b.checked_eat_lenenc_int()?;
+        b.checked_eat_lenenc_int()?;
+        b.checked_eat_u16_le()?;
+        b.checked_eat_u16_le()?;
+        if b.0.is_empty() {
+            return Some(&[][..]);
+        }
+        b.checked_eat_lenenc_str()
+    })();
+    String::from_utf8_lossy(rest.unwrap_or_default()).into_owned()
+}
+
+/// `Label: n  Label: n ...` (the server's `Records: 2  Duplicates: 0  Warnings: 0` and
+/// `Rows matched: 3  Changed: 2  Warnings: 0`) as (label, n) pairs; `None` for any other
+/// text, which dbmesh does not merge.
+fn parse_info(text: &str) -> Option<Vec<(String, u64)>> {
+    if text.is_empty() {
+        return None;
+    }
+    text.split("  ")
+        .map(|part| {
+            let (label, n) = part.split_once(": ")?;
+            Some((label.to_string(), n.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// The fields of an OK packet dbmesh sums.
@@ -369,7 +452,7 @@ mod tests {
         );
         let generated = OkMerge {
             last_insert_id: Some(99),
-            copies: false,
+            ..OkMerge::default()
         };
         let mut c = Concat::new(true, generated);
         feed(&mut c, &[ok_payload(1, 5, STATUS_AUTOCOMMIT, 0)]);
@@ -377,11 +460,74 @@ mod tests {
         assert_eq!(ok.last_insert_id, 99);
     }
 
+    fn ok_with_info(affected: u64, warnings: u16, info: &str) -> Vec<u8> {
+        let mut p = ok_payload(affected, 0, STATUS_AUTOCOMMIT, warnings);
+        if !info.is_empty() {
+            super::super::ok::put_lenenc_str(&mut p, info.as_bytes());
+        }
+        p
+    }
+
+    #[test]
+    fn sums_the_info_of_updates() {
+        let mut c = Concat::new(true, OkMerge::default());
+        feed(
+            &mut c,
+            &[ok_with_info(
+                1,
+                0,
+                "Rows matched: 2  Changed: 1  Warnings: 0",
+            )],
+        );
+        feed(
+            &mut c,
+            &[ok_with_info(
+                1,
+                1,
+                "Rows matched: 1  Changed: 1  Warnings: 1",
+            )],
+        );
+        let end = c.finish(STATUS_AUTOCOMMIT);
+        assert_eq!(ok_info(&end[0]), "Rows matched: 3  Changed: 2  Warnings: 1");
+        assert_eq!(parse_ok(&end[0]).unwrap().affected_rows, 2);
+    }
+
+    #[test]
+    fn counts_the_records_of_a_multi_row_insert_split_into_single_rows() {
+        let merge = OkMerge {
+            insert_rows: 4,
+            ..OkMerge::default()
+        };
+        let mut c = Concat::new(false, merge);
+        feed(&mut c, &[ok_with_info(1, 0, "")]);
+        // INSERT IGNORE skipped a duplicate: no row affected, one warning.
+        feed(&mut c, &[ok_with_info(0, 1, "")]);
+        feed(
+            &mut c,
+            &[ok_with_info(2, 0, "Records: 2  Duplicates: 0  Warnings: 0")],
+        );
+        let end = c.finish(STATUS_AUTOCOMMIT);
+        assert_eq!(ok_info(&end[0]), "Records: 4  Duplicates: 1  Warnings: 1");
+    }
+
+    #[test]
+    fn oks_without_info_stay_without() {
+        let mut c = Concat::new(true, OkMerge::default());
+        feed(&mut c, &[ok_with_info(3, 0, "")]);
+        feed(&mut c, &[ok_with_info(1, 0, "")]);
+        let end = c.finish(STATUS_AUTOCOMMIT);
+        assert_eq!(end[0], ok_payload(4, 0, STATUS_AUTOCOMMIT, 0));
+        // Text dbmesh cannot add up is dropped rather than repeated.
+        let mut c = Concat::new(true, OkMerge::default());
+        feed(&mut c, &[ok_with_info(1, 0, "something else")]);
+        assert_eq!(ok_info(&c.finish(STATUS_AUTOCOMMIT)[0]), "");
+    }
+
     #[test]
     fn copies_of_a_broadcast_write_count_once() {
         let copies = OkMerge {
-            last_insert_id: None,
             copies: true,
+            ..OkMerge::default()
         };
         let mut c = Concat::new(true, copies);
         feed(&mut c, &[ok_payload(1, 0, STATUS_AUTOCOMMIT, 0)]);

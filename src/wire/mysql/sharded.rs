@@ -187,17 +187,18 @@ pub(crate) fn template_sql<'a>(plan: &'a Plan, client_sql: &'a str) -> &'a str {
 
 /// How the OKs of a plan's units become one: the first generated key of an INSERT, when
 /// it is a number, is the client's last-insert-id (the backends know nothing of it); a
-/// write to broadcast tables counts its rows once.
+/// write to broadcast tables counts its rows once; a multi-row INSERT reports its records.
 pub(crate) fn ok_merge(plan: &Plan, route: &PreparedRoute) -> OkMerge {
     let last_insert_id = match plan.generated_keys.first() {
         Some(GeneratedKey::Int(id)) if plan.kind == PlanKind::Write => u64::try_from(*id).ok(),
         _ => None,
     };
+    let analysis = route.analysis.as_ref();
     OkMerge {
         last_insert_id,
-        copies: route
-            .analysis
-            .as_ref()
-            .is_some_and(|a| a.is_broadcast_only()),
+        copies: analysis.is_some_and(|a| a.is_broadcast_only()),
+        insert_rows: analysis
+            .and_then(|a| a.insert.as_ref())
+            .map_or(0, |insert| insert.rows.len()),
     }
 }
