@@ -8,6 +8,7 @@
 pub mod config;
 pub mod error;
 pub mod execute;
+pub mod merge;
 pub mod rewrite;
 pub mod route;
 pub mod server;

@@ -1,0 +1,218 @@
+//! Decoded values and how the backends compare them.
+//!
+//! Only what merging needs: ORDER BY / GROUP BY / DISTINCT keys and aggregate inputs.
+//! Comparison follows the backend: MySQL puts NULL first ascending, PostgreSQL last
+//! (`NULLS FIRST/LAST` overrides either); integers and decimals compare exactly (mixed
+//! integer/decimal/float compare numerically); text compares by the column's collation.
+
+use std::cmp::Ordering;
+
+use bigdecimal::BigDecimal;
+use chrono::{NaiveDate, NaiveDateTime};
+
+/// A decoded column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    /// Signed integers (TINYINT .. BIGINT, int2/int4/int8).
+    Int(i64),
+    /// MySQL BIGINT UNSIGNED values above `i64::MAX` (and other unsigned integers).
+    UInt(u64),
+    /// DECIMAL / NUMERIC, exactly, with the scale the backend sent (`1.50` keeps two
+    /// digits).
+    Decimal(BigDecimal),
+    /// FLOAT / DOUBLE / real / double precision.
+    Float(f64),
+    /// Character strings, compared by the column's [`Collation`].
+    Text(String),
+    /// Binary strings, compared bytewise.
+    Bytes(Vec<u8>),
+    Date(NaiveDate),
+    /// TIME (MySQL's may be negative or above 24 h), in microseconds.
+    Time(i64),
+    /// DATETIME / TIMESTAMP; `timestamptz` normalised to UTC.
+    DateTime(NaiveDateTime),
+}
+
+/// How a text column's values compare, as the backend reports the column's collation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Collation {
+    /// Byte order of the UTF-8 text: MySQL `_bin` collations and `binary`, PostgreSQL "C"
+    /// and "POSIX".
+    #[default]
+    Binary,
+    /// Case- (and accent-) insensitive: MySQL's default `utf8mb4_general_ci`,
+    /// `utf8mb4_unicode_ci`, `utf8mb4_0900_ai_ci` and the other `_ci` collations: 'a' and
+    /// 'A' are equal, and trailing spaces are ignored (PAD SPACE).
+    CaseInsensitive,
+}
+
+/// Where NULLs sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NullOrder {
+    /// Before every value (MySQL ascending; PostgreSQL `NULLS FIRST`, and PostgreSQL
+    /// descending by default).
+    First,
+    /// After every value.
+    Last,
+}
+
+impl Value {
+    /// Whether this is NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// Compares two non-NULL values of one column; `None` when they cannot be compared
+    /// (different kinds that are not both numbers).
+    pub fn compare(&self, other: &Value, collation: Collation) -> Option<Ordering> {
+        use Value::*;
+        match (self, other) {
+            (Int(a), Int(b)) => Some(a.cmp(b)),
+            (UInt(a), UInt(b)) => Some(a.cmp(b)),
+            (Int(a), UInt(b)) => Some(i128::from(*a).cmp(&i128::from(*b))),
+            (UInt(a), Int(b)) => Some(i128::from(*a).cmp(&i128::from(*b))),
+            (Float(a), Float(b)) => a.partial_cmp(b),
+            (Text(a), Text(b)) => Some(compare_text(a, b, collation)),
+            (Bytes(a), Bytes(b)) => Some(a.cmp(b)),
+            (Date(a), Date(b)) => Some(a.cmp(b)),
+            (Time(a), Time(b)) => Some(a.cmp(b)),
+            (DateTime(a), DateTime(b)) => Some(a.cmp(b)),
+            (Date(a), DateTime(b)) => Some(a.and_hms_opt(0, 0, 0)?.cmp(b)),
+            (DateTime(a), Date(b)) => Some(a.cmp(&b.and_hms_opt(0, 0, 0)?)),
+            (a, b) => match (a.as_decimal(), b.as_decimal()) {
+                (Some(a), Some(b)) => Some(a.cmp(&b)),
+                _ => match (a.as_f64(), b.as_f64()) {
+                    (Some(a), Some(b)) => a.partial_cmp(&b),
+                    _ => None,
+                },
+            },
+        }
+    }
+
+    /// Compares two values of one column for sorting, NULLs placed by `nulls`; values that
+    /// cannot be compared are equal.
+    pub fn sort_cmp(&self, other: &Value, collation: Collation, nulls: NullOrder) -> Ordering {
+        match (self.is_null(), other.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => match nulls {
+                NullOrder::First => Ordering::Less,
+                NullOrder::Last => Ordering::Greater,
+            },
+            (false, true) => match nulls {
+                NullOrder::First => Ordering::Greater,
+                NullOrder::Last => Ordering::Less,
+            },
+            (false, false) => self.compare(other, collation).unwrap_or(Ordering::Equal),
+        }
+    }
+
+    /// Whether two values are the same group key / DISTINCT value (NULLs group together,
+    /// as GROUP BY and DISTINCT do).
+    pub fn same_key(&self, other: &Value, collation: Collation) -> bool {
+        match (self.is_null(), other.is_null()) {
+            (true, true) => true,
+            (false, false) => self.compare(other, collation) == Some(Ordering::Equal),
+            _ => false,
+        }
+    }
+
+    /// The value as an exact decimal, for integers and decimals.
+    pub fn as_decimal(&self) -> Option<BigDecimal> {
+        match self {
+            Value::Int(v) => Some(BigDecimal::from(*v)),
+            Value::UInt(v) => Some(BigDecimal::from(*v)),
+            Value::Decimal(d) => Some(d.clone()),
+            _ => None,
+        }
+    }
+
+    /// The value as a float, for every number.
+    pub fn as_f64(&self) -> Option<f64> {
+        use bigdecimal::ToPrimitive;
+        match self {
+            Value::Int(v) => Some(*v as f64),
+            Value::UInt(v) => Some(*v as f64),
+            Value::Decimal(d) => d.to_f64(),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// Text comparison under `collation`. Case-insensitive compares the Unicode simple
+/// lowercase of each character and ignores trailing spaces, which agrees with MySQL's
+/// general and unicode `_ci` collations on everything but accents and a few expansions
+/// (`ß` = `ss` in unicode_ci).
+pub fn compare_text(a: &str, b: &str, collation: Collation) -> Ordering {
+    match collation {
+        Collation::Binary => a.as_bytes().cmp(b.as_bytes()),
+        Collation::CaseInsensitive => {
+            let a = a.trim_end_matches(' ');
+            let b = b.trim_end_matches(' ');
+            let mut x = a.chars().flat_map(char::to_lowercase);
+            let mut y = b.chars().flat_map(char::to_lowercase);
+            loop {
+                match (x.next(), y.next()) {
+                    (None, None) => return Ordering::Equal,
+                    (None, Some(_)) => return Ordering::Less,
+                    (Some(_), None) => return Ordering::Greater,
+                    (Some(c), Some(d)) if c != d => return c.cmp(&d),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn numbers_compare_exactly_across_kinds() {
+        let d = |s| Value::Decimal(BigDecimal::from_str(s).unwrap());
+        assert_eq!(
+            Value::Int(2).compare(&d("1.99"), Collation::Binary),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            d("12345678901234567890.000000001")
+                .compare(&d("12345678901234567890"), Collation::Binary),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            Value::UInt(u64::MAX).compare(&Value::Int(-1), Collation::Binary),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            Value::Float(1.5).compare(&Value::Int(1), Collation::Binary),
+            Some(Ordering::Greater)
+        );
+    }
+
+    #[test]
+    fn case_insensitive_text_ignores_case_and_trailing_spaces() {
+        let ci = Collation::CaseInsensitive;
+        assert_eq!(compare_text("a", "A", ci), Ordering::Equal);
+        assert_eq!(compare_text("abc ", "ABC", ci), Ordering::Equal);
+        assert_eq!(compare_text("a", "B", ci), Ordering::Less);
+        assert_eq!(compare_text("a", "B", Collation::Binary), Ordering::Greater);
+    }
+
+    #[test]
+    fn nulls_sort_where_the_backend_puts_them() {
+        let n = Value::Null;
+        let one = Value::Int(1);
+        assert_eq!(
+            n.sort_cmp(&one, Collation::Binary, NullOrder::First),
+            Ordering::Less
+        );
+        assert_eq!(
+            n.sort_cmp(&one, Collation::Binary, NullOrder::Last),
+            Ordering::Greater
+        );
+        assert!(n.same_key(&Value::Null, Collation::Binary));
+    }
+}
