@@ -59,6 +59,28 @@ async fn ddl_creates_every_actual_table_on_its_data_source() {
     }
 }
 
+/// ORMs learn whether a table exists and what its columns are with DESCRIBE: a sharded
+/// table answers with its first actual table's columns, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_of_a_sharded_table_lists_its_columns_once() {
+    let (db, mut conn) = orders_db().await;
+    let expected: Vec<String> = vec!["order_id".into(), "user_id".into(), "amount".into()];
+    for sql in [
+        "DESCRIBE t_order".to_string(),
+        format!("DESC `{}`.`t_order`", db.logical),
+        "SHOW FULL COLUMNS FROM t_order".into(),
+    ] {
+        let rows: Vec<mysql_async::Row> = conn.query(&sql).await.unwrap();
+        let columns: Vec<String> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+        assert_eq!(columns, expected, "{sql}");
+    }
+    let missing = conn.query_drop("DESCRIBE t_nope").await;
+    assert!(
+        matches!(missing, Err(mysql_async::Error::Server(ref e)) if e.code == 1146),
+        "{missing:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_land_on_the_node_their_sharding_values_choose() {
     let (db, mut conn) = orders_db().await;

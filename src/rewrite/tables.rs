@@ -1,8 +1,8 @@
 //! Table renaming: every reference to a logical table becomes the target's actual table.
 //!
 //! Covered: relations wherever sqlparser's visitor sees one (FROM/JOIN, subqueries, INSERT /
-//! UPDATE / DELETE targets, CREATE / ALTER / TRUNCATE TABLE, CREATE INDEX ... ON), the names
-//! of a multi-table `DELETE t1, t2 FROM ...`, and qualifiers of column references
+//! UPDATE / DELETE targets, CREATE / ALTER / TRUNCATE TABLE, CREATE INDEX ... ON, DESCRIBE),
+//! the table of `SHOW COLUMNS FROM`, the names of a multi-table `DELETE t1, t2 FROM ...`, and qualifiers of column references
 //! (`t_order.user_id`), wildcards (`t_order.*`) and assignment targets
 //! (`SET t_order.status = 1`). A qualifier that is a table alias is left alone, as the alias
 //! is what the query names. A schema qualifier equal to the logical database is dropped;
@@ -163,6 +163,15 @@ pub(crate) fn apply(statement: &mut Statement, map: &TableMap<'_>, aliases: &Ali
                 for assignment in assignments {
                     rename_assignment_target(&mut assignment.target, map, aliases);
                 }
+            }
+        }
+        Statement::ShowColumns { show_options, .. } => {
+            if let Some(name) = show_options
+                .show_in
+                .as_mut()
+                .and_then(|s| s.parent_name.as_mut())
+            {
+                map.rename_table(name);
             }
         }
         _ => {}

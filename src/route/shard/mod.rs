@@ -294,6 +294,15 @@ impl ShardRouter {
         if sharded.is_empty() {
             return self.plan_unsharded(prepared, analysis, params, keep);
         }
+        if analysis.kind == SqlKind::DescribeTable {
+            // Every actual table has the logical table's columns: its first one answers.
+            return Ok(Plan {
+                kind: prepared.kind,
+                units: vec![self.describe_target(prepared)?],
+                params: ParamMode::Inline,
+                generated_keys: Vec::new(),
+            });
+        }
         if analysis.kind == SqlKind::Update {
             sharding_key::check_update(&ctx, analysis)?;
         }
@@ -421,11 +430,13 @@ impl ShardRouter {
         keep: bool,
     ) -> Result<Plan, Error> {
         let hinted = analysis.hint.as_ref().and_then(|h| h.data_source.clone());
-        let writes_broadcast = !matches!(analysis.kind, SqlKind::Select { .. })
-            && analysis
-                .tables
-                .first()
-                .is_some_and(|t| t.role == TableRole::Broadcast);
+        let writes_broadcast = !matches!(
+            analysis.kind,
+            SqlKind::Select { .. } | SqlKind::DescribeTable
+        ) && analysis
+            .tables
+            .first()
+            .is_some_and(|t| t.role == TableRole::Broadcast);
         let sources: Vec<String> = match hinted {
             Some(ds) => vec![self.known_data_source(&ds)?],
             None if writes_broadcast => self.data_sources.clone(),
@@ -715,7 +726,7 @@ fn statement_keyword(sql: &str) -> String {
 /// The plan kind of an analysed statement.
 fn plan_kind(analysis: &Analysis) -> PlanKind {
     match analysis.kind {
-        SqlKind::Select { .. } => PlanKind::Query,
+        SqlKind::Select { .. } | SqlKind::DescribeTable => PlanKind::Query,
         SqlKind::Insert | SqlKind::Replace | SqlKind::Update | SqlKind::Delete => PlanKind::Write,
         SqlKind::Ddl(_) => PlanKind::Ddl,
         SqlKind::Other => match &analysis.statement {

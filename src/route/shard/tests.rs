@@ -562,3 +562,29 @@ fn statements_the_analysis_cannot_follow_on_sharded_tables_are_refused() {
     let sql = "COPY t_user TO STDOUT";
     assert_eq!(route(&pg, sql), pairs(&[("ds_0", sql)]));
 }
+
+#[test]
+fn describing_a_sharded_table_asks_its_first_actual_table() {
+    let r = mysql();
+    for (sql, actual) in [
+        ("DESCRIBE t_order", "DESCRIBE t_order_0"),
+        ("DESC `shop`.`t_order_item`", "DESC `t_order_item_0`"),
+        ("EXPLAIN t_order", "EXPLAIN t_order_0"),
+        (
+            "SHOW FULL COLUMNS FROM t_order",
+            "SHOW FULL COLUMNS FROM t_order_0",
+        ),
+        (
+            "SHOW FIELDS FROM t_order FROM shop",
+            "SHOW COLUMNS FROM t_order_0",
+        ),
+    ] {
+        assert_eq!(route(&r, sql), pairs(&[("ds_0", actual)]), "{sql}");
+        assert_eq!(r.route_text(sql).unwrap().kind, PlanKind::Query, "{sql}");
+    }
+    // Broadcast and single tables: the default data source, unchanged (never every data
+    // source, as a write to a broadcast table would be).
+    for sql in ["DESCRIBE t_province", "SHOW COLUMNS FROM t_user"] {
+        assert_eq!(route(&r, sql), pairs(&[("ds_0", sql)]), "{sql}");
+    }
+}

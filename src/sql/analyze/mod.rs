@@ -67,6 +67,10 @@ pub enum SqlKind {
     Update,
     Delete,
     Ddl(DdlKind),
+    /// MySQL `DESCRIBE t` / `DESC t` / `EXPLAIN t` / `SHOW [FULL] COLUMNS FROM t`: one
+    /// table's column metadata, the same on each of its actual tables (ORMs ask it to learn
+    /// whether a table exists).
+    DescribeTable,
     /// Anything else: the router decides by tables alone (or not at all).
     Other,
 }
@@ -251,9 +255,23 @@ pub fn analyze(
     })
 }
 
-/// The kind and tables of a DDL statement (or `Other` with no tables).
+/// The kind and tables of a DDL or table-description statement (or `Other` with no
+/// tables).
 fn ddl(statement: &Statement) -> (SqlKind, Vec<&sqlparser::ast::ObjectName>) {
     let (kind, names) = match statement {
+        Statement::ExplainTable { table_name, .. } => {
+            return (SqlKind::DescribeTable, vec![table_name])
+        }
+        Statement::ShowColumns { show_options, .. } => {
+            return match show_options
+                .show_in
+                .as_ref()
+                .and_then(|s| s.parent_name.as_ref())
+            {
+                Some(name) => (SqlKind::DescribeTable, vec![name]),
+                None => (SqlKind::Other, Vec::new()),
+            };
+        }
         Statement::CreateTable(create) => (DdlKind::CreateTable, vec![&create.name]),
         Statement::AlterTable(alter) => (DdlKind::AlterTable, vec![&alter.name]),
         Statement::Drop {
