@@ -22,40 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import drvcommon as dc  # noqa: E402
 
-
-def _maybe_reexec_for_cext():
-    """The C extension wheel links against a newer libssl than some distros
-    ship; the wheel carries its own copy under mysql/vendor.  If the
-    extension fails to load for that reason, re-exec once with the vendored
-    libraries on LD_LIBRARY_PATH.  Purely best effort."""
-    if os.environ.get("DRV_MYSQLCONN_REEXEC"):
-        return
-    try:
-        import _mysql_connector  # noqa: F401
-        return
-    except ImportError as exc:
-        if "libssl" not in str(exc) and "libcrypto" not in str(exc):
-            return
-    except Exception:  # noqa: BLE001
-        return
-    try:
-        import mysql.connector as _m
-    except ImportError:
-        return
-    vendor = os.path.join(os.path.dirname(os.path.dirname(_m.__file__)), "vendor")
-    if not os.path.isdir(vendor):
-        vendor = os.path.join(os.path.dirname(_m.__file__), "..", "vendor")
-        if not os.path.isdir(vendor):
-            return
-    env = dict(os.environ)
-    env["DRV_MYSQLCONN_REEXEC"] = "1"
-    env["LD_LIBRARY_PATH"] = os.path.abspath(vendor) + (
-        ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
-
-
-_maybe_reexec_for_cext()
+dc.maybe_reexec_for_cext()
 
 try:
     import mysql.connector
