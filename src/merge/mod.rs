@@ -10,12 +10,50 @@
 //! synchronous code, unit-tested without servers, and memory is bounded by what the
 //! operators hold (one row per input for ORDER BY, one group for a stream GROUP BY; a hash
 //! GROUP BY or DISTINCT holds its groups).
+//!
+//! ## Operators
+//!
+//! | file | operator | holds |
+//! |---|---|---|
+//! | `iterator.rs` | [`iterator::Concat`]: input 0's rows, then input 1's, ... | nothing |
+//! | `order_by.rs` | [`order_by::OrderByMerge`]: k-way merge of sorted inputs (a heap of heads) | one row per input |
+//! | `group_by_stream.rs` | [`group_by_stream::StreamGroupBy`]: merges consecutive rows of a group | one group |
+//! | `group_by_hash.rs` | [`group_by_hash::HashGroupBy`]: groups in any order | every group |
+//! | `aggregate.rs` | [`aggregate::Accumulator`]: COUNT, SUM, MIN, MAX, AVG, COUNT/SUM(DISTINCT) of a group | a group's distinct values |
+//! | `having.rs` | [`having::HavingFilter`]: HAVING on merged groups, three-valued | nothing |
+//! | `distinct.rs` | [`distinct::Distinct`]: DISTINCT over the visible columns | the previous key, or every key |
+//! | `sort.rs` | [`sort::Sort`]: an ORDER BY the shards could not give (after hash grouping) | every group, or 2 × (offset + limit) |
+//! | `limit.rs` | [`limit::Limit`]: OFFSET / LIMIT, ending without reading further | nothing |
+//! | `project.rs` | [`project::Project`]: drops derived columns | nothing |
+//! | `union.rs` | [`union::union`]: UNION ALL (iterator), UNION (distinct over it) | as distinct |
+//!
+//! [`MergePlan::build`] (`build.rs`) composes them; `key.rs` normalises values into
+//! hashable group keys (collation-aware), `numeric.rs` holds the exact SUM and AVG rules.
+//! `test_support.rs` drives a tree the way the executor does and counts the rows read
+//! from each input.
 
+pub mod aggregate;
+pub mod build;
+pub mod distinct;
+pub mod group_by_hash;
+pub mod group_by_stream;
+pub mod having;
+pub mod iterator;
+pub mod key;
+pub mod limit;
+pub mod numeric;
+pub mod order_by;
 pub mod plan;
+pub mod project;
+pub mod sort;
+#[cfg(test)]
+mod test_support;
+pub mod union;
 pub mod value;
 
 use std::collections::VecDeque;
 
+pub use numeric::AvgScale;
 pub use plan::{Aggregate, AggregateFunction, ColumnInfo, CompareOp, Having, MergePlan, SortKey};
 pub use value::{Collation, NullOrder, Value};
 

@@ -7,7 +7,7 @@
 //! expressions missing from the select list, the COUNT half of an AVG): the client sees
 //! the first [`MergePlan::visible_columns`] columns.
 
-use super::{Collation, NullOrder};
+use super::{AvgScale, Collation, NullOrder};
 
 /// How one multi-shard SELECT is merged.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -21,6 +21,13 @@ pub struct MergePlan {
     /// a matching ORDER BY), so groups merge as streams; otherwise a hash GROUP BY holds
     /// every group.
     pub group_by_streamed: bool,
+    /// With `group_by_streamed`: the ORDER BY the shards' rows come in, each group key with
+    /// the direction and NULL placement the shard query used (the merge must order its
+    /// inputs exactly as the shards did, and the dialects place NULLs differently). Its
+    /// leading keys must be the group columns. Empty: [`MergePlan::order_by`] is used when
+    /// it starts with the group columns; otherwise the groups are merged by hash, which is
+    /// correct but holds every group.
+    pub group_by_order: Vec<SortKey>,
     /// The aggregate columns, merged per group.
     pub aggregates: Vec<Aggregate>,
     /// HAVING, evaluated on merged groups.
@@ -101,4 +108,14 @@ pub enum CompareOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ColumnInfo {
     pub collation: Collation,
+    /// When this column holds the SUM half of an AVG: the scale of the exact quotient
+    /// ([`AvgScale::mysql`] from the SUM column's `decimals`, or
+    /// [`AvgScale::PostgresNumeric`]). Ignored for float sums (the AVG is a float).
+    pub avg_scale: AvgScale,
+    /// When this column holds the values of a SUM(DISTINCT x): whether the backend types
+    /// SUM(x) as DECIMAL / numeric although x is an integer (MySQL for every integer;
+    /// PostgreSQL for int8), so the merged sum is a [`super::Value::Decimal`]. Otherwise
+    /// an integer sum stays an integer (PostgreSQL's sum(int2/int4) is bigint) unless it
+    /// overflows 64 bits. Plain SUMs need no flag: the shards already typed them.
+    pub sum_is_decimal: bool,
 }
