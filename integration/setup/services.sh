@@ -5,6 +5,7 @@
 #   * MariaDB   at 127.0.0.1:3306, root with an empty password over TCP
 #   * PostgreSQL at 127.0.0.1:5432, user postgres with trust auth,
 #     max_prepared_transactions = 100; psql and pgbench
+#   * sysbench (the MySQL load tests)
 #   * cargo (checked only: it must already be installed)
 #   * python3 + PyMySQL, mysql-connector-python, cryptography, psycopg, SQLAlchemy
 #   * node + npm and the mysql2/pg drivers in integration/drivers/node_modules
@@ -79,13 +80,14 @@ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgres
 { command -v psql >/dev/null && command -v pg_isready >/dev/null; } || missing+=(postgresql-client)
 # pgbench (the PostgreSQL load tests): in Debian's server package, behind a client wrapper.
 pgbench --version >/dev/null 2>&1 || missing+=(postgresql)
+command -v sysbench >/dev/null || missing+=(sysbench)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
-    log "packages: mariadb, postgresql, python3, node, npm present"
+    log "packages: mariadb, postgresql, sysbench, python3, node, npm present"
 fi
 
 # ------------------------------------------------------------- mariadb ----
