@@ -68,6 +68,13 @@ pub enum Error {
     /// construct and the table.
     #[error("{0}")]
     Unroutable(String),
+    /// A multi-shard SELECT whose results dbmesh cannot merge into the answer one database
+    /// would give (a window function, an aggregate inside an expression, a subquery that
+    /// spans shards, ...); the message names the construct. Reported as "not supported
+    /// yet" (MySQL 1235 with SQLSTATE `0A000`, PostgreSQL `0A000`) rather than a wrong
+    /// answer.
+    #[error("{0}")]
+    MergeUnsupported(String),
     /// An UPDATE that would move a row to another shard by changing a sharding column.
     #[error("cannot update sharding column `{column}` of sharded table `{table}` to a different value: the row would move to another shard")]
     ShardingKeyChange { table: String, column: String },

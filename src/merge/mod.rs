@@ -46,6 +46,7 @@ pub mod order_by;
 pub mod plan;
 pub mod project;
 pub mod sort;
+pub mod sql_plan;
 #[cfg(test)]
 mod test_support;
 pub mod union;

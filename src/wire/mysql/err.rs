@@ -83,7 +83,9 @@ impl From<&Error> for MysqlError {
             }
             Error::UnknownCommand(_) => MysqlError::new(ER_UNKNOWN_COM_ERROR, "08S01", msg),
             Error::Malformed(_) => MysqlError::new(ER_MALFORMED_PACKET, "HY000", msg),
-            Error::NotSupported(_) => MysqlError::new(ER_NOT_SUPPORTED_YET, "0A000", msg),
+            Error::NotSupported(_) | Error::MergeUnsupported(_) => {
+                MysqlError::new(ER_NOT_SUPPORTED_YET, "0A000", msg)
+            }
             Error::SqlParse(_) => MysqlError::new(ER_PARSE_ERROR, "42000", msg),
             Error::Unroutable(_) | Error::ShardingKeyChange { .. } => {
                 MysqlError::new(ER_NOT_SUPPORTED_YET, "42000", msg)

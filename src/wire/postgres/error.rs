@@ -48,9 +48,10 @@ pub fn sqlstate(e: &Error) -> (&'static str, String) {
         Error::PoolTimeout { .. } => ("53300", format!("dbmesh: {e}")),
         Error::UnknownStatement { .. } => ("26000", e.to_string()),
         Error::UnknownCommand(_) | Error::Malformed(_) => ("08P01", e.to_string()),
-        Error::NotSupported(_) | Error::Unroutable(_) | Error::ShardingKeyChange { .. } => {
-            ("0A000", e.to_string())
-        }
+        Error::NotSupported(_)
+        | Error::Unroutable(_)
+        | Error::ShardingKeyChange { .. }
+        | Error::MergeUnsupported(_) => ("0A000", e.to_string()),
         Error::SqlParse(_) => ("42601", e.to_string()),
         Error::Routing(_) => ("22023", e.to_string()),
         Error::KeyGeneration(_) => ("XX000", e.to_string()),
