@@ -18,6 +18,7 @@ pub mod prepared;
 pub mod relay;
 pub mod response;
 pub mod resultset;
+pub mod row_codec;
 pub mod session_commands;
 pub mod sharded;
 pub mod sharded_prepared;

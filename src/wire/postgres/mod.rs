@@ -15,6 +15,7 @@ pub mod frontend;
 pub mod message;
 mod passthrough;
 pub mod preview;
+pub mod row_codec;
 pub mod shard_backends;
 pub mod sharded;
 mod sharded_extended;
