@@ -9,7 +9,7 @@ pub mod pool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{Config, DataSourceUrl, DatabaseConfig};
+use crate::config::{BackendKind, Config, DataSourceUrl, DatabaseConfig};
 use crate::route::shard::ShardRouter;
 use crate::wire::mysql::backend::{BackendConn, Profile};
 use crate::wire::postgres::backend::PgBackendConn;
@@ -78,11 +78,15 @@ impl Cluster {
                         data_sources,
                         router: db.sharding.as_ref().filter(|rules| !rules.is_empty()).map(
                             |rules| {
-                                Arc::new(ShardRouter::new(
+                                let router = ShardRouter::new(
                                     db,
                                     Arc::new(rules.clone()),
                                     config.server.snowflake_worker_id,
-                                ))
+                                );
+                                Arc::new(router.with_merge(match db.backend {
+                                    BackendKind::Mysql => crate::wire::mysql::MERGES_RESULTS,
+                                    BackendKind::Postgres => crate::wire::postgres::MERGES_RESULTS,
+                                }))
                             },
                         ),
                     }),

@@ -31,6 +31,7 @@ use sqlparser::ast::Statement;
 use crate::config::rules::ShardingRules;
 use crate::config::DatabaseConfig;
 use crate::error::Error;
+use crate::merge::sql_plan::{plan_select, SelectMerge};
 use crate::rewrite::{self, GeneratedKeyColumn, TargetRewrite};
 use crate::route::keygen::{GeneratedKey, KeyGenerator, KeyGeneratorConfig};
 use crate::sql::analyze::{analyze, Analysis, Dialect, SqlKind, TableRole};
@@ -54,6 +55,10 @@ pub struct ShardRouter {
     /// Key generators by their name in the rule files, shared by all sessions so keys
     /// never repeat.
     key_generators: BTreeMap<String, Arc<dyn KeyGenerator>>,
+    /// Whether multi-unit SELECTs are planned for merging ([`Plan::merge`]); off, their
+    /// units run the client's statement and results are concatenated. On once the
+    /// database's wire layer executes merges.
+    merge_results: bool,
 }
 
 /// A statement parsed and analysed once, ready to be planned per execution.
@@ -134,6 +139,11 @@ pub struct Plan {
     /// Keys generated for an INSERT that left out its key column, in row order. A MySQL
     /// client gets the first as last-insert-id when it is a number.
     pub generated_keys: Vec<GeneratedKey>,
+    /// For a SELECT on several units whose result needs more than concatenation (ORDER BY,
+    /// GROUP BY, aggregates, DISTINCT, LIMIT, UNION): how to merge the units' rows. The
+    /// units then run the merge's shard statement (derived columns appended, AVG split,
+    /// LIMIT widened), with parameters written in ([`ParamMode::Inline`]).
+    pub merge: Option<Arc<SelectMerge>>,
 }
 
 /// One statement on one data source.
@@ -204,7 +214,15 @@ impl ShardRouter {
                 .map(|(name, config)| (name.clone(), config.build()))
                 .collect(),
             rules,
+            merge_results: false,
         }
+    }
+
+    /// Plans multi-unit SELECTs for merging (see [`Plan::merge`]): for wire layers that
+    /// execute merge plans.
+    pub fn with_merge(mut self, merge_results: bool) -> ShardRouter {
+        self.merge_results = merge_results;
+        self
     }
 
     /// The dialect statements are parsed with.
@@ -283,6 +301,7 @@ impl ShardRouter {
                     ParamMode::Inline
                 },
                 generated_keys: Vec::new(),
+                merge: None,
             });
         };
         let ctx = Context {
@@ -301,6 +320,7 @@ impl ShardRouter {
                 units: vec![self.describe_target(prepared)?],
                 params: ParamMode::Inline,
                 generated_keys: Vec::new(),
+                merge: None,
             });
         }
         if analysis.kind == SqlKind::Update {
@@ -317,6 +337,18 @@ impl ShardRouter {
         let is_ddl = matches!(analysis.kind, SqlKind::Ddl(_));
         let targets = targets::route(&ctx, analysis, &sharded, is_ddl)?;
         self.check_single_tables(analysis, &targets)?;
+        let merge = if self.merge_results
+            && targets.len() > 1
+            && matches!(analysis.kind, SqlKind::Select { .. })
+        {
+            let statement = self.bound_statement(analysis, params)?;
+            plan_select(&statement, self.dialect)?.map(Arc::new)
+        } else {
+            None
+        };
+        // A merged statement's values are written in: LIMIT and HAVING values must be known
+        // to plan, and derived columns may copy expressions holding placeholders.
+        let keep = keep && merge.is_none();
         let mut units = Vec::with_capacity(targets.len());
         if keep {
             for target in &targets {
@@ -327,7 +359,10 @@ impl ShardRouter {
                 });
             }
         } else {
-            let statement = self.bound_statement(analysis, params)?;
+            let statement = match &merge {
+                Some(merge) => Cow::Borrowed(&merge.shard_statement),
+                None => self.bound_statement(analysis, params)?,
+            };
             let lists = if is_ddl {
                 Vec::new()
             } else {
@@ -355,6 +390,7 @@ impl ShardRouter {
                 ParamMode::Inline
             },
             generated_keys: Vec::new(),
+            merge,
         })
     }
 
@@ -463,6 +499,7 @@ impl ShardRouter {
                 ParamMode::Inline
             },
             generated_keys: Vec::new(),
+            merge: None,
         })
     }
 
@@ -528,6 +565,7 @@ impl ShardRouter {
                 ParamMode::Inline
             },
             generated_keys: rows.generated.map(|(_, keys)| keys).unwrap_or_default(),
+            merge: None,
         })
     }
 

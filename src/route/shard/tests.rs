@@ -588,3 +588,47 @@ fn describing_a_sharded_table_asks_its_first_actual_table() {
         assert_eq!(route(&r, sql), pairs(&[("ds_0", sql)]), "{sql}");
     }
 }
+
+#[test]
+fn multi_unit_selects_carry_a_merge_plan_when_the_wire_layer_merges() {
+    let sql = "SELECT user_id, AVG(amount) FROM t_order WHERE user_id IN (7, 8) GROUP BY user_id ORDER BY user_id LIMIT 5";
+    // Without merging, the units run the client's statement (pruned) and concatenate.
+    let plain = mysql().route_text(sql).unwrap();
+    assert!(plain.merge.is_none());
+    assert!(plain.units[0]
+        .sql
+        .as_deref()
+        .unwrap()
+        .contains("AVG(amount)"));
+    let merging = mysql().with_merge(true);
+    let plan = merging.route_text(sql).unwrap();
+    let merge = plan.merge.as_ref().expect("a merge plan");
+    assert_eq!(merge.plan.visible_columns, 2);
+    assert_eq!(plan.units.len(), 4);
+    for unit in &plan.units {
+        let sql = unit.sql.as_deref().unwrap();
+        assert!(
+            sql.contains("SUM(amount)") && sql.contains("COUNT(amount)"),
+            "{sql}"
+        );
+    }
+    // A single unit needs no merge.
+    let one = merging
+        .route_text("SELECT AVG(amount) FROM t_order WHERE user_id = 7 AND order_id = 1")
+        .unwrap();
+    assert!(one.merge.is_none());
+    // Prepared: merged statements run with values written in.
+    let prepared = merging
+        .prepare("SELECT * FROM t_order WHERE user_id = ? ORDER BY order_id")
+        .unwrap();
+    let plan = merging
+        .plan(&prepared, Some(&[ParamValue::Int(7)]), ParamMode::Keep)
+        .unwrap();
+    assert!(plan.merge.is_some());
+    assert_eq!(plan.params, ParamMode::Inline);
+    assert!(plan.units[0]
+        .sql
+        .as_deref()
+        .unwrap()
+        .contains("user_id = 7"));
+}

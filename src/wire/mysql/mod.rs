@@ -26,3 +26,7 @@ pub mod sharded_txn;
 
 pub use frontend::serve_client;
 pub use handshake::ServerInfo;
+
+/// Whether this wire layer executes merge plans (`route::shard::Plan::merge`); until it
+/// does, the router keeps multi-shard SELECTs as they are and results are concatenated.
+pub const MERGES_RESULTS: bool = false;

@@ -24,3 +24,7 @@ mod sharded_txn;
 pub mod statements;
 
 pub use frontend::serve_client;
+
+/// Whether this wire layer executes merge plans (`route::shard::Plan::merge`); until it
+/// does, the router keeps multi-shard SELECTs as they are and results are concatenated.
+pub const MERGES_RESULTS: bool = false;
