@@ -2,7 +2,10 @@
 //! runs nothing; on a database without sharding rules it shows the default data source
 //! and the statement unchanged.
 
-use dbmesh_integration::{mysql_config, MysqlDatabase, Proxy, ShardedDb, ORDERS_RULES};
+use dbmesh_integration::{
+    mysql_config, run_program, MysqlDatabase, Proxy, ShardedDb, APP_PASSWORD, APP_USER,
+    ORDERS_RULES,
+};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row};
 
@@ -79,5 +82,42 @@ async fn preview_on_an_unsharded_database_shows_the_default_data_source() {
     assert_eq!(
         rows,
         [("ds_0".to_string(), "SELECT * FROM anything".to_string())]
+    );
+}
+
+/// The `mariadb` client negotiates MariaDB's extended metadata, whose column definitions
+/// have one more field: result sets dbmesh writes itself (PREVIEW, SHOW DATABASES) must
+/// have it too, or the client fails with "Received malformed packet".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mariadb_client_reads_preview_and_show_databases() {
+    let db = ShardedDb::mysql(ORDERS_RULES, 2).await;
+    let args: Vec<String> = [
+        "--no-defaults",
+        "--protocol=TCP",
+        "--host=127.0.0.1",
+        &format!("--port={}", db.proxy.mysql_port()),
+        &format!("--user={APP_USER}"),
+        &format!("--password={APP_PASSWORD}"),
+        "-B",
+        "-N",
+        "-e",
+        "PREVIEW SELECT * FROM t_order WHERE user_id = 7 AND order_id = 12; SHOW DATABASES",
+        &db.logical,
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = run_program("mariadb", &args, &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        format!(
+            "ds_1\tSELECT * FROM t_order_0 WHERE user_id = 7 AND order_id = 12\n{}\n",
+            db.logical
+        )
     );
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mysql_common::constants::CapabilityFlags;
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
@@ -20,7 +20,7 @@ use super::packet::{PacketError, PacketReader, PacketWriter};
 use super::prepared::PreparedStatement;
 use super::relay::{relay, RelayEnd, RelayError};
 use super::response::{ResponseKind, ResponseTracker};
-use super::resultset::{write_text_resultset, ColumnDef};
+use super::resultset::{write_text_resultset, ColumnDef, ResultFormat};
 use super::sharded_txn::ShardedTxn;
 use crate::config::{BackendKind, UserConfig};
 use crate::error::Error;
@@ -337,6 +337,16 @@ impl ClientConn {
             .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
     }
 
+    /// How this client reads the result sets dbmesh builds itself.
+    pub(crate) fn result_format(&self) -> ResultFormat {
+        ResultFormat {
+            deprecate_eof: self.deprecate_eof(),
+            extended_metadata: self
+                .mariadb_capabilities
+                .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA),
+        }
+    }
+
     /// May this session's user use logical database `db`, and is it a MySQL one?
     pub(crate) fn check_database(&self, db: &str) -> Result<(), Error> {
         let Some(logical) = self.rt.cluster.databases.get(db) else {
@@ -382,11 +392,11 @@ impl ClientConn {
             .map(|(name, _)| vec![Some(name.clone())])
             .collect();
         let status = self.status_flags();
-        let deprecate_eof = self.deprecate_eof();
+        let format = self.result_format();
         write_text_resultset(
             &mut self.writer,
             &mut self.seq,
-            deprecate_eof,
+            format,
             status,
             &[ColumnDef::text("Database", 64)],
             &rows,

@@ -50,6 +50,14 @@ impl ColumnDef {
 
     /// The protocol-41 column definition payload.
     pub fn payload(&self) -> Vec<u8> {
+        self.payload_with(false)
+    }
+
+    /// The column definition payload for a client that negotiated MariaDB's
+    /// `MARIADB_CLIENT_EXTENDED_METADATA` (`extended_metadata`): its definitions carry one
+    /// more field after `org_name`, the extended type information, here empty. The
+    /// `mariadb` client rejects a result without it as a malformed packet.
+    pub fn payload_with(&self, extended_metadata: bool) -> Vec<u8> {
         let mut p = Vec::with_capacity(32 + 2 * self.name.len());
         put_lenenc_str(&mut p, b"def");
         put_lenenc_str(&mut p, b""); // schema
@@ -57,6 +65,9 @@ impl ColumnDef {
         put_lenenc_str(&mut p, b""); // org_table
         put_lenenc_str(&mut p, self.name.as_bytes());
         put_lenenc_str(&mut p, self.name.as_bytes()); // org_name
+        if extended_metadata {
+            put_lenenc_str(&mut p, b""); // extended type information: none
+        }
         p.push(0x0C);
         p.extend_from_slice(&self.charset.to_le_bytes());
         p.extend_from_slice(&self.length.to_le_bytes());
@@ -68,21 +79,31 @@ impl ColumnDef {
     }
 }
 
+/// How the client reads result sets: the capabilities it negotiated that change them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultFormat {
+    /// `CLIENT_DEPRECATE_EOF`: no EOF after the column definitions, an OK ends the rows.
+    pub deprecate_eof: bool,
+    /// MariaDB's `MARIADB_CLIENT_EXTENDED_METADATA` (see [`ColumnDef::payload_with`]).
+    pub extended_metadata: bool,
+}
+
 /// Writes a complete text result set: column count, definitions, [EOF], rows, terminator.
 /// `None` values are SQL NULL.
 pub fn write_text_resultset<W: AsyncWrite + Unpin>(
     w: &mut PacketWriter<W>,
     seq: &mut u8,
-    deprecate_eof: bool,
+    format: ResultFormat,
     status: u16,
     columns: &[ColumnDef],
     rows: &[Vec<Option<String>>],
 ) {
+    let deprecate_eof = format.deprecate_eof;
     let mut count = Vec::new();
     put_lenenc_int(&mut count, columns.len() as u64);
     w.write_packet(seq, &count);
     for c in columns {
-        w.write_packet(seq, &c.payload());
+        w.write_packet(seq, &c.payload_with(format.extended_metadata));
     }
     if !deprecate_eof {
         w.write_packet(seq, &super::ok::eof_payload(status));
@@ -116,5 +137,18 @@ mod tests {
         assert_eq!(col.character_set(), UTF8MB4_GENERAL_CI);
         assert_eq!(col.column_length(), 256);
         assert_eq!(col.column_type() as u8, TYPE_VAR_STRING);
+    }
+
+    #[test]
+    fn extended_metadata_adds_an_empty_type_information_field() {
+        let def = ColumnDef::bigint("n");
+        let plain = def.payload();
+        let extended = def.payload_with(true);
+        // Everything up to org_name, then a zero-length string, then the fixed fields.
+        let fixed = plain.iter().position(|&b| b == 0x0C).unwrap();
+        assert_eq!(extended.len(), plain.len() + 1);
+        assert_eq!(&extended[..fixed], &plain[..fixed]);
+        assert_eq!(extended[fixed], 0);
+        assert_eq!(&extended[fixed + 1..], &plain[fixed..]);
     }
 }

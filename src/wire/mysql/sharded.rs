@@ -41,11 +41,11 @@ impl ClientConn {
             .map(|(ds, sql)| vec![Some(ds), Some(sql)])
             .collect();
         let status = self.status_flags();
-        let deprecate_eof = self.deprecate_eof();
+        let format = self.result_format();
         write_text_resultset(
             &mut self.writer,
             &mut self.seq,
-            deprecate_eof,
+            format,
             status,
             &[
                 ColumnDef::text("data_source_name", 64),
