@@ -81,6 +81,34 @@ async fn describe_of_a_sharded_table_lists_its_columns_once() {
     );
 }
 
+/// `SELECT DATABASE()` names the default data source's physical database, and clients
+/// qualify tables with it (SQLAlchemy's `DESCRIBE `db`.`t``): on the other data sources
+/// that name is another database, so the qualifier is dropped like the logical name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qualifier_naming_the_default_physical_database_is_dropped() {
+    let (db, mut conn) = orders_db().await;
+    let physical: String = conn
+        .query_first("SELECT DATABASE()")
+        .await
+        .unwrap()
+        .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO `{physical}`.t_order (order_id, user_id, amount) VALUES (1, 1, 1), (2, 2, 2)"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(node_rows(&db, 1, "t_order_1").await, vec![(1, 1)]);
+    assert_eq!(node_rows(&db, 0, "t_order_0").await, vec![(2, 2)]);
+    assert_eq!(node_rows(&db, 0, "t_order_1").await, vec![]);
+    let rows: Vec<(i64, i32)> = conn
+        .query(format!(
+            "SELECT {physical}.t_order.order_id, user_id FROM {physical}.t_order WHERE user_id = 1"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows, [(1, 1)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_land_on_the_node_their_sharding_values_choose() {
     let (db, mut conn) = orders_db().await;

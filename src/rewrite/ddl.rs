@@ -153,7 +153,7 @@ mod tests {
         let plan = renames(&[("t_order", "t_order_1")]);
         let statement = parse(Dialect::Postgres, "DROP INDEX IF EXISTS idx_user");
         assert_eq!(
-            rename_only(&statement, &plan.tables, Dialect::Postgres, None).unwrap(),
+            rename_only(&statement, &plan.tables, Dialect::Postgres, &[]).unwrap(),
             "DROP INDEX IF EXISTS idx_user_t_order_1"
         );
     }
@@ -163,7 +163,7 @@ mod tests {
         let plan = renames(&[("t_order", "sales.t_order_1")]);
         let statement = parse(Dialect::Postgres, "DROP INDEX idx_user");
         assert_eq!(
-            rename_only(&statement, &plan.tables, Dialect::Postgres, None).unwrap(),
+            rename_only(&statement, &plan.tables, Dialect::Postgres, &[]).unwrap(),
             "DROP INDEX sales.idx_user_t_order_1"
         );
     }
@@ -173,7 +173,7 @@ mod tests {
         let statement = parse(Dialect::Postgres, "DROP INDEX idx_user");
         let plan = renames(&[("t_order", "t_order_1"), ("t_order_item", "t_order_item_1")]);
         assert!(matches!(
-            rename_only(&statement, &plan.tables, Dialect::Postgres, None),
+            rename_only(&statement, &plan.tables, Dialect::Postgres, &[]),
             Err(RewriteError::AmbiguousIndexTable { tables: 2, .. })
         ));
     }

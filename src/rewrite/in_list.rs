@@ -125,7 +125,7 @@ mod tests {
             }],
             ..renames(&[("t_order", "t_order_1"), ("t_order_item", "t_order_item_1")])
         };
-        rewrite(&parse(dialect, sql), &plan, dialect, None)
+        rewrite(&parse(dialect, sql), &plan, dialect, &[])
     }
 
     #[test]

@@ -160,7 +160,7 @@ mod tests {
             }),
             ..renames(&[("t_order", "t_order_1")])
         };
-        rewrite(&parse(dialect, sql), &plan, dialect, Some("shop"))
+        rewrite(&parse(dialect, sql), &plan, dialect, &["shop"])
     }
 
     #[test]

@@ -89,15 +89,16 @@ pub struct GeneratedKeyColumn {
 
 /// The SQL text `target` runs for `statement`: one statement, no trailing semicolon.
 ///
-/// `logical_database` is the name applications use for the logical database; a schema
-/// qualifier equal to it (`shop.t_order`) is dropped, as the physical database is named
-/// differently. Errors name the construct the plan does not fit (an `IN` list or INSERT row
+/// `local_schemas` are the names a schema qualifier can give the database the client is
+/// connected to: the logical database's (`shop.t_order`), and on MySQL the default data
+/// source's physical database, which `SELECT DATABASE()` reports. Such a qualifier is
+/// dropped, as every target's physical database is named differently. Errors name the construct the plan does not fit (an `IN` list or INSERT row
 /// that is not there, a generated key the statement cannot take, ...).
 pub fn rewrite(
     statement: &Statement,
     target: &TargetRewrite,
     dialect: Dialect,
-    logical_database: Option<&str>,
+    local_schemas: &[&str],
 ) -> Result<String, RewriteError> {
     let mut statement = statement.clone();
     if target.insert_rows.is_some() || target.generated_key.is_some() {
@@ -111,7 +112,7 @@ pub fn rewrite(
     for prune in &target.in_lists {
         in_list::apply(&mut statement, prune, &aliases)?;
     }
-    let map = tables::TableMap::new(&target.tables, logical_database);
+    let map = tables::TableMap::new(&target.tables, local_schemas);
     rename(&mut statement, &map, &aliases, dialect)?;
     Ok(statement.to_string())
 }
@@ -122,11 +123,11 @@ pub fn rename_only(
     statement: &Statement,
     tables: &HashMap<String, String>,
     dialect: Dialect,
-    logical_database: Option<&str>,
+    local_schemas: &[&str],
 ) -> Result<String, RewriteError> {
     let mut statement = statement.clone();
     let aliases = aliases::Aliases::collect(&statement);
-    let map = tables::TableMap::new(tables, logical_database);
+    let map = tables::TableMap::new(tables, local_schemas);
     rename(&mut statement, &map, &aliases, dialect)?;
     Ok(statement.to_string())
 }
@@ -184,7 +185,7 @@ pub(crate) mod test_support {
             &parse(Dialect::MySql, sql),
             &plan.tables,
             Dialect::MySql,
-            Some("shop"),
+            &["shop"],
         )
         .unwrap()
     }
@@ -196,7 +197,7 @@ pub(crate) mod test_support {
             &parse(Dialect::Postgres, sql),
             &plan.tables,
             Dialect::Postgres,
-            Some("shop"),
+            &["shop"],
         )
         .unwrap()
     }
@@ -235,7 +236,7 @@ mod tests {
             &statement,
             &TargetRewrite::default(),
             Dialect::Postgres,
-            None,
+            &[],
         );
         assert_eq!(sql.unwrap(), "SELECT * FROM t_order WHERE user_id = $1");
     }
@@ -266,7 +267,7 @@ mod tests {
         let sql = r"SELECT * FROM t_order WHERE note = 'a\\b\'c'";
         // Unescaped by default: `a\b'c` is printed `'a\b''c'`, which MySQL reads as `a<BS>'c`.
         let unescaped = parse(Dialect::MySql, sql);
-        let printed = rename_only(&unescaped, &plan.tables, Dialect::MySql, None).unwrap();
+        let printed = rename_only(&unescaped, &plan.tables, Dialect::MySql, &[]).unwrap();
         assert_eq!(printed, r"SELECT * FROM t_order_0 WHERE note = 'a\b''c'");
         // Parsed with `unescape: false`, the literal is printed as the client wrote it.
         let raw = Parser::new(&MySqlDialect {})
@@ -274,7 +275,7 @@ mod tests {
             .try_with_sql(sql)
             .and_then(|mut p| p.parse_statement())
             .unwrap();
-        let printed = rename_only(&raw, &plan.tables, Dialect::MySql, None).unwrap();
+        let printed = rename_only(&raw, &plan.tables, Dialect::MySql, &[]).unwrap();
         assert_eq!(printed, r"SELECT * FROM t_order_0 WHERE note = 'a\\b\'c'");
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! Covered: relations wherever sqlparser's visitor sees one (FROM/JOIN, subqueries, INSERT /
 //! UPDATE / DELETE targets, CREATE / ALTER / TRUNCATE TABLE, CREATE INDEX ... ON, DESCRIBE),
-//! the table of `SHOW COLUMNS FROM`, the names of a multi-table `DELETE t1, t2 FROM ...`, and qualifiers of column references
-//! (`t_order.user_id`), wildcards (`t_order.*`) and assignment targets
-//! (`SET t_order.status = 1`). A qualifier that is a table alias is left alone, as the alias
-//! is what the query names. A schema qualifier equal to the logical database is dropped;
-//! other schema qualifiers are kept.
+//! the table of `SHOW COLUMNS FROM`, the names of a multi-table `DELETE t1, t2 FROM ...`, and
+//! qualifiers of column references (`t_order.user_id`), wildcards (`t_order.*`) and
+//! assignment targets (`SET t_order.status = 1`). A qualifier that is a table alias is left
+//! alone, as the alias is what the query names. A schema qualifier naming the client's own
+//! database (the logical database, or on MySQL the default data source's physical one) is
+//! dropped; other schema qualifiers are kept.
 //!
 //! Not covered: a CTE named like a logical table (it is renamed as if it were the table),
 //! foreign key `REFERENCES` in CREATE / ALTER TABLE, and table names inside strings.
@@ -24,20 +25,18 @@ use super::aliases::Aliases;
 /// The rename map of one target, looked up case-insensitively without allocating.
 pub(crate) struct TableMap<'a> {
     entries: Vec<(&'a str, &'a str)>,
-    logical_database: Option<&'a str>,
+    /// Schema qualifiers that name the client's own database (see [`super::rewrite`]).
+    local_schemas: &'a [&'a str],
 }
 
 impl<'a> TableMap<'a> {
-    pub(crate) fn new(
-        tables: &'a HashMap<String, String>,
-        logical_database: Option<&'a str>,
-    ) -> Self {
+    pub(crate) fn new(tables: &'a HashMap<String, String>, local_schemas: &'a [&'a str]) -> Self {
         Self {
             entries: tables
                 .iter()
                 .map(|(l, a)| (l.as_str(), a.as_str()))
                 .collect(),
-            logical_database,
+            local_schemas,
         }
     }
 
@@ -59,8 +58,9 @@ impl<'a> TableMap<'a> {
     }
 
     fn is_logical_database(&self, ident: &Ident) -> bool {
-        self.logical_database
-            .is_some_and(|db| db.eq_ignore_ascii_case(&ident.value))
+        self.local_schemas
+            .iter()
+            .any(|db| db.eq_ignore_ascii_case(&ident.value))
     }
 
     /// Renames a table name (`t_order`, `shop.t_order`, `other.t_order`) in place, keeping
@@ -333,6 +333,26 @@ mod tests {
     }
 
     #[test]
+    fn drops_every_local_schema_qualifier() {
+        let plan = super::super::test_support::renames(&[("t_order", "t_order_1")]);
+        let statement = super::super::test_support::parse(
+            super::super::Dialect::MySql,
+            "SELECT shop_ds_0.t_order.user_id FROM `shop_ds_0`.t_order JOIN shop.t_order_item",
+        );
+        let sql = super::super::rename_only(
+            &statement,
+            &plan.tables,
+            super::super::Dialect::MySql,
+            &["shop", "shop_ds_0"],
+        )
+        .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT t_order_1.user_id FROM t_order_1 JOIN shop.t_order_item"
+        );
+    }
+
+    #[test]
     fn keeps_other_schema_qualifiers() {
         assert_eq!(
             postgres("SELECT * FROM public.t_order WHERE public.t_order.user_id = 1"),
@@ -351,7 +371,7 @@ mod tests {
             &statement,
             &plan.tables,
             super::super::Dialect::Postgres,
-            None,
+            &[],
         )
         .unwrap();
         assert_eq!(sql, "SELECT t_order_1.user_id FROM sales.t_order_1");

@@ -43,8 +43,12 @@ use targets::Target;
 /// configuration and shared by all sessions (key generators live here).
 #[derive(Debug)]
 pub struct ShardRouter {
-    /// The logical database's name (a schema qualifier equal to it is dropped on rewrite).
+    /// The logical database's name.
     database: String,
+    /// Schema qualifiers that name the client's own database, dropped on rewrite: the
+    /// logical database's name and, on MySQL, the default data source's physical database,
+    /// which `SELECT DATABASE()` reports (SQLAlchemy qualifies `DESCRIBE` with it).
+    local_schemas: Vec<String>,
     dialect: Dialect,
     /// Where statements naming no sharded table go.
     default_data_source: String,
@@ -171,6 +175,19 @@ impl ShardRouter {
             database.data_sources.keys().cloned().collect(),
             rules.clone(),
         );
+        let physical = database
+            .data_sources
+            .get(&database.default_data_source)
+            .map(|ds| ds.url.database.clone());
+        if let (Dialect::MySql, Some(physical)) = (router.dialect, physical) {
+            if !router
+                .local_schemas
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&physical))
+            {
+                router.local_schemas.push(physical);
+            }
+        }
         if let Some(worker) = worker_id {
             router.key_generators = rules
                 .key_generators
@@ -205,6 +222,7 @@ impl ShardRouter {
     ) -> ShardRouter {
         ShardRouter {
             database: name.to_string(),
+            local_schemas: vec![name.to_string()],
             dialect,
             default_data_source: default_data_source.to_string(),
             data_sources,
@@ -666,6 +684,10 @@ impl ShardRouter {
         Ok(Cow::Owned(statement))
     }
 
+    fn local_schemas(&self) -> Vec<&str> {
+        self.local_schemas.iter().map(String::as_str).collect()
+    }
+
     fn rewrite_dialect(&self) -> rewrite::Dialect {
         match self.dialect {
             Dialect::MySql => rewrite::Dialect::MySql,
@@ -683,7 +705,7 @@ impl ShardRouter {
             statement,
             &target_tables(target),
             self.rewrite_dialect(),
-            Some(&self.database),
+            &self.local_schemas(),
         )
         .map_err(|e| Error::Unroutable(e.to_string()))?;
         Ok(with_lock_clause(sql, analysis))
@@ -699,7 +721,7 @@ impl ShardRouter {
             statement,
             plan,
             self.rewrite_dialect(),
-            Some(&self.database),
+            &self.local_schemas(),
         )
         .map_err(|e| Error::Unroutable(e.to_string()))?;
         Ok(with_lock_clause(sql, analysis))
