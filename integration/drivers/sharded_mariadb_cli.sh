@@ -100,6 +100,11 @@ expect "each row on the node its user_id and order_id choose" "$(printf 'ds_0.t_
     "$(placement | grep -v '	9	5$' | sort)"
 key="$(proxy -B -N -e "SELECT order_id FROM t_order WHERE note = 'generated'" 2>&1)"
 expect "the generated key routes its row" "ds_1.t_order_$((key % 2))	$key	9	5" "$(placement | grep '	9	5$')"
+last="$(proxy -B -N -e "INSERT INTO t_order (user_id, amount, note) VALUES (11, 6, 'again');
+SELECT LAST_INSERT_ID();" 2>&1)"
+expect "SELECT LAST_INSERT_ID() is the generated key" \
+    "$(proxy -B -N -e "SELECT order_id FROM t_order WHERE note = 'again'" 2>&1)" "$last"
+proxy -e "DELETE FROM t_order WHERE note = 'again'"
 
 out="$(proxy -B -e "
 SELECT order_id, user_id, amount FROM t_order WHERE user_id = 8 AND order_id = 13;

@@ -212,6 +212,64 @@ async fn generated_order_id_is_the_last_insert_id_and_routes_the_row() {
     }
 }
 
+async fn last_insert_id(conn: &mut Conn) -> u64 {
+    conn.query_first("SELECT LAST_INSERT_ID()")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `SELECT LAST_INSERT_ID()` answers with the session's last generated key, wherever the
+/// INSERT ran, as one server would; statements that generate none leave it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_last_insert_id_is_the_last_generated_key() {
+    let (db, mut conn) = orders_db().await;
+    assert_eq!(last_insert_id(&mut conn).await, 0);
+    // user 7 lives on ds_1, which the default data source knows nothing about.
+    conn.query_drop("INSERT INTO t_order (user_id, amount) VALUES (7, 1)")
+        .await
+        .unwrap();
+    let key = conn.last_insert_id().unwrap();
+    assert_eq!(last_insert_id(&mut conn).await, key);
+    conn.query_drop("INSERT INTO t_order (user_id, amount) VALUES (8, 1), (9, 1)")
+        .await
+        .unwrap();
+    let first = conn.last_insert_id().unwrap();
+    assert!(first > key);
+    conn.query_drop("UPDATE t_order SET amount = 2 WHERE user_id = 7")
+        .await
+        .unwrap();
+    let named: (u64,) = conn
+        .query_first("select last_insert_id() AS id")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(named, (first,));
+    // Prepared inserts too; and a single table's AUTO_INCREMENT on the default data source.
+    conn.exec_drop(
+        "INSERT INTO t_order (user_id, amount) VALUES (?, ?)",
+        (10, 1),
+    )
+    .await
+    .unwrap();
+    let prepared = conn.last_insert_id().unwrap();
+    assert_eq!(last_insert_id(&mut conn).await, prepared);
+    conn.query_drop("CREATE TABLE t_log (id INT AUTO_INCREMENT PRIMARY KEY, msg TEXT)")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO t_log (msg) VALUES ('a'), ('b')")
+        .await
+        .unwrap();
+    assert_eq!(last_insert_id(&mut conn).await, 1);
+    conn.query_drop("INSERT INTO t_log (msg) VALUES ('c')")
+        .await
+        .unwrap();
+    assert_eq!(last_insert_id(&mut conn).await, 3);
+    conn.reset().await.unwrap();
+    assert_eq!(last_insert_id(&mut conn).await, 0);
+    drop(db);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_writes_reach_every_data_source_and_count_once() {
     let (db, mut conn) = orders_db().await;

@@ -237,6 +237,14 @@ impl Concat {
         }
     }
 
+    /// The last-insert-id the client's OK reports (0 when it gets an error or rows).
+    pub fn last_insert_id(&self) -> u64 {
+        if self.error.is_some() || self.columns.is_some() {
+            return 0;
+        }
+        self.merge.last_insert_id.unwrap_or(self.last_insert_id)
+    }
+
     /// The held-back header, once: to be written before the first forwarded row.
     pub fn take_header(&mut self) -> Option<Vec<Vec<u8>>> {
         if self.header_sent || self.header.is_empty() {
@@ -259,8 +267,7 @@ impl Concat {
             out.push(end_of_rows(self.deprecate_eof, status, warnings));
             return out;
         }
-        let id = self.merge.last_insert_id.unwrap_or(self.last_insert_id);
-        let mut ok = ok_payload(self.affected_rows, id, status, warnings);
+        let mut ok = ok_payload(self.affected_rows, self.last_insert_id(), status, warnings);
         if !self.info.is_empty() {
             let text: Vec<String> = self
                 .info

@@ -122,6 +122,7 @@ impl ClientConn {
         self.drop_unhealthy_backends();
         self.refresh_transaction_status();
         let status = self.status_flags();
+        self.note_last_insert_id(concat.last_insert_id());
         for p in concat.finish(status) {
             self.writer.write_packet(&mut self.seq, &p);
         }

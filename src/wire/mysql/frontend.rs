@@ -107,6 +107,8 @@ pub(crate) struct ClientConn {
     /// The transaction dbmesh runs over several data sources of a sharded database, from
     /// BEGIN to COMMIT / ROLLBACK; `None` otherwise (and always for unsharded databases).
     pub txn: Option<ShardedTxn>,
+    /// The last non-zero last-insert-id an OK gave the client (`last_insert_id.rs`).
+    pub last_insert_id: u64,
 }
 
 impl ClientConn {
@@ -194,6 +196,7 @@ impl ClientConn {
             killed: Arc::new(tokio::sync::Notify::new()),
             kill_thread: None,
             txn: None,
+            last_insert_id: 0,
         };
         if !ok {
             conn.send_error(&Error::AccessDenied {
@@ -579,6 +582,9 @@ impl ClientConn {
         if let Some(status) = tracker.status {
             self.session.in_transaction = status & STATUS_IN_TRANS != 0;
             self.session.autocommit = status & STATUS_AUTOCOMMIT != 0;
+        }
+        if let Some((_, id)) = tracker.last_ok {
+            self.note_last_insert_id(id);
         }
         Ok(Some(tracker))
     }

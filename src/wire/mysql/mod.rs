@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod frontend;
 pub mod handshake;
 pub mod kill;
+pub mod last_insert_id;
 pub mod ok;
 pub mod packet;
 pub mod prepared;

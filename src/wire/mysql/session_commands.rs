@@ -96,8 +96,9 @@ impl ClientConn {
     }
 
     pub(crate) async fn reset_backends(&mut self) {
-        // A reset rolls back whatever each connection had open.
+        // A reset rolls back whatever each connection had open, and forgets the last id.
         self.txn = None;
+        self.last_insert_id = 0;
         for held in &mut self.backends {
             held.joined = false;
         }

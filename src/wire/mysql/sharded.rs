@@ -64,6 +64,9 @@ impl ClientConn {
         payload: &[u8],
     ) -> Result<(), Fatal> {
         let text = String::from_utf8_lossy(&payload[1..]);
+        if self.answer_last_insert_id(&text) {
+            return Ok(());
+        }
         let planned = router
             .prepare(&text)
             .and_then(|route| Ok((router.plan(&route, None, ParamMode::Inline)?, route)));
