@@ -109,6 +109,53 @@ async fn a_qualifier_naming_the_default_physical_database_is_dropped() {
     assert_eq!(rows, [(1, 1)]);
 }
 
+/// Index names of every actual table of t_order_item, per data source.
+async fn item_indexes(db: &ShardedDb) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for i in 0..2 {
+        out.push(
+            db.mysql_direct_query(
+                i,
+                "SELECT DISTINCT concat(table_name, ':', index_name) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name LIKE 't_order_item%' AND index_name <> 'PRIMARY' ORDER BY 1",
+            )
+            .await,
+        );
+    }
+    out
+}
+
+/// Index names are made unique per actual table whichever statement declares them, so
+/// an index can be dropped whichever statement created it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_can_be_dropped_whichever_statement_created_them() {
+    let (db, mut conn) = orders_db().await;
+    for sql in [
+        "DROP TABLE t_order_item",
+        "CREATE TABLE t_order_item (item_id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, user_id INT NOT NULL, sku VARCHAR(32), KEY idx_order (order_id))",
+        "ALTER TABLE t_order_item ADD INDEX idx_user (user_id)",
+        "CREATE INDEX idx_sku ON t_order_item (sku)",
+    ] {
+        conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let expected: Vec<String> = ["0", "1"]
+        .iter()
+        .flat_map(|n| {
+            ["idx_order", "idx_sku", "idx_user"]
+                .map(|idx| format!("t_order_item_{n}:{idx}_t_order_item_{n}"))
+        })
+        .collect();
+    assert_eq!(item_indexes(&db).await, [expected.clone(), expected]);
+    for sql in [
+        "DROP INDEX idx_order ON t_order_item",
+        "ALTER TABLE t_order_item DROP INDEX idx_user, DROP INDEX idx_sku",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_eq!(item_indexes(&db).await, [Vec::<String>::new(), Vec::new()]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_land_on_the_node_their_sharding_values_choose() {
     let (db, mut conn) = orders_db().await;

@@ -7,10 +7,18 @@
 //! without `ON table` (PostgreSQL) takes the table from the plan, which must then map
 //! exactly one logical table.
 //!
-//! Not renamed: indexes declared inside CREATE TABLE or ALTER TABLE ... ADD INDEX, and
-//! constraint names (ShardingSphere renames those too; not yet here).
+//! On MySQL the indexes a `CREATE TABLE` declares (`KEY idx (...)`, `INDEX`, `UNIQUE KEY`,
+//! `FULLTEXT`, `SPATIAL`) and `ALTER TABLE ... ADD INDEX` / `DROP INDEX` are renamed the
+//! same way, so an index can be dropped whichever statement created it. An index created
+//! without a name is named by the server after its first column, which no rewrite can know:
+//! it keeps that name, and a `DROP INDEX` naming it is renamed all the same and fails.
+//!
+//! Not renamed: PostgreSQL constraint names (ShardingSphere renames those too; not yet
+//! here).
 
-use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, ObjectType, Statement};
+use sqlparser::ast::{
+    AlterTableOperation, Ident, ObjectName, ObjectNamePart, ObjectType, Statement, TableConstraint,
+};
 
 use super::error::RewriteError;
 use super::tables::TableMap;
@@ -76,16 +84,55 @@ pub(crate) fn apply(
                 rename_index(name, actual);
             }
         }
+        Statement::CreateTable(create) if dialect == Dialect::MySql => {
+            if let Some(actual) = last_ident(&create.name).and_then(|t| map.actual(&t.value)) {
+                for constraint in &mut create.constraints {
+                    rename_declared_index(constraint, actual);
+                }
+            }
+        }
+        Statement::AlterTable(alter) if dialect == Dialect::MySql => {
+            if let Some(actual) = last_ident(&alter.name).and_then(|t| map.actual(&t.value)) {
+                for operation in &mut alter.operations {
+                    match operation {
+                        AlterTableOperation::AddConstraint { constraint, .. } => {
+                            rename_declared_index(constraint, actual)
+                        }
+                        AlterTableOperation::DropIndex { name } => rename_index_ident(name, actual),
+                        _ => {}
+                    }
+                }
+            }
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// The name of the index a MySQL table constraint declares, renamed for `actual`. A
+/// `UNIQUE` index is named by its index name, else by its constraint name.
+fn rename_declared_index(constraint: &mut TableConstraint, actual: &str) {
+    let name = match constraint {
+        TableConstraint::Index(index) => index.name.as_mut(),
+        TableConstraint::FulltextOrSpatial(index) => index.opt_index_name.as_mut(),
+        TableConstraint::Unique(unique) => unique.index_name.as_mut().or(unique.name.as_mut()),
+        _ => None,
+    };
+    if let Some(name) = name {
+        rename_index_ident(name, actual);
+    }
+}
+
+fn rename_index_ident(index: &mut Ident, actual: &str) {
+    let bare = actual.rsplit('.').next().unwrap_or(actual);
+    index.value = format!("{}_{bare}", index.value);
 }
 
 /// `idx` → `idx_<actual table without schema>`, keeping the quote style.
 fn rename_index(name: &mut ObjectName, actual: &str) {
     let bare = actual.rsplit('.').next().unwrap_or(actual);
     if let Some(ObjectNamePart::Identifier(index)) = name.0.last_mut() {
-        index.value = format!("{}_{bare}", index.value);
+        rename_index_ident(index, bare);
     }
 }
 
@@ -155,6 +202,27 @@ mod tests {
         assert_eq!(
             rename_only(&statement, &plan.tables, Dialect::Postgres, &[]).unwrap(),
             "DROP INDEX IF EXISTS idx_user_t_order_1"
+        );
+    }
+
+    #[test]
+    fn names_the_indexes_a_mysql_create_table_declares_after_its_actual_table() {
+        assert_eq!(
+            mysql("CREATE TABLE t_order (order_id BIGINT PRIMARY KEY, user_id INT, note TEXT, KEY idx_user (user_id), UNIQUE KEY uk_note (note(10)), CONSTRAINT c_user UNIQUE (user_id, order_id), FULLTEXT INDEX ft (note), INDEX (note(5)))"),
+            "CREATE TABLE t_order_0 (order_id BIGINT PRIMARY KEY, user_id INT, note TEXT, KEY idx_user_t_order_0 (user_id), UNIQUE KEY uk_note_t_order_0 (note(10)), CONSTRAINT c_user_t_order_0 UNIQUE (user_id, order_id), FULLTEXT INDEX ft_t_order_0 (note), INDEX (note(5)))"
+        );
+        // PostgreSQL constraints are left as they are.
+        assert_eq!(
+            postgres("CREATE TABLE t_order (a INT, CONSTRAINT c UNIQUE (a))"),
+            "CREATE TABLE t_order_0 (a INT, CONSTRAINT c UNIQUE (a))"
+        );
+    }
+
+    #[test]
+    fn names_indexes_added_and_dropped_by_mysql_alter_table_after_the_actual_table() {
+        assert_eq!(
+            mysql("ALTER TABLE t_order ADD INDEX idx_amount (amount), DROP INDEX idx_user, ADD UNIQUE KEY uk (note)"),
+            "ALTER TABLE t_order_0 ADD INDEX idx_amount_t_order_0 (amount), DROP INDEX idx_user_t_order_0, ADD UNIQUE KEY uk_t_order_0 (note)"
         );
     }
 
