@@ -153,6 +153,12 @@ expect "an unroutable statement is an error (with --force the session goes on); 
 expect "the broadcast rows on every data source" "$(printf '1\tBern\n2\tVaud\n1\tBern\n2\tVaud')" \
     "$(direct 0 'SELECT * FROM t_province ORDER BY id'; direct 1 'SELECT * FROM t_province ORDER BY id')"
 
+out="$(printf '%s\n' "DELIMITER //" \
+    "INSERT INTO t_order (order_id, user_id, amount) VALUES (200, 20, 1), (201, 21, 1); SELECT order_id FROM t_order WHERE user_id = 21 AND order_id = 201; DELETE FROM t_order WHERE order_id IN (200, 201) //" \
+    | proxy -B -N 2>&1)"
+expect "several statements in one query (DELIMITER), each on its own nodes" "201" "$out"
+expect "their rows were written and deleted" "" "$(placement | grep -E '	20[01]	')"
+
 out="$(proxy -B -N -e "DROP TABLE t_order; DROP TABLE t_province;" 2>&1)"
 expect "DROP TABLE fans out" "" "$out$(direct 0 'SHOW TABLES')$(direct 1 'SHOW TABLES')"
 

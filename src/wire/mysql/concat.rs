@@ -19,7 +19,7 @@
 
 use mysql_common::io::ParseBuf;
 
-use super::ok::{is_classic_eof, ok_payload, put_lenenc_str, STATUS_MORE_RESULTS};
+use super::ok::{is_classic_eof, ok_payload, put_lenenc_str};
 use super::response::{ResponseKind, ResponseTracker, Section, Step};
 
 /// What to do with one packet of a unit's response.
@@ -255,9 +255,9 @@ impl Concat {
     }
 
     /// The packets that end the client's response, after every unit: the error, or the
-    /// header (if no row made it go out yet) and one terminator, or one OK.
+    /// header (if no row made it go out yet) and one terminator, or one OK. `status` is the
+    /// session's (with `SERVER_MORE_RESULTS_EXISTS` when a multi-statement goes on).
     pub fn finish(&mut self, status: u16) -> Vec<Vec<u8>> {
-        let status = status & !STATUS_MORE_RESULTS;
         let warnings = u16::try_from(self.warnings).unwrap_or(u16::MAX);
         if let Some(err) = self.error.take() {
             return vec![err];

@@ -15,7 +15,7 @@ use super::backend::BackendConn;
 use super::err::{code, MysqlError};
 use super::handshake::{self, AuthIo};
 use super::kill::KillTarget;
-use super::ok::{ok_payload, STATUS_AUTOCOMMIT, STATUS_IN_TRANS};
+use super::ok::{ok_payload, STATUS_AUTOCOMMIT, STATUS_IN_TRANS, STATUS_MORE_RESULTS};
 use super::packet::{PacketError, PacketReader, PacketWriter};
 use super::prepared::PreparedStatement;
 use super::relay::{relay, RelayEnd, RelayError};
@@ -109,6 +109,13 @@ pub(crate) struct ClientConn {
     pub txn: Option<ShardedTxn>,
     /// The last non-zero last-insert-id an OK gave the client (`last_insert_id.rs`).
     pub last_insert_id: u64,
+    /// The client may send several statements in one COM_QUERY (`CLIENT_MULTI_STATEMENTS`
+    /// at login, or COM_SET_OPTION since).
+    pub multi_statements: bool,
+    /// A statement of a multi-statement COM_QUERY that is not the last one is running: its
+    /// response's final OK / EOF must say `SERVER_MORE_RESULTS_EXISTS`
+    /// (`multi_statement.rs`).
+    pub more_results: bool,
 }
 
 impl ClientConn {
@@ -197,6 +204,8 @@ impl ClientConn {
             kill_thread: None,
             txn: None,
             last_insert_id: 0,
+            multi_statements: capabilities.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
+            more_results: false,
         };
         if !ok {
             conn.send_error(&Error::AccessDenied {
@@ -272,10 +281,7 @@ impl ClientConn {
                     self.forward_routed(&pkt.payload, ResponseKind::Single)
                         .await
                 }
-                COM_SET_OPTION => {
-                    self.forward_routed(&pkt.payload, ResponseKind::Single)
-                        .await
-                }
+                COM_SET_OPTION => self.set_option(&pkt.payload).await,
                 COM_STMT_PREPARE => self.stmt_prepare(&pkt.payload).await,
                 COM_STMT_EXECUTE => self.stmt_execute(pkt.payload).await,
                 COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(pkt.payload).await,
@@ -316,6 +322,9 @@ impl ClientConn {
         }
         if self.session.in_transaction {
             s |= STATUS_IN_TRANS;
+        }
+        if self.more_results {
+            s |= STATUS_MORE_RESULTS;
         }
         s
     }
@@ -409,6 +418,30 @@ impl ClientConn {
     // ---- statements ----
 
     async fn com_query(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
+        match self.split_multi_statement(&payload) {
+            Some(statements) => self.run_multi_statement(statements).await,
+            None => self.one_query(payload).await,
+        }
+    }
+
+    /// COM_SET_OPTION: forwarded to the default data source; dbmesh notes whether
+    /// multi-statements are now on (option 0) or off (1).
+    async fn set_option(&mut self, payload: &[u8]) -> Result<(), Fatal> {
+        let answered = self
+            .forward_routed_index(payload, ResponseKind::Single)
+            .await?;
+        if let Some((_, Some(tracker))) = answered {
+            match payload.get(1..3) {
+                Some([0, 0]) if !tracker.error => self.multi_statements = true,
+                Some([1, 0]) if !tracker.error => self.multi_statements = false,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// One statement (or a multi-statement string passed through whole).
+    pub(crate) async fn one_query(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
         let kind = std::str::from_utf8(&payload[1..])
             .map(classify)
             .unwrap_or(StatementKind::Other);
@@ -536,6 +569,7 @@ impl ClientConn {
                     &mut self.seq,
                     &mut tracker,
                     prepare_id,
+                    self.more_results,
                 )
                 .await
             }
@@ -558,6 +592,7 @@ impl ClientConn {
                         &mut self.seq,
                         &mut tracker,
                         None,
+                        self.more_results,
                     )
                     .await;
                 }

@@ -13,6 +13,7 @@ pub mod frontend;
 pub mod handshake;
 pub mod kill;
 pub mod last_insert_id;
+pub mod multi_statement;
 pub mod ok;
 pub mod packet;
 pub mod prepared;

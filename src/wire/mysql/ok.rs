@@ -64,6 +64,25 @@ pub fn status_flags(payload: &[u8]) -> Option<u16> {
     buf.checked_eat_u16_le()
 }
 
+/// Sets `SERVER_MORE_RESULTS_EXISTS` in an OK, OK-as-EOF or classic EOF packet, in place
+/// (nothing else changes); other packets are left alone.
+pub fn set_more_results(payload: &mut [u8]) {
+    let at = if is_classic_eof(payload) {
+        Some(3)
+    } else if matches!(payload.first(), Some(0x00 | 0xFE)) {
+        let mut buf = ParseBuf(&payload[1..]);
+        buf.checked_eat_lenenc_int()
+            .and_then(|_| buf.checked_eat_lenenc_int())
+            .map(|_| payload.len() - buf.0.len())
+    } else {
+        None
+    };
+    if let Some(flags) = at.and_then(|at| payload.get_mut(at..at + 2)) {
+        let status = u16::from_le_bytes([flags[0], flags[1]]) | STATUS_MORE_RESULTS;
+        flags.copy_from_slice(&status.to_le_bytes());
+    }
+}
+
 /// Appends a length-encoded integer.
 pub fn put_lenenc_int(p: &mut Vec<u8>, n: u64) {
     match n {
@@ -102,6 +121,26 @@ mod tests {
         let ok_eof = end_of_rows_payload(true, STATUS_AUTOCOMMIT);
         assert!(is_terminator(&ok_eof));
         assert_eq!(status_flags(&ok_eof), Some(STATUS_AUTOCOMMIT));
+    }
+
+    #[test]
+    fn sets_more_results_in_oks_and_eofs_only() {
+        for mut p in [
+            ok_payload(300, 70000, STATUS_AUTOCOMMIT, 1),
+            end_of_rows_payload(true, STATUS_AUTOCOMMIT),
+            eof_payload(STATUS_AUTOCOMMIT),
+        ] {
+            let before = p.clone();
+            set_more_results(&mut p);
+            assert_eq!(
+                status_flags(&p),
+                Some(STATUS_AUTOCOMMIT | STATUS_MORE_RESULTS)
+            );
+            assert_eq!(p.len(), before.len());
+        }
+        let mut err = vec![0xFF, 0x10, 0x04, b'#'];
+        set_more_results(&mut err);
+        assert_eq!(err, [0xFF, 0x10, 0x04, b'#']);
     }
 
     #[test]

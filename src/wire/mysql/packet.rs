@@ -182,6 +182,10 @@ fn frame_len_prefix(buf: &[u8]) -> usize {
 pub struct PacketWriter<W> {
     inner: W,
     buf: Vec<u8>,
+    /// Whether to remember the first payload byte of the last frame written (see
+    /// [`PacketWriter::last_was_error`]); off on the relay's hot path.
+    track_last: bool,
+    last_first_byte: Option<u8>,
 }
 
 impl<W: AsyncWrite + Unpin> PacketWriter<W> {
@@ -189,12 +193,17 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
         PacketWriter {
             inner,
             buf: Vec::with_capacity(READ_CHUNK),
+            track_last: false,
+            last_first_byte: None,
         }
     }
 
     /// Frames `payload` (splitting it when large) with sequence ids starting at `*seq`,
     /// leaving `*seq` at the next id to use.
     pub fn write_packet(&mut self, seq: &mut u8, payload: &[u8]) {
+        if self.track_last {
+            self.last_first_byte = payload.first().copied();
+        }
         let mut rest = payload;
         loop {
             let n = rest.len().min(MAX_FRAME);
@@ -211,7 +220,29 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
 
     /// Appends bytes that are already framed (the relay's path).
     pub fn write_raw(&mut self, frames: &[u8]) {
+        if self.track_last {
+            let mut at = 0;
+            while let Some(header) = frames.get(at..at + 4) {
+                let len = usize::from(header[0])
+                    | usize::from(header[1]) << 8
+                    | usize::from(header[2]) << 16;
+                self.last_first_byte = frames.get(at + 4).copied().filter(|_| len > 0);
+                at += 4 + len;
+            }
+        }
         self.buf.extend_from_slice(frames);
+    }
+
+    /// Starts (or stops) remembering what the last packet written was.
+    pub fn track_last_packet(&mut self, on: bool) {
+        self.track_last = on;
+        self.last_first_byte = None;
+    }
+
+    /// Was the last packet written (while tracking) an ERR packet? A response ends with
+    /// its OK, EOF or ERR packet, so this tells whether the last response failed.
+    pub fn last_was_error(&self) -> bool {
+        self.last_first_byte == Some(0xFF)
     }
 
     /// How many bytes wait to be flushed.

@@ -8,6 +8,7 @@ use bytes::Buf;
 use tokio::io::AsyncWrite;
 
 use super::backend::BackendConn;
+use super::ok::set_more_results;
 use super::packet::{frame_at, PacketError, PacketWriter, FLUSH_THRESHOLD};
 use super::response::{ResponseKind, ResponseTracker, Step};
 
@@ -32,13 +33,16 @@ pub enum RelayError {
 
 /// Forwards backend frames to the client until `tracker` says the response is over.
 /// `client_seq` is the next sequence id towards the client. `prepare_id`, for COM_STMT_PREPARE,
-/// is the statement id the client will see in place of the backend's.
+/// is the statement id the client will see in place of the backend's. `more_results`: the
+/// response is one of several the client gets for its statement, so its final OK / EOF
+/// says `SERVER_MORE_RESULTS_EXISTS` (the only byte that is changed).
 pub async fn relay<W: AsyncWrite + Unpin>(
     backend: &mut BackendConn,
     client: &mut PacketWriter<W>,
     client_seq: &mut u8,
     tracker: &mut ResponseTracker,
     prepare_id: Option<u32>,
+    more_results: bool,
 ) -> Result<RelayEnd, RelayError> {
     let mut continuing = false;
     let mut first = true;
@@ -61,7 +65,12 @@ pub async fn relay<W: AsyncWrite + Unpin>(
                 first = false;
                 match step {
                     Step::More => {}
-                    Step::Done => end = Some(RelayEnd::Done),
+                    Step::Done => {
+                        if more_results && !tracker.error {
+                            set_more_results(payload);
+                        }
+                        end = Some(RelayEnd::Done);
+                    }
                     Step::LocalInfile => end = Some(RelayEnd::LocalInfile),
                 }
             }
