@@ -87,11 +87,45 @@ impl ShardedDb {
         Self::start("postgres", rules, &urls, Shards::Postgres(shards)).await
     }
 
+    /// [`ShardedDb::postgres`] with one more user, authenticated by cleartext password
+    /// (what [`crate::PgRaw`] can answer).
+    pub async fn postgres_with_raw_user(
+        rules: &str,
+        count: usize,
+        user: (&str, &str),
+    ) -> ShardedDb {
+        let shards: Vec<PgDatabase> = (0..count)
+            .map(|i| PgDatabase::create(&format!("shard{i}")))
+            .collect();
+        let urls: Vec<String> = shards.iter().map(PgDatabase::url).collect();
+        Self::start_with(
+            "postgres",
+            rules,
+            &urls,
+            Shards::Postgres(shards),
+            Some(user),
+        )
+        .await
+    }
+
     async fn start(backend: &str, rules: &str, urls: &[String], shards: Shards) -> ShardedDb {
+        Self::start_with(backend, rules, urls, shards, None).await
+    }
+
+    async fn start_with(
+        backend: &str,
+        rules: &str,
+        urls: &[String],
+        shards: Shards,
+        extra_user: Option<(&str, &str)>,
+    ) -> ShardedDb {
         let dir = TempDir::new("rules");
         let rules_path = dir.path.join("rules.toml");
         std::fs::write(&rules_path, rules).expect("write rule file");
         let logical = unique_name("logical");
+        let users = extra_user.map_or(String::new(), |(name, password)| {
+            crate::pg_user(name, password, "password", &[&logical])
+        });
         let mut sources = String::new();
         for (i, url) in urls.iter().enumerate() {
             sources.push_str(&format!(
@@ -109,7 +143,7 @@ checkout_timeout_ms = 5000
 name = "{APP_USER}"
 password = "{APP_PASSWORD}"
 databases = ["{logical}"]
-
+{users}
 [databases.{logical}]
 backend = "{backend}"
 default_data_source = "ds_0"

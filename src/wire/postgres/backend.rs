@@ -79,6 +79,8 @@ pub struct PgBackendConn {
     /// Transaction status from the last ReadyForQuery.
     pub tx_status: u8,
     pub healthy: bool,
+    /// The database's `datcollate`, asked the first time a cross-shard merge needs it.
+    pub datcollate: Option<String>,
 }
 
 impl PgBackendConn {
@@ -186,6 +188,7 @@ impl PgBackendConn {
                         applied_session_state: 0,
                         tx_status: body.status(),
                         healthy: true,
+                        datcollate: None,
                     });
                 }
                 backend::Message::ErrorResponse(body) => {

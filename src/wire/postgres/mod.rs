@@ -12,6 +12,7 @@ pub mod error;
 pub mod extended_messages;
 mod fanout;
 pub mod frontend;
+pub mod merged;
 pub mod message;
 mod passthrough;
 pub mod preview;
@@ -25,6 +26,6 @@ pub mod statements;
 
 pub use frontend::serve_client;
 
-/// Whether this wire layer executes merge plans (`route::shard::Plan::merge`); until it
-/// does, the router keeps multi-shard SELECTs as they are and results are concatenated.
-pub const MERGES_RESULTS: bool = false;
+/// Whether this wire layer executes merge plans (`route::shard::Plan::merge`): it does
+/// (`merged.rs`), so the router plans multi-shard SELECTs for merging.
+pub const MERGES_RESULTS: bool = true;

@@ -417,6 +417,14 @@ impl ShardedSession {
         let ds = unit.data_source.clone();
         match self.ask(&ds, buf).await? {
             Some(messages) => {
+                // A merged statement's first unit describes derived columns too.
+                let messages = match &plan.merge {
+                    Some(merge) => match super::merged::rewrite_description(merge, &messages) {
+                        Ok(m) => m,
+                        Err(e) => return Ok(self.fail(&e)),
+                    },
+                    None => messages,
+                };
                 self.writer.write_raw(&messages);
                 Ok(Outcome::Done)
             }

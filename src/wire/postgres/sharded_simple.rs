@@ -79,6 +79,10 @@ impl ShardedSession {
                     .await
             }
             _ if self.txn_failed() => Ok(self.fail_session(SessionError::TransactionAborted)),
+            _ if plan.merge.is_some() && plan.units.len() > 1 => {
+                let merge = plan.merge.clone().expect("checked");
+                self.run_merge(&merge, &plan.units, protocol).await
+            }
             _ => {
                 self.run_units(plan.kind, &plan.units, statement, protocol)
                     .await
