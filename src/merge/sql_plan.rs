@@ -188,8 +188,9 @@ fn unsupported_because(what: String, why: &str) -> Error {
 
 /// # Wiring
 ///
-/// Not wired yet: the merge executor is not, and changing the shards' SQL under clients
-/// that only concatenate would change their answers. Once it is:
+/// Wired for MySQL (`crate::wire::mysql::merged`, `MERGES_RESULTS`); a wire layer that
+/// only concatenates keeps `ShardRouter::with_merge(false)`, since changing the shards'
+/// SQL under it would change its answers. The wiring:
 ///
 /// 1. `route::shard::ShardRouter::plan` calls [`plan_select`] for a `SqlKind::Select`
 ///    statement routed to more than one unit (a single unit never merges: its SQL stays

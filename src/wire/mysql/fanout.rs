@@ -130,7 +130,7 @@ impl ClientConn {
     }
 
     /// Points `KILL QUERY <our id>` at every connection of the fan-out.
-    fn point_kill_at_all(&mut self, units: &[Dispatch]) {
+    pub(crate) fn point_kill_at_all(&mut self, units: &[Dispatch]) {
         let mut targets: Vec<KillTarget> = Vec::new();
         for unit in units {
             let held = &self.backends[unit.backend];
@@ -261,7 +261,7 @@ async fn drain<W: tokio::io::AsyncWrite + Unpin>(
 }
 
 /// COM_STMT_CLOSE of a backend statement, sent with the connection's next command.
-fn queue_close(conn: &mut BackendConn, id: u32) {
+pub(crate) fn queue_close(conn: &mut BackendConn, id: u32) {
     let mut close = vec![super::frontend::COM_STMT_CLOSE];
     close.extend_from_slice(&id.to_le_bytes());
     conn.queue_command(&close);

@@ -13,6 +13,7 @@ pub mod frontend;
 pub mod handshake;
 pub mod kill;
 pub mod last_insert_id;
+pub mod merged;
 pub mod multi_statement;
 pub mod ok;
 pub mod packet;
@@ -29,6 +30,7 @@ pub mod sharded_txn;
 pub use frontend::serve_client;
 pub use handshake::ServerInfo;
 
-/// Whether this wire layer executes merge plans (`route::shard::Plan::merge`); until it
-/// does, the router keeps multi-shard SELECTs as they are and results are concatenated.
-pub const MERGES_RESULTS: bool = false;
+/// Whether this wire layer executes merge plans (`route::shard::Plan::merge`): it does
+/// (`merged.rs`), so the router plans multi-shard SELECTs for merging; with `false` they
+/// would stay as they are and their results be concatenated.
+pub const MERGES_RESULTS: bool = true;

@@ -146,6 +146,35 @@ impl ColumnMeta {
         }
     }
 
+    /// This column as another type, its definition rewritten to match (name and table
+    /// kept). For a COUNT(DISTINCT x) / SUM(DISTINCT x) whose shards sent the values of x:
+    /// the merged column is what a single database reports for the aggregate.
+    pub fn retyped(
+        &self,
+        column_type: ColumnType,
+        flags: ColumnFlags,
+        collation_id: u16,
+        column_length: u32,
+        decimals: u8,
+    ) -> ColumnMeta {
+        let mut definition = self.definition.to_vec();
+        let at = self.fixed_at;
+        definition[at..at + 2].copy_from_slice(&collation_id.to_le_bytes());
+        definition[at + 2..at + 6].copy_from_slice(&column_length.to_le_bytes());
+        definition[at + 6] = column_type as u8;
+        definition[at + 7..at + 9].copy_from_slice(&flags.bits().to_le_bytes());
+        definition[at + 9] = decimals;
+        ColumnMeta {
+            definition: Bytes::from(definition),
+            column_type,
+            flags,
+            collation_id,
+            column_length,
+            decimals,
+            ..self.clone()
+        }
+    }
+
     /// How the merge compares this column's text: byte order for binary strings and for
     /// `_bin` collations (which the server flags BINARY), by the reported collation
     /// otherwise (see [`collation_of_id`]); a collation id dbmesh does not know is taken as

@@ -132,7 +132,10 @@ impl ClientConn {
                     close_after: None,
                 })
                 .collect();
-            self.run_dispatches(units, merge).await?;
+            match plan.merge.clone() {
+                Some(select_merge) => self.run_merged(units, select_merge).await?,
+                None => self.run_dispatches(units, merge).await?,
+            }
         }
         self.refresh_transaction_status();
         Ok(())

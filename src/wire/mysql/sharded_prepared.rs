@@ -36,6 +36,7 @@ use super::response::ResponseKind;
 use super::sharded::{ok_merge, template_sql};
 use crate::error::Error;
 use crate::execute::LogicalDatabase;
+use crate::merge::sql_plan::SelectMerge;
 use crate::route::shard::{ParamMode, PlanKind, PreparedRoute, ShardRouter};
 use crate::sql::analyze::SqlKind;
 
@@ -56,8 +57,9 @@ pub struct ShardedStatement {
 
 /// What one execution comes to.
 enum Execution {
-    /// Units to run, and how their OKs merge.
-    Run(Vec<Dispatch>, OkMerge),
+    /// Units to run, how their OKs merge, and how their rows merge (a SELECT over
+    /// several shards that needs more than concatenation).
+    Run(Vec<Dispatch>, OkMerge, Option<Arc<SelectMerge>>),
     /// A transaction-control statement (its kind and SQL).
     Control(PlanKind, String),
 }
@@ -158,7 +160,10 @@ impl ClientConn {
             sh.long_data_bytes = 0;
         }
         match result {
-            Ok(Execution::Run(units, merge)) => {
+            Ok(Execution::Run(units, _, Some(select_merge))) => {
+                self.run_merged(units, select_merge).await?;
+            }
+            Ok(Execution::Run(units, merge, None)) => {
                 self.run_dispatches(units, merge).await?;
             }
             Ok(Execution::Control(kind, sql)) => {
@@ -275,7 +280,7 @@ impl ClientConn {
                 }
             }
         }
-        Ok(Execution::Run(units, merge))
+        Ok(Execution::Run(units, merge, plan.merge.clone()))
     }
 
     /// The backend statement for `sql` of client statement `id` on held connection

@@ -1,0 +1,517 @@
+//! Running a multi-shard SELECT that carries a merge plan (`route::shard::Plan::merge`):
+//! the units fan out as in `fanout.rs`, and their rows go through the plan's operator
+//! tree (`crate::merge`) instead of being concatenated.
+//!
+//! 1. Every data source's first unit is sent before anything is read, so the servers work
+//!    in parallel; then the header (column count and definitions) of each running unit is
+//!    read, so that a shard's error reaches the client as a plain ERR, before any result.
+//! 2. The first unit's column definitions describe the client's result: the plan is
+//!    resolved with their count ([`SelectMerge::resolve`]), the tree is built from their
+//!    [`ColumnInfo`]s, and the client gets the first `visible_columns` definitions, an AVG
+//!    column's decimals raised by 4 (the shards sent its SUM; see
+//!    [`ColumnMeta::with_decimals`]).
+//! 3. The executor then asks the tree for rows: [`Pull::Row`] is encoded in the protocol
+//!    of the client's command (text for COM_QUERY, binary for COM_STMT_EXECUTE) and
+//!    written; [`Pull::NeedInput`]`(i)` reads exactly one row packet (or the end) of unit
+//!    `i`, decoding only the columns the plan reads; [`Pull::End`] ends the result.
+//!
+//! # Memory
+//!
+//! A unit is read only as far as the operators ask, and TCP holds back the rest, so
+//! memory is what the operators hold (see `crate::merge`) plus the read buffers. One
+//! exception: a session holds one connection per data source, so the units of one data
+//! source (`t_order_0` and `t_order_1` on `ds_0`) run one after the other on it. When the
+//! tree asks for a unit whose connection is still busy with an earlier unit, the rest of
+//! that earlier unit is read into its input queue first, then the unit is sent.
+//!
+//! # Ending early
+//!
+//! When the tree ends before its inputs (LIMIT), or on an error, every unit already sent
+//! is read to its end and the rows discarded, so each connection is clean before its next
+//! command (and stays in the session, which matters inside a transaction). Units not yet
+//! sent are never sent. Draining was chosen over `KILL QUERY` + drain, or over dropping
+//! the connection: the shards of a LIMIT query got `LIMIT offset+count`, so what is left
+//! is small, a KILL races with the query finishing on its own, and a dropped connection
+//! would abort the session's transaction. When the client goes away, the connections are
+//! dropped instead (nobody waits for their answers).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::backend::parse_err;
+use super::err::MysqlError;
+use super::fanout::{queue_close, Dispatch};
+use super::frontend::{ClientConn, Fatal, COM_STMT_EXECUTE};
+use super::ok::{end_of_rows_payload, eof_payload, is_terminator, STATUS_MORE_RESULTS};
+use super::packet::{frame_at, FLUSH_THRESHOLD};
+use super::response::{ResponseKind, ResponseTracker, Section};
+use super::row_codec::{
+    decode_binary_row, decode_text_row, encode_binary_row, encode_text_row, truncate_columns,
+    ColumnMeta, BINARY_COLLATION_ID, NOT_FIXED_DECIMALS,
+};
+use crate::error::Error;
+use crate::merge::sql_plan::SelectMerge;
+use crate::merge::{AggregateFunction, AvgScale, ColumnInfo, Inputs, MergePlan, Operator, Pull};
+use mysql_common::constants::{ColumnFlags, ColumnType, MariadbCapabilities};
+
+/// Where one unit's response is.
+#[derive(Debug)]
+struct UnitRun {
+    dispatch: Dispatch,
+    sent: bool,
+    tracker: Option<ResponseTracker>,
+    /// Its column definitions, once its header was read.
+    columns: Option<Vec<ColumnMeta>>,
+    /// Its rows' terminator (or an error) was read: the connection is free.
+    finished: bool,
+}
+
+/// Why a merged execution stopped before its end.
+enum Stop {
+    /// The client is gone: drop the connections.
+    Client,
+    /// An error for the client (the connection stays usable).
+    Error(MysqlError),
+}
+
+/// The running units of one merged statement.
+struct MergedRun {
+    units: Vec<UnitRun>,
+    binary: bool,
+    /// Columns of the rows to decode into values.
+    decode: Vec<usize>,
+}
+
+impl ClientConn {
+    /// Runs `units` (the shard statements of `merge`) and answers the client with the
+    /// merged result. Errors of the shards or of the merge reach the client as an ERR
+    /// packet; the connections are left clean.
+    pub(crate) async fn run_merged(
+        &mut self,
+        units: Vec<Dispatch>,
+        merge: Arc<SelectMerge>,
+    ) -> Result<(), Fatal> {
+        self.point_kill_at_all(&units);
+        let binary = units
+            .first()
+            .is_some_and(|u| u.command.first() == Some(&COM_STMT_EXECUTE));
+        let mut run = MergedRun {
+            units: units
+                .into_iter()
+                .map(|dispatch| UnitRun {
+                    dispatch,
+                    sent: false,
+                    tracker: None,
+                    columns: None,
+                    finished: false,
+                })
+                .collect(),
+            binary,
+            decode: Vec::new(),
+        };
+        let outcome = self.merge_units(&mut run, &merge).await;
+        let result = match outcome {
+            Ok(()) => Ok(()),
+            Err(Stop::Client) => {
+                for u in &run.units {
+                    self.backends[u.dispatch.backend].conn.healthy = false;
+                }
+                self.drop_unhealthy_backends();
+                return Err(Fatal);
+            }
+            Err(Stop::Error(e)) => Err(e),
+        };
+        self.finish_units(&mut run).await;
+        self.drop_unhealthy_backends();
+        self.refresh_transaction_status();
+        match result {
+            Ok(()) => {
+                let status = self.status_flags();
+                let end = end_of_rows_payload(self.deprecate_eof(), status);
+                self.writer.write_packet(&mut self.seq, &end);
+            }
+            Err(e) => {
+                // Before the header this is the whole answer; after it, the ERR replaces the
+                // rest of the rows, as a server's error mid-result does.
+                self.writer.write_packet(&mut self.seq, &e.payload());
+            }
+        }
+        Ok(())
+    }
+
+    async fn merge_units(&mut self, run: &mut MergedRun, merge: &SelectMerge) -> Result<(), Stop> {
+        for i in 0..run.units.len() {
+            let b = run.units[i].dispatch.backend;
+            if run.units[..i].iter().all(|u| u.dispatch.backend != b) {
+                self.send_merged_unit(run, i).await?;
+            }
+        }
+        for i in 0..run.units.len() {
+            if run.units[i].sent {
+                self.read_header(run, i).await?;
+            }
+        }
+        let shard_columns = run.units[0].columns.clone().unwrap_or_default();
+        let plan = merge.resolve(shard_columns.len());
+        let infos: Vec<ColumnInfo> = shard_columns.iter().map(|c| c.column_info()).collect();
+        let mut tree = plan
+            .build(run.units.len(), &infos)
+            .map_err(|e| Stop::Error(merge_error(&e.0)))?;
+        run.decode = plan
+            .decoded_columns(shard_columns.len())
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.then_some(i))
+            .collect();
+        let client_columns = client_columns(&plan, &shard_columns);
+        for p in truncate_columns(&client_columns, client_columns.len()) {
+            self.writer.write_packet(&mut self.seq, &p);
+        }
+        if !self.deprecate_eof() {
+            // More results (a multi-statement going on) are announced by the final EOF.
+            let status = self.status_flags() & !STATUS_MORE_RESULTS;
+            self.writer
+                .write_packet(&mut self.seq, &eof_payload(status));
+        }
+        let mut inputs = Inputs::new(run.units.len());
+        self.pull_rows(run, tree.as_mut(), &mut inputs, &client_columns)
+            .await
+    }
+
+    /// The operator loop: rows out to the client, rows in from the units as asked.
+    async fn pull_rows(
+        &mut self,
+        run: &mut MergedRun,
+        tree: &mut dyn Operator,
+        inputs: &mut Inputs,
+        client_columns: &[ColumnMeta],
+    ) -> Result<(), Stop> {
+        let mut out = Vec::new();
+        loop {
+            match tree
+                .pull(inputs)
+                .map_err(|e| Stop::Error(merge_error(&e.0)))?
+            {
+                Pull::Row(row) => {
+                    out.clear();
+                    let encoded = if run.binary {
+                        encode_binary_row(&row, client_columns, &mut out)
+                    } else {
+                        encode_text_row(&row, client_columns, &mut out)
+                    };
+                    encoded.map_err(|e| Stop::Error(MysqlError::from(&e)))?;
+                    self.writer.write_packet(&mut self.seq, &out);
+                    if self.writer.pending() >= FLUSH_THRESHOLD {
+                        self.writer.flush().await.map_err(|_| Stop::Client)?;
+                    }
+                }
+                Pull::NeedInput(i) => self.read_input(run, inputs, i).await?,
+                Pull::End => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads one row (or the end) of unit `i` into `inputs`, sending the unit first when it
+    /// has not been (reading the rest of the earlier unit on its connection).
+    async fn read_input(
+        &mut self,
+        run: &mut MergedRun,
+        inputs: &mut Inputs,
+        i: usize,
+    ) -> Result<(), Stop> {
+        if run.units[i].finished {
+            inputs.end(i);
+            return Ok(());
+        }
+        if !run.units[i].sent {
+            let b = run.units[i].dispatch.backend;
+            let busy = (0..i).find(|&k| {
+                run.units[k].dispatch.backend == b && run.units[k].sent && !run.units[k].finished
+            });
+            if let Some(k) = busy {
+                // Finishing unit k sends the next unit on its connection (maybe this one).
+                while !run.units[k].finished {
+                    self.read_one(run, inputs, k).await?;
+                }
+            }
+            if !run.units[i].sent {
+                self.send_merged_unit(run, i).await?;
+            }
+        }
+        if run.units[i].columns.is_none() {
+            self.read_header(run, i).await?;
+        }
+        self.read_one(run, inputs, i).await
+    }
+
+    /// Reads the next packet of unit `i`'s rows: a row into `inputs`, or its end.
+    async fn read_one(
+        &mut self,
+        run: &mut MergedRun,
+        inputs: &mut Inputs,
+        i: usize,
+    ) -> Result<(), Stop> {
+        if run.units[i].columns.is_none() {
+            self.read_header(run, i).await?;
+        }
+        let payload = self.next_packet(run, i).await?;
+        let unit = &mut run.units[i];
+        let tracker = unit.tracker.as_mut().expect("a unit being read");
+        if payload.first() == Some(&0xFF) || is_terminator(&payload) {
+            tracker.on_packet(&payload);
+            unit.finished = true;
+            let b = unit.dispatch.backend;
+            if let Some(s) = tracker.status {
+                self.backends[b].conn.status = s;
+            }
+            if payload.first() == Some(&0xFF) {
+                return Err(Stop::Error(parse_err(&payload)));
+            }
+            if !tracker.is_done() {
+                // More result sets (never for a SELECT): read and discard them.
+                self.discard_rest(run, i).await?;
+            }
+            inputs.end(i);
+            self.after_unit(run, i).await?;
+            return Ok(());
+        }
+        let columns = unit.columns.as_deref().unwrap_or_default();
+        let payload = Bytes::from(payload);
+        let row = if run.binary {
+            decode_binary_row(&payload, columns, &run.decode)
+        } else {
+            decode_text_row(&payload, columns, &run.decode)
+        }
+        .map_err(|e| Stop::Error(MysqlError::from(&e)))?;
+        inputs.push(i, row);
+        Ok(())
+    }
+
+    /// Unit `i` is done: close its one-off statement, and send the next unit on its
+    /// connection unless that one waits to be asked for.
+    async fn after_unit(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
+        let b = run.units[i].dispatch.backend;
+        if let Some(id) = run.units[i].dispatch.close_after {
+            queue_close(&mut self.backends[b].conn, id);
+        }
+        if let Some(next) = (i + 1..run.units.len()).find(|&j| run.units[j].dispatch.backend == b) {
+            if !run.units[next].sent {
+                self.send_merged_unit(run, next).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends unit `i`'s commands.
+    async fn send_merged_unit(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
+        let unit = &mut run.units[i];
+        let held = &mut self.backends[unit.dispatch.backend];
+        for p in &unit.dispatch.preamble {
+            held.conn.queue_command(p);
+        }
+        unit.sent = true;
+        unit.tracker = Some(ResponseTracker::new(
+            ResponseKind::Query,
+            held.conn.deprecate_eof(),
+        ));
+        match held.conn.send_command(&unit.dispatch.command).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                held.conn.healthy = false;
+                unit.finished = true;
+                Err(Stop::Error(MysqlError::from(&Error::BackendLost {
+                    data_source: held.ds.name.clone(),
+                    cause: e.to_string(),
+                })))
+            }
+        }
+    }
+
+    /// Reads unit `i`'s column count and definitions (and the EOF after them).
+    async fn read_header(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
+        let extended = {
+            let conn = &self.backends[run.units[i].dispatch.backend].conn;
+            conn.server_mariadb_capabilities
+                .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA)
+                && conn.profile.mariadb_capabilities
+                    & MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA.bits()
+                    != 0
+        };
+        let mut columns = Vec::new();
+        loop {
+            let section = run.units[i]
+                .tracker
+                .as_ref()
+                .expect("a sent unit")
+                .section();
+            if section == Section::Rows {
+                break;
+            }
+            let payload = self.next_packet(run, i).await?;
+            let unit = &mut run.units[i];
+            let tracker = unit.tracker.as_mut().expect("a sent unit");
+            tracker.on_packet(&payload);
+            match section {
+                Section::Header if payload.first() == Some(&0xFF) => {
+                    unit.finished = true;
+                    return Err(Stop::Error(parse_err(&payload)));
+                }
+                Section::Header if tracker.section() != Section::Columns => {
+                    unit.finished = tracker.is_done();
+                    if !unit.finished {
+                        self.discard_rest(run, i).await?;
+                    }
+                    return Err(Stop::Error(merge_error(
+                        "a shard answered a SELECT without a result set",
+                    )));
+                }
+                Section::Columns if payload.first() != Some(&0xFE) || payload.len() > 9 => {
+                    let meta = ColumnMeta::parse(Bytes::from(payload), extended)
+                        .map_err(|e| Stop::Error(MysqlError::from(&e)))?;
+                    columns.push(meta);
+                }
+                _ => {}
+            }
+        }
+        if let Some(first) = run.units[0].columns.as_ref().filter(|_| i > 0) {
+            if first.len() != columns.len() {
+                return Err(Stop::Error(merge_error(&format!(
+                    "the shards returned {} and {} columns",
+                    first.len(),
+                    columns.len()
+                ))));
+            }
+        }
+        run.units[i].columns = Some(columns);
+        Ok(())
+    }
+
+    /// The next logical packet of unit `i`'s response. The client's pending output is
+    /// flushed before waiting on a backend.
+    async fn next_packet(&mut self, run: &mut MergedRun, i: usize) -> Result<Vec<u8>, Stop> {
+        let b = run.units[i].dispatch.backend;
+        let buffered = frame_at(self.backends[b].conn.reader.buffer(), 0).is_some();
+        if !buffered && self.writer.pending() > 0 {
+            self.writer.flush().await.map_err(|_| Stop::Client)?;
+        }
+        let held = &mut self.backends[b];
+        match held.conn.reader.read_packet().await {
+            Ok(p) => {
+                held.conn.next_seq = p.seq.wrapping_add(1);
+                Ok(p.payload.to_vec())
+            }
+            Err(e) => {
+                held.conn.healthy = false;
+                run.units[i].finished = true;
+                Err(Stop::Error(MysqlError::from(&Error::BackendLost {
+                    data_source: held.ds.name.clone(),
+                    cause: e.to_string(),
+                })))
+            }
+        }
+    }
+
+    /// Reads and discards the rest of unit `i`'s response.
+    async fn discard_rest(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
+        loop {
+            let tracker = run.units[i].tracker.as_ref().expect("a sent unit");
+            if tracker.is_done() {
+                break;
+            }
+            let payload = self.next_packet(run, i).await?;
+            let b = run.units[i].dispatch.backend;
+            let tracker = run.units[i].tracker.as_mut().expect("a sent unit");
+            tracker.on_packet(&payload);
+            if let Some(s) = tracker.status {
+                self.backends[b].conn.status = s;
+            }
+        }
+        run.units[i].finished = true;
+        Ok(())
+    }
+
+    /// After the merge: every unit sent is read to its end (rows discarded) and its one-off
+    /// statement closed; a unit never sent closes its statement unexecuted.
+    async fn finish_units(&mut self, run: &mut MergedRun) {
+        for i in 0..run.units.len() {
+            let unit = &run.units[i];
+            let b = unit.dispatch.backend;
+            if !self.backends[b].conn.healthy {
+                continue;
+            }
+            if unit.sent && !unit.finished {
+                if self.discard_rest(run, i).await.is_err() {
+                    continue;
+                }
+                if let Some(id) = run.units[i].dispatch.close_after {
+                    queue_close(&mut self.backends[b].conn, id);
+                }
+            } else if !unit.sent {
+                if let Some(id) = unit.dispatch.close_after {
+                    queue_close(&mut self.backends[b].conn, id);
+                }
+            }
+        }
+    }
+}
+
+/// The column definitions the client gets: the first unit's visible ones, with the
+/// columns whose shards sent something else than the client's aggregate described as a
+/// single database describes that aggregate:
+///
+/// - AVG (the shards sent its SUM): the SUM's decimals plus `div_precision_increment`;
+/// - COUNT(DISTINCT x) (the shards sent x): BIGINT;
+/// - SUM(DISTINCT x) (the shards sent x): DECIMAL with x's decimals for an exact x (MySQL
+///   sums integers as DECIMAL), x's type for a float.
+fn client_columns(plan: &MergePlan, shard_columns: &[ColumnMeta]) -> Vec<ColumnMeta> {
+    let visible = plan.visible_columns.min(shard_columns.len());
+    let mut columns = shard_columns[..visible].to_vec();
+    let number = ColumnFlags::BINARY_FLAG | ColumnFlags::NUM_FLAG;
+    for aggregate in &plan.aggregates {
+        let Some(c) = columns.get_mut(aggregate.column) else {
+            continue;
+        };
+        let fixed = c.decimals < NOT_FIXED_DECIMALS;
+        let float = matches!(
+            c.column_type,
+            ColumnType::MYSQL_TYPE_FLOAT | ColumnType::MYSQL_TYPE_DOUBLE
+        );
+        match aggregate.function {
+            AggregateFunction::Avg { .. } if fixed => {
+                let increment = AvgScale::MYSQL_DIV_PRECISION_INCREMENT as u8;
+                let decimals = (c.decimals + increment).min(30);
+                let length = c.column_length + u32::from(decimals - c.decimals);
+                *c = c.with_decimals(decimals, length);
+            }
+            AggregateFunction::CountDistinct => {
+                *c = c.retyped(
+                    ColumnType::MYSQL_TYPE_LONGLONG,
+                    number | ColumnFlags::NOT_NULL_FLAG,
+                    BINARY_COLLATION_ID,
+                    21,
+                    0,
+                );
+            }
+            AggregateFunction::SumDistinct if !float => {
+                let decimals = if fixed { c.decimals } else { 0 };
+                *c = c.retyped(
+                    ColumnType::MYSQL_TYPE_NEWDECIMAL,
+                    number,
+                    BINARY_COLLATION_ID,
+                    c.column_length + 22,
+                    decimals,
+                );
+            }
+            _ => {}
+        }
+    }
+    columns
+}
+
+/// A failure of the merge itself, as the client sees it (1235 / `0A000`).
+fn merge_error(what: &str) -> MysqlError {
+    MysqlError::from(&Error::MergeUnsupported(format!(
+        "merging the shards' results: {what}"
+    )))
+}
