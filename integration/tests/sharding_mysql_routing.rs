@@ -227,6 +227,47 @@ async fn merged_oks_report_the_summed_info_of_their_nodes() {
     assert_eq!((conn.affected_rows(), conn.info().as_ref()), (5, ""));
 }
 
+/// `INSERT INTO t VALUES (...)` without a column list: dbmesh reads the table's columns
+/// from its first actual table to find the sharding values, and reads them again when
+/// the table changed (through dbmesh, or elsewhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_without_a_column_list_routes_by_the_tables_columns() {
+    let (db, mut conn) = orders_db().await;
+    conn.query_drop("INSERT INTO t_order VALUES (12, 7, 1), (13, 8, 2)")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 2);
+    conn.exec_drop("INSERT INTO t_order VALUES (?, ?, ?)", (5, -3, 4))
+        .await
+        .unwrap();
+    assert_eq!(
+        order_nodes(&db).await,
+        vec![vec![], vec![(13, 8)], vec![(12, 7)], vec![(5, -3)]]
+    );
+    conn.query_drop("ALTER TABLE t_order ADD COLUMN note VARCHAR(10)")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO t_order VALUES (20, 2, 1, 'x')")
+        .await
+        .unwrap();
+    // Changed behind dbmesh's back, on every actual table.
+    for i in 0..2 {
+        for t in ["t_order_0", "t_order_1"] {
+            let sql = format!("ALTER TABLE {t} ADD COLUMN extra INT");
+            let _: Vec<u8> = db.mysql_direct_query(i, &sql).await;
+        }
+    }
+    conn.query_drop("INSERT INTO t_order VALUES (21, 3, 1, 'y', 9)")
+        .await
+        .unwrap();
+    let rows: Vec<(i64, String, i32)> = conn
+        .query("SELECT order_id, note, extra FROM t_order WHERE user_id = 3 AND order_id = 21")
+        .await
+        .unwrap();
+    assert_eq!(rows, [(21, "y".to_string(), 9)]);
+    assert_eq!(node_rows(&db, 0, "t_order_0").await, vec![(20, 2)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_order_id_is_the_last_insert_id_and_routes_the_row() {
     let (db, mut conn) = orders_db().await;

@@ -17,6 +17,7 @@ mod nodes;
 mod params;
 mod prune;
 mod sharding_key;
+mod table_columns;
 mod targets;
 
 #[cfg(test)]
@@ -34,10 +35,12 @@ use crate::error::Error;
 use crate::merge::sql_plan::{plan_select, SelectMerge};
 use crate::rewrite::{self, GeneratedKeyColumn, TargetRewrite};
 use crate::route::keygen::{GeneratedKey, KeyGenerator, KeyGeneratorConfig};
-use crate::sql::analyze::{analyze, Analysis, Dialect, SqlKind, TableRole};
+use crate::sql::analyze::{analyze_with_columns, Analysis, Dialect, SqlKind, TableRole};
 
 use nodes::Context;
 use targets::Target;
+
+pub use table_columns::ColumnsQuery;
 
 /// Plans statements for one logical database that has sharding rules. Built once per
 /// configuration and shared by all sessions (key generators live here).
@@ -63,6 +66,8 @@ pub struct ShardRouter {
     /// units run the client's statement and results are concatenated. On once the
     /// database's wire layer executes merges.
     merge_results: bool,
+    /// Columns of sharded tables, learnt for INSERTs without a column list.
+    columns: table_columns::TableColumns,
 }
 
 /// A statement parsed and analysed once, ready to be planned per execution.
@@ -233,6 +238,7 @@ impl ShardRouter {
                 .collect(),
             rules,
             merge_results: false,
+            columns: table_columns::TableColumns::default(),
         }
     }
 
@@ -252,7 +258,7 @@ impl ShardRouter {
     /// routed) *and* names a sharded or broadcast table; the message names the construct
     /// and the table.
     pub fn prepare(&self, sql: &str) -> Result<PreparedRoute, Error> {
-        match analyze(sql, self.dialect, &self.rules) {
+        match analyze_with_columns(sql, self.dialect, &self.rules, &|t| self.columns.get(t)) {
             Ok(analysis) => {
                 let kind = plan_kind(&analysis);
                 if analysis.kind == SqlKind::Other && analysis.tables.is_empty() {
@@ -353,6 +359,12 @@ impl ShardRouter {
             self.check_insert_select(analysis, insert)?;
         }
         let is_ddl = matches!(analysis.kind, SqlKind::Ddl(_));
+        if is_ddl {
+            // CREATE / ALTER / DROP may change the columns learnt for the tables.
+            for table in &sharded {
+                self.columns.forget(table);
+            }
+        }
         let targets = targets::route(&ctx, analysis, &sharded, is_ddl)?;
         self.check_single_tables(analysis, &targets)?;
         let merge = if self.merge_results

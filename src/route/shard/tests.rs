@@ -632,3 +632,49 @@ fn multi_unit_selects_carry_a_merge_plan_when_the_wire_layer_merges() {
         .unwrap()
         .contains("user_id = 7"));
 }
+
+#[test]
+fn an_insert_without_a_column_list_routes_once_the_columns_are_learnt() {
+    let r = mysql();
+    let sql = "INSERT INTO t_order VALUES (12, 7, 'a'), (13, 8, 'b')";
+    assert!(r.route_text(sql).is_err());
+    let wanted = r.columns_wanted(sql).expect("the columns are wanted");
+    assert_eq!(wanted.table, "t_order");
+    assert_eq!(
+        wanted.unit,
+        Unit {
+            data_source: "ds_0".into(),
+            sql: Some("SHOW COLUMNS FROM `t_order_0`".into())
+        }
+    );
+    r.learn_columns(
+        "t_order",
+        vec!["order_id".into(), "User_Id".into(), "note".into()],
+    );
+    assert_eq!(
+        route(&r, sql),
+        pairs(&[
+            ("ds_0", "INSERT INTO t_order_1 VALUES (13, 8, 'b')"),
+            ("ds_1", "INSERT INTO t_order_0 VALUES (12, 7, 'a')"),
+        ])
+    );
+    assert!(r.columns_wanted(sql).is_none());
+    // Rows that no longer fit (the table changed elsewhere): asked again.
+    let wider = "INSERT INTO t_order VALUES (12, 7, 'a', 1)";
+    assert!(r.route_text(wider).is_err());
+    assert!(r.columns_wanted(wider).is_some());
+    assert!(r.route_text(sql).is_err(), "forgotten");
+    // DDL through dbmesh forgets them too.
+    r.learn_columns(
+        "t_order",
+        vec!["order_id".into(), "user_id".into(), "note".into()],
+    );
+    r.route_text("ALTER TABLE t_order ADD COLUMN amount INT")
+        .unwrap();
+    assert!(r.columns_wanted(sql).is_some());
+    // Statements that fail for other reasons want nothing.
+    assert!(r
+        .columns_wanted("INSERT INTO t_order (order_id) VALUES (1)")
+        .is_none());
+    assert!(r.columns_wanted("SELEC 1").is_none());
+}

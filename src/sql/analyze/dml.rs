@@ -58,9 +58,12 @@ pub struct UpdateSet {
 }
 
 /// Analyses an INSERT: its target, rows and (for INSERT ... SELECT) the query's conditions.
+/// `known_columns` gives a table's columns in order, for an INSERT into a sharded table
+/// that leaves its column list out.
 pub(super) fn insert(
     walker: &mut Walker<'_>,
     insert: &Insert,
+    known_columns: &dyn Fn(&str) -> Option<Vec<String>>,
 ) -> Result<(InsertInfo, Dnf), AnalyzeError> {
     let TableObject::TableName(name) = &insert.table else {
         return Err(AnalyzeError::unsupported(
@@ -109,13 +112,9 @@ pub(super) fn insert(
         None => {}
     }
     if table.role == TableRole::Sharded && columns.is_empty() {
-        return Err(AnalyzeError::unsupported(
-            format!(
-                "INSERT into sharded table {} without a column list",
-                table.name
-            ),
-            &table.name,
-        ));
+        columns = known_columns(&table.name).ok_or_else(|| AnalyzeError::NoColumnList {
+            table: table.name.clone(),
+        })?;
     }
     if !columns.is_empty() {
         if let Some((row, values)) = rows

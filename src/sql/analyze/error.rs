@@ -19,6 +19,11 @@ pub enum AnalyzeError {
     /// table t_order without a column list".
     #[error("{construct}")]
     Unsupported { construct: String, table: String },
+    /// An INSERT into a sharded table without a column list, whose columns the caller did
+    /// not know (see [`analyze_with_columns`](super::analyze_with_columns)): which value is
+    /// the sharding column's cannot be told.
+    #[error("INSERT into sharded table {table} without a column list")]
+    NoColumnList { table: String },
     /// An INSERT row whose number of values differs from the number of columns (the backend
     /// would reject it too, but routing must not guess which value is the sharding column's).
     #[error("INSERT into {table}: row {row} has {values} values for {columns} columns")]

@@ -169,6 +169,18 @@ pub fn analyze(
     dialect: Dialect,
     rules: &ShardingRules,
 ) -> Result<Analysis, AnalyzeError> {
+    analyze_with_columns(sql, dialect, rules, &|_| None)
+}
+
+/// [`analyze`], with the columns of tables in order (lower case) from `known_columns`, for
+/// an INSERT into a sharded table that leaves its column list out (`INSERT INTO t_order
+/// VALUES (...)`); without them that is [`AnalyzeError::NoColumnList`].
+pub fn analyze_with_columns(
+    sql: &str,
+    dialect: Dialect,
+    rules: &ShardingRules,
+    known_columns: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<Analysis, AnalyzeError> {
     let parser_dialect: &dyn sqlparser::dialect::Dialect = match dialect {
         Dialect::MySql => &MySqlDialect {},
         Dialect::Postgres => &PostgreSqlDialect {},
@@ -200,7 +212,7 @@ pub fn analyze(
             (SqlKind::Select { locking }, walker.query(query))
         }
         Statement::Insert(statement) => {
-            let (info, conditions) = dml::insert(&mut walker, statement)?;
+            let (info, conditions) = dml::insert(&mut walker, statement, known_columns)?;
             insert = Some(info);
             let kind = if statement.replace_into {
                 SqlKind::Replace

@@ -48,6 +48,44 @@ fn insert_on_duplicate_key_update_is_an_upsert() {
 }
 
 #[test]
+fn insert_without_a_column_list_takes_the_known_columns() {
+    let known = |table: &str| {
+        (table == "t_order").then(|| vec!["order_id".to_string(), "user_id".into(), "note".into()])
+    };
+    let a = analyze_with_columns(
+        "INSERT INTO t_order VALUES (12, 7, 'a'), (13, ?, 'b')",
+        Dialect::MySql,
+        &rules(),
+        &known,
+    )
+    .unwrap();
+    let insert = a.insert.as_ref().unwrap();
+    assert_eq!(insert.columns, ["order_id", "user_id", "note"]);
+    assert_eq!(insert.column_index("user_id"), Some(1));
+    assert_eq!(insert.rows[1][1], ValueRef::Param(0));
+    // A row of another width is an error naming it, not a guess.
+    let e = analyze_with_columns(
+        "INSERT INTO t_order VALUES (1, 2)",
+        Dialect::MySql,
+        &rules(),
+        &known,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AnalyzeError::RowWidth {
+                row: 1,
+                values: 2,
+                columns: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn insert_into_sharded_table_needs_a_column_list() {
     let err = analyze(
         "INSERT INTO t_order VALUES (1, 2)",
@@ -59,7 +97,7 @@ fn insert_into_sharded_table_needs_a_column_list() {
         err.to_string(),
         "INSERT into sharded table t_order without a column list"
     );
-    assert!(matches!(err, AnalyzeError::Unsupported { ref table, .. } if table == "t_order"));
+    assert!(matches!(err, AnalyzeError::NoColumnList { ref table } if table == "t_order"));
     // Other tables may leave it out.
     let a = mysql("INSERT INTO t_log VALUES (1, 2)");
     assert!(a.insert.as_ref().unwrap().columns.is_empty());

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use super::auth::{self, CACHING_SHA2, FAST_AUTH_SUCCESS, NATIVE, PERFORM_FULL_AUTH};
 use super::err::MysqlError;
 use super::packet::{PacketError, PacketReader, PacketWriter};
-use super::response::{ResponseKind, ResponseTracker, Step};
+use super::response::{ResponseKind, ResponseTracker, Section, Step};
 use crate::config::DataSourceUrl;
 
 /// Why a backend connection failed.
@@ -380,6 +380,56 @@ impl BackendConn {
             .run_internal(&payload, ResponseKind::Query)
             .await?
             .map(|_| ()))
+    }
+
+    /// Runs a query for dbmesh's own purposes and returns the first column of each row, as
+    /// text (NULLs left out): a listing such as `SHOW COLUMNS`. Rows are few and small.
+    pub async fn query_first_column(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Vec<String>, MysqlError>, BackendError> {
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(0x03);
+        payload.extend_from_slice(sql.as_bytes());
+        self.send_command(&payload).await?;
+        let mut tracker = ResponseTracker::new(ResponseKind::Query, self.deprecate_eof());
+        let mut values = Vec::new();
+        let mut err = None;
+        loop {
+            let pkt = match self.reader.read_packet().await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.healthy = false;
+                    return Err(e.into());
+                }
+            };
+            self.next_seq = pkt.seq.wrapping_add(1);
+            if pkt.payload.first() == Some(&0xFF) {
+                err = Some(parse_err(&pkt.payload));
+            }
+            let in_rows = tracker.section() == Section::Rows;
+            let step = tracker.on_packet(&pkt.payload);
+            if in_rows && step == Step::More && tracker.section() == Section::Rows {
+                if let Some(v) = ParseBuf(&pkt.payload).checked_eat_lenenc_str() {
+                    values.push(String::from_utf8_lossy(v).into_owned());
+                }
+            }
+            match step {
+                Step::More => {}
+                Step::Done => break,
+                Step::LocalInfile => {
+                    self.queue_continuation(&[]);
+                    self.flush().await?;
+                }
+            }
+        }
+        if let Some(s) = tracker.status {
+            self.status = s;
+        }
+        Ok(match err {
+            Some(e) => Err(e),
+            None => Ok(values),
+        })
     }
 
     /// COM_QUIT: a polite goodbye, so the server does not count an aborted connection.

@@ -62,11 +62,11 @@ impl ClientConn {
             (&route.database.router, std::str::from_utf8(&payload[1..]))
         {
             // A statement naming no sharded or broadcast table goes on as below.
-            match router.prepare(sql) {
+            let (database, router) = (route.database.clone(), router.clone());
+            match self.prepare_route(&database, &router, sql).await {
                 Ok(prepared)
                     if prepared.analysis.is_some() || controls_transaction(prepared.kind) =>
                 {
-                    let (database, router) = (route.database.clone(), router.clone());
                     return self
                         .prepare_sharded(database, router, prepared, payload)
                         .await;

@@ -67,8 +67,9 @@ impl ClientConn {
         if self.answer_last_insert_id(&text) {
             return Ok(());
         }
-        let planned = router
-            .prepare(&text)
+        let planned = self
+            .prepare_route(&database, &router, &text)
+            .await
             .and_then(|route| Ok((router.plan(&route, None, ParamMode::Inline)?, route)));
         let (plan, route) = match planned {
             Ok(p) => p,
