@@ -160,6 +160,11 @@ async function main() {
     eq(e.map((r) => Number(r.order_id)).sort(), [500, 501, 502], 'execute IN');
     const [all] = await c.execute('SELECT count(*) AS n FROM t_order WHERE user_id = ?', [51]);
     eq(all.reduce((s, r) => s + Number(r.n), 0), 1, 'count per node, added up');
+    // A page across shards: mysql2 binds every number as a double, LIMIT ? included.
+    const [page] = await c.execute('SELECT order_id FROM t_order WHERE order_id BETWEEN ? AND ? ORDER BY order_id DESC LIMIT ?, ?', [500, 511, 2, 3]);
+    eq(page.map((r) => Number(r.order_id)), [509, 508, 507], 'page');
+    const [top] = await c.execute('SELECT user_id, amount FROM t_order WHERE amount >= ? ORDER BY amount LIMIT ?', [10, 2]);
+    eq(top, [{ user_id: 60, amount: 10 }, { user_id: 61, amount: 11 }], 'top');
   });
 
   await check('UPDATE: affectedRows and changedRows across nodes', async () => {

@@ -3,7 +3,9 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{Expr, Statement, UnaryOperator, Value, VisitMut, VisitorMut};
+use sqlparser::ast::{
+    Expr, LimitClause, Query, Statement, UnaryOperator, Value, VisitMut, VisitorMut,
+};
 
 use super::ParamValue;
 use crate::route::algorithms::{parse_datetime, ShardingValue};
@@ -32,6 +34,21 @@ impl ParamValue {
             ParamValue::Bytes(bytes) => {
                 ShardingValue::Text(String::from_utf8_lossy(bytes).into_owned())
             }
+        }
+    }
+
+    /// The value as a row count (`LIMIT` / `OFFSET`), when it is a whole number that is not
+    /// negative, whatever its type: JavaScript drivers bind every number as a double, and
+    /// servers take `LIMIT ?` bound to `2.0` as 2.
+    pub fn row_count(&self) -> Option<u64> {
+        match self {
+            ParamValue::Int(v) => u64::try_from(*v).ok(),
+            ParamValue::UInt(v) => Some(*v),
+            ParamValue::Float(v) if v.fract() == 0.0 && *v >= 0.0 && *v < u64::MAX as f64 => {
+                Some(*v as u64)
+            }
+            ParamValue::Text(t) => t.trim().parse().ok(),
+            _ => None,
         }
     }
 
@@ -135,8 +152,45 @@ pub(crate) fn bind(
         params: &'a [ParamValue],
         dialect: Dialect,
     }
+    impl Binder<'_> {
+        /// The bound value of `expr` when it is a placeholder: `Some(Err(index))` when
+        /// none was bound for it.
+        fn value_of(&self, expr: &Expr) -> Option<Result<&ParamValue, usize>> {
+            let Expr::Value(value) = expr else {
+                return None;
+            };
+            let Value::Placeholder(text) = &value.value else {
+                return None;
+            };
+            let index = self.placeholders.index(text, value.span)?;
+            Some(self.params.get(index).ok_or(index))
+        }
+    }
     impl VisitorMut for Binder<'_> {
         type Break = usize;
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<usize> {
+            // Row counts are written as integers (see `ParamValue::row_count`).
+            let counts: Vec<&mut Expr> = match &mut query.limit_clause {
+                Some(LimitClause::LimitOffset { limit, offset, .. }) => limit
+                    .iter_mut()
+                    .chain(offset.iter_mut().map(|o| &mut o.value))
+                    .collect(),
+                Some(LimitClause::OffsetCommaLimit { offset, limit }) => vec![offset, limit],
+                None => Vec::new(),
+            };
+            for expr in counts {
+                let count = match self.value_of(expr) {
+                    Some(Ok(param)) => param.row_count(),
+                    Some(Err(missing)) => return ControlFlow::Break(missing),
+                    None => None,
+                };
+                if let Some(n) = count {
+                    *expr = Expr::value(Value::Number(n.to_string(), false));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<usize> {
             if let Expr::Value(value) = expr {
                 if let Value::Placeholder(text) = &value.value {

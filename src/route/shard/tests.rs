@@ -678,3 +678,36 @@ fn an_insert_without_a_column_list_routes_once_the_columns_are_learnt() {
         .is_none());
     assert!(r.columns_wanted("SELEC 1").is_none());
 }
+
+#[test]
+fn row_counts_bound_as_doubles_or_strings_are_written_as_integers() {
+    let r = mysql();
+    let sql =
+        "SELECT user_id FROM t_order WHERE user_id = ? AND amount >= ? ORDER BY amount LIMIT ?, ?";
+    let prepared = r.prepare(sql).unwrap();
+    let values = [
+        ParamValue::Int(7),
+        ParamValue::Float(1.0),
+        ParamValue::Float(2.0),
+        ParamValue::Text("3".into()),
+    ];
+    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
+    assert_eq!(
+        units(&plan, sql)[0].1,
+        "SELECT user_id FROM t_order_0 WHERE user_id = 7 AND amount >= 1.0 ORDER BY amount LIMIT 2, 3"
+    );
+    let sql = "SELECT user_id FROM t_order WHERE user_id = ? LIMIT ? OFFSET ?";
+    let prepared = r.prepare(sql).unwrap();
+    let values = [
+        ParamValue::Int(7),
+        ParamValue::UInt(5),
+        ParamValue::Float(2.5),
+    ];
+    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
+    // What is not a whole number stays what it is, for the server to refuse.
+    assert!(
+        units(&plan, sql)[0].1.ends_with("LIMIT 5 OFFSET 2.5"),
+        "{:?}",
+        units(&plan, sql)
+    );
+}
