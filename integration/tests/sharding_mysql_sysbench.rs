@@ -1,9 +1,9 @@
 //! sysbench against a sharded MySQL database: `sbtest1` split by `id mod 2` over two data
 //! sources. `prepare` goes through dbmesh (CREATE TABLE and CREATE INDEX fanned out, the
-//! multi-row INSERTs split by id), then OLTP read/write and point-select workloads run
-//! with server-side prepared statements (`--db-ps-mode=auto`) and without (`disable`),
-//! and must end without a single error, every row still on the data source its id
-//! chooses. Skipped (with a message) only when sysbench is not installed;
+//! multi-row INSERTs split by id), then OLTP read/write, read-only and point-select
+//! workloads run with server-side prepared statements (`--db-ps-mode=auto`) and without
+//! (`disable`), and must end without a single error, every row still on the data source
+//! its id chooses. Skipped (with a message) only when sysbench is not installed;
 //! integration/setup/services.sh installs it.
 
 use dbmesh_integration::{run_program, ShardedDb, APP_PASSWORD, APP_USER};
@@ -125,6 +125,8 @@ async fn sysbench_prepares_and_runs_oltp_on_a_sharded_table() {
         // between two of them spans two servers, which neither detects (see
         // docs/sharding.md, Transactions).
         run_workload(&db, "oltp_read_write", "1", ps_mode).await;
+        // Ranges over both data sources, merged (SUM, ORDER BY, DISTINCT), concurrently.
+        run_workload(&db, "oltp_read_only", "2", ps_mode).await;
         run_workload(&db, "oltp_point_select", "2", ps_mode).await;
     }
     for i in 0..2 {
