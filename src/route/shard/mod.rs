@@ -33,7 +33,7 @@ use crate::config::rules::ShardingRules;
 use crate::config::DatabaseConfig;
 use crate::error::Error;
 use crate::merge::sql_plan::{plan_select, SelectMerge};
-use crate::rewrite::{self, GeneratedKeyColumn, TargetRewrite};
+use crate::rewrite::{self, TargetRewrite};
 use crate::route::keygen::{GeneratedKey, KeyGenerator, KeyGeneratorConfig};
 use crate::sql::analyze::{analyze_with_columns, Analysis, Dialect, SqlKind, TableRole};
 
@@ -531,106 +531,6 @@ impl ShardRouter {
             generated_keys: Vec::new(),
             merge: None,
         })
-    }
-
-    /// INSERT / REPLACE ... VALUES into a sharded table: rows split per node, keys
-    /// generated.
-    fn plan_insert_rows(
-        &self,
-        prepared: &PreparedRoute,
-        analysis: &Analysis,
-        ctx: &Context<'_>,
-        keep: bool,
-    ) -> Result<Plan, Error> {
-        let insert = analysis.insert.as_ref().expect("an INSERT");
-        let rule = self
-            .rules
-            .table(&insert.table.name)
-            .expect("sharded tables have a rule");
-        let generator = rule
-            .key_generator
-            .as_ref()
-            .and_then(|k| self.key_generators.get(&k.generator));
-        let rows = insert::route_rows(ctx, rule, insert, generator)?;
-        let split = rows.rows_by_node.len() > 1;
-        let keep = keep && !split && rows.generated.is_none();
-        let statement = if keep {
-            Cow::Borrowed(&analysis.statement)
-        } else {
-            self.bound_statement(analysis, ctx.params)?
-        };
-        let mut units = Vec::with_capacity(rows.rows_by_node.len());
-        for (node, row_indexes) in &rows.rows_by_node {
-            let target = Target {
-                data_source: node.data_source.clone(),
-                tables: BTreeMap::from([(rule.logical.clone(), node.table.clone())]),
-            };
-            let sql = if keep {
-                self.rename(&statement, analysis, &target)?
-            } else {
-                let plan = TargetRewrite {
-                    tables: target_tables(&target),
-                    in_lists: Vec::new(),
-                    insert_rows: split.then(|| row_indexes.clone()),
-                    generated_key: rows.generated.as_ref().map(|(column, keys)| {
-                        GeneratedKeyColumn {
-                            column: column.clone(),
-                            values: row_indexes.iter().map(|&i| keys[i].clone()).collect(),
-                        }
-                    }),
-                };
-                self.rewrite(&statement, analysis, &plan)?
-            };
-            units.push(Unit {
-                data_source: node.data_source.clone(),
-                sql: Some(sql),
-            });
-        }
-        Ok(Plan {
-            kind: prepared.kind,
-            units,
-            params: if keep {
-                ParamMode::Keep
-            } else {
-                ParamMode::Inline
-            },
-            generated_keys: rows.generated.map(|(_, keys)| keys).unwrap_or_default(),
-            merge: None,
-        })
-    }
-
-    /// INSERT ... SELECT runs only where each node pair copies rows within itself: the
-    /// target and the source tables must be bound, and no key can be generated.
-    fn check_insert_select(
-        &self,
-        analysis: &Analysis,
-        insert: &crate::sql::analyze::InsertInfo,
-    ) -> Result<(), Error> {
-        let target = &insert.table.name;
-        if insert.table.role != TableRole::Sharded {
-            return Err(Error::Unroutable(format!(
-                "INSERT INTO `{target}` ... SELECT from sharded table `{}`: `{target}` is not sharded like it, so the rows cannot be copied shard by shard",
-                analysis.sharded_tables().first().copied().unwrap_or_default()
-            )));
-        }
-        if !analysis.sharded_tables_are_bound(&self.rules) {
-            return Err(Error::Unroutable(format!(
-                "INSERT INTO `{target}` ... SELECT reads sharded tables not bound to `{target}`; dbmesh copies rows shard by shard only between binding tables"
-            )));
-        }
-        if let Some(key) = self
-            .rules
-            .table(target)
-            .and_then(|r| r.key_generator.as_ref())
-        {
-            if insert.column_index(&key.column).is_none() {
-                return Err(Error::Unroutable(format!(
-                    "INSERT INTO `{target}` ... SELECT must give key column `{}`: dbmesh generates keys for VALUES rows only",
-                    key.column
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Single (unsharded) tables live on the default data source only: a statement that
