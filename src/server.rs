@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::{BackendKind, Config, MysqlAuthPlugin};
 use crate::execute::Cluster;
+use crate::txn::Coordinator;
 use crate::wire::mysql::auth::AuthState;
 use crate::wire::mysql::backend::{
     BackendConn, ConnectOptions, Profile, MARIADB_PROFILE_CAPABILITIES, PROFILE_CAPABILITIES,
@@ -41,6 +42,8 @@ pub struct Runtime {
     pub pg_cancel: CancelRegistry,
     /// SCRAM keys derived for PostgreSQL logins.
     pub pg_scram: ScramCache,
+    /// The XA coordinator: global transaction ids, the transaction log, recovery.
+    pub xa: Arc<Coordinator>,
     connection_ids: AtomicU32,
 }
 
@@ -56,7 +59,9 @@ impl Runtime {
                 .users
                 .iter()
                 .any(|u| u.mysql_auth_plugin == Some(MysqlAuthPlugin::CachingSha2Password));
+        let xa = Coordinator::new(&config);
         let runtime = Arc::new(Runtime {
+            xa,
             auth: AuthState::new(config.server.rsa_private_key.clone()),
             config: Arc::new(config),
             cluster,
@@ -144,6 +149,7 @@ pub struct Server {
     pub postgres_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    recovery: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -153,6 +159,7 @@ impl Server {
         let runtime = Runtime::new(config).await;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
+        let recovery = start_xa_recovery(&runtime);
         let mut mysql_addr = None;
         if let Some(addr) = runtime.config.server.mysql_listen {
             let listener = TcpListener::bind(addr).await?;
@@ -182,16 +189,45 @@ impl Server {
             postgres_addr,
             stop,
             tasks,
+            recovery,
         })
     }
 
     /// Stops accepting new connections; connections already open finish on their own.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        if let Some(recovery) = self.recovery {
+            recovery.abort();
+        }
         for t in self.tasks {
             let _ = t.await;
         }
     }
+}
+
+/// Starts XA recovery when some database runs XA transactions or the file has a
+/// `[transaction]` table: it resolves what an earlier crash left prepared, then keeps
+/// watching (and renewing this instance's lease in a shared log).
+fn start_xa_recovery(runtime: &Arc<Runtime>) -> Option<JoinHandle<()>> {
+    let config = &runtime.config;
+    let wanted = config.transaction.configured
+        || config
+            .databases
+            .values()
+            .any(|db| db.transaction == crate::config::TransactionType::Xa);
+    if !wanted {
+        return None;
+    }
+    let urls = config
+        .databases
+        .values()
+        .flat_map(|db| db.data_sources.values().map(|ds| ds.url.clone()))
+        .collect();
+    Some(crate::txn::recovery::spawn(
+        runtime.xa.clone(),
+        urls,
+        config.server.connect_timeout,
+    ))
 }
 
 /// Which frontend a listener serves.

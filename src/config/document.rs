@@ -14,15 +14,17 @@ use toml::Spanned;
 
 use super::error::{child_key, index_key, Report};
 use super::field_names::field_names;
-use super::raw::{RawDataSource, RawDatabase, RawServer, RawUser};
+use super::raw::{RawDataSource, RawDatabase, RawServer, RawTransaction, RawUser};
 
 /// Keys allowed at the top of the file.
-const ROOT_KEYS: &[&str] = &["server", "users", "databases"];
+const ROOT_KEYS: &[&str] = &["server", "transaction", "users", "databases"];
 
 /// A config file split into its sections, each deserialized on its own.
 pub(super) struct Document {
     /// `[server]`, if the file has one.
     pub server: Option<Section<RawServer>>,
+    /// `[transaction]`, if the file has one.
+    pub transaction: Option<Section<RawTransaction>>,
     /// `[[users]]`, in file order.
     pub users: Vec<Section<RawUser>>,
     /// `[databases.<name>]`, by name.
@@ -68,6 +70,10 @@ pub(super) fn read(text: &str, report: &mut Report) -> Option<Document> {
         .remove_entry("server")
         .map(|(key, value)| section::<RawServer>("server".into(), key.span(), value, report));
 
+    let transaction = root.remove_entry("transaction").map(|(key, value)| {
+        section::<RawTransaction>("transaction".into(), key.span(), value, report)
+    });
+
     let users = match root.remove_entry("users") {
         None => Vec::new(),
         Some((key, value)) => {
@@ -106,6 +112,7 @@ pub(super) fn read(text: &str, report: &mut Report) -> Option<Document> {
 
     Some(Document {
         server,
+        transaction,
         users,
         databases,
     })

@@ -19,6 +19,7 @@ mod field_names;
 mod model;
 mod raw;
 pub mod rules;
+mod transaction;
 mod validate;
 
 use std::path::Path;
@@ -27,7 +28,7 @@ pub use data_source_url::DataSourceUrl;
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
     BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, PostgresAuthMethod,
-    ServerConfig, TransactionType, UserConfig,
+    ServerConfig, TransactionConfig, TransactionType, TxnLogConfig, UserConfig,
 };
 pub use rules::{KeyGen, ShardingRules, Strategy, TableRule};
 
@@ -474,7 +475,7 @@ name = "x"
             .contains("did you mean `max_connections`?"));
         assert!(problems[5]
             .message
-            .contains("allowed keys here: server, users, databases"));
+            .contains("allowed keys here: server, transaction, users, databases"));
     }
 
     #[test]
@@ -671,5 +672,80 @@ password_env = "OTHER_PW"
                 .to_string(),
             "postgres://postgres@127.0.0.1:5432/shop_ds_0"
         );
+    }
+
+    const XA_BASE: &str = r#"
+[server]
+mysql_listen = "127.0.0.1:3307"
+
+[[users]]
+name = "app"
+password = "x"
+databases = ["*"]
+
+[databases.shop]
+backend = "mysql"
+default_data_source = "ds_0"
+transaction = "XA"
+
+[databases.shop.data_sources.ds_0]
+url = "mysql://root@127.0.0.1:3306/shop_0"
+"#;
+
+    #[test]
+    fn transaction_section_names_a_shared_log_table() {
+        let text = format!(
+            "{XA_BASE}\n[transaction]\ninstance_id = \"pod_1\"\nlog = \"table\"\nlog_data_source = \"shop.ds_0\"\nrecovery_interval_ms = 500\nlease_ms = 3000\n"
+        );
+        let config = parse_with_env(&text, Path::new("conf/dbmesh.toml"), &env(&[])).unwrap();
+        let t = &config.transaction;
+        assert_eq!(t.instance_id.as_deref(), Some("pod_1"));
+        assert_eq!(
+            t.log,
+            TxnLogConfig::Table {
+                database: "shop".into(),
+                data_source: "ds_0".into()
+            }
+        );
+        assert_eq!(t.recovery_interval, Duration::from_millis(500));
+        assert_eq!(t.lease, Duration::from_millis(3000));
+        assert!(t.configured);
+        assert_eq!(config.databases["shop"].transaction, TransactionType::Xa);
+    }
+
+    #[test]
+    fn file_log_defaults_next_to_the_config() {
+        let config = parse_with_env(XA_BASE, Path::new("conf/dbmesh.toml"), &env(&[])).unwrap();
+        assert_eq!(config.transaction.log, TxnLogConfig::File(None));
+        assert!(!config.transaction.configured);
+        let text = format!("{XA_BASE}\n[transaction]\nlog_path = \"xa/log\"\n");
+        let config = parse_with_env(&text, Path::new("conf/dbmesh.toml"), &env(&[])).unwrap();
+        assert_eq!(
+            config.transaction.log,
+            TxnLogConfig::File(Some(PathBuf::from("conf/xa/log")))
+        );
+    }
+
+    #[test]
+    fn bad_transaction_settings_are_each_reported() {
+        let text = format!(
+            "{}\n[transaction]\ninstance_id = \"has-dash\"\nlog = \"table\"\nlog_data_source = \"shop.ds_9\"\nlease_ms = 0\n",
+            XA_BASE.replace(r#"transaction = "XA""#, r#"transaction = "SAGA""#)
+        );
+        let problems = problems_of(&text);
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "databases.shop.transaction",
+                "transaction.instance_id",
+                "transaction.log_data_source",
+                "transaction.lease_ms"
+            ],
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("SAGA transactions are not implemented yet"));
+        assert!(problems[2].message.contains("shop.ds_0"));
+        assert!(problems.iter().all(|p| p.line.is_some()));
     }
 }

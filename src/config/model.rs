@@ -24,6 +24,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// `[databases.<name>]`: the logical databases clients see, by name.
     pub databases: BTreeMap<String, DatabaseConfig>,
+    /// `[transaction]`: how XA transactions are identified, logged and recovered.
+    pub transaction: TransactionConfig,
 }
 
 impl Config {
@@ -74,6 +76,51 @@ impl ServerConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(5_000);
     /// `checkout_timeout_ms` when not set.
     pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(10_000);
+}
+
+/// `[transaction]`: the XA coordinator of this dbmesh instance.
+#[derive(Debug, Clone)]
+pub struct TransactionConfig {
+    /// Names this instance in every global transaction id it creates, so recovery can tell
+    /// whose prepared branches it finds; `None` = derived at start-up (see `txn::instance`).
+    /// At most [`TransactionConfig::MAX_INSTANCE_ID`] characters of `[A-Za-z0-9_]`.
+    pub instance_id: Option<String>,
+    /// Where commit decisions are written before the second phase.
+    pub log: TxnLogConfig,
+    /// How often recovery scans the data sources for prepared branches.
+    pub recovery_interval: Duration,
+    /// How long an instance's lease in a table log lasts without renewal; an instance
+    /// whose lease has run out is dead and its branches are resolved by others.
+    pub lease: Duration,
+    /// After how long a prepared branch whose owner this instance cannot judge (not in
+    /// its log) is resolved anyway; `None` = never.
+    pub orphan_timeout: Option<Duration>,
+    /// Whether the file had a `[transaction]` table (recovery then runs even when no
+    /// database is XA by default).
+    pub configured: bool,
+}
+
+impl TransactionConfig {
+    /// Longest instance id: it must fit MySQL's 64-byte gtrid with the rest of the id.
+    pub const MAX_INSTANCE_ID: usize = 24;
+    /// `recovery_interval_ms` when not set.
+    pub const DEFAULT_RECOVERY_INTERVAL: Duration = Duration::from_millis(10_000);
+    /// `lease_ms` when not set.
+    pub const DEFAULT_LEASE: Duration = Duration::from_millis(30_000);
+}
+
+/// Where the XA transaction log lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnLogConfig {
+    /// A local append-only file, fsynced per decision; `None` = `dbmesh-xa-<instance>.log`
+    /// next to the config file.
+    File(Option<PathBuf>),
+    /// Tables in a data source, shared by every instance that names it.
+    Table {
+        /// The logical database and data source (`log_data_source = "db.ds"`).
+        database: String,
+        data_source: String,
+    },
 }
 
 /// PostgreSQL password authentication method (as named in `pg_hba.conf`).
@@ -207,7 +254,7 @@ pub enum TransactionType {
     Local,
     /// Two-phase commit with XA.
     Xa,
-    /// Compensating transactions.
+    /// Compensating transactions (not implemented yet: refused by validation).
     Saga,
 }
 

@@ -28,6 +28,19 @@ pub(super) struct RawServer {
     pub log_level: Option<Spanned<String>>,
 }
 
+/// `[transaction]`: the XA coordinator's instance id, transaction log and recovery.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTransaction {
+    pub instance_id: Option<Spanned<String>>,
+    pub log: Option<Spanned<String>>,
+    pub log_path: Option<Spanned<String>>,
+    pub log_data_source: Option<Spanned<String>>,
+    pub recovery_interval_ms: Option<Spanned<u64>>,
+    pub lease_ms: Option<Spanned<u64>>,
+    pub orphan_timeout_ms: Option<Spanned<u64>>,
+}
+
 /// One `[[users]]` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -36,16 +36,19 @@ pub(super) fn validate(document: Document, cx: &Context<'_>, report: &mut Report
         document.databases.iter().map(|d| d.name.as_str()).collect();
     let server = server(document.server.as_ref(), cx, report);
     let users = users(&document.users, &database_names, cx, report);
-    let databases = document
+    let databases: BTreeMap<String, DatabaseConfig> = document
         .databases
         .iter()
         .filter_map(|d| database(d, cx, report).map(|db| (d.name.clone(), db)))
         .collect();
+    let transaction =
+        super::transaction::transaction(document.transaction.as_ref(), &databases, cx, report);
     Config {
         path: cx.path.to_path_buf(),
         server,
         users,
         databases,
+        transaction,
     }
 }
 
@@ -362,14 +365,25 @@ fn database(db: &DatabaseSection, cx: &Context<'_>, report: &mut Report) -> Opti
 
     let transaction = match &raw.transaction {
         None => TransactionType::Local,
-        Some(value) => TransactionType::from_name(value.get_ref()).unwrap_or_else(|| {
-            report.at(
-                Some(value.span()),
-                key("transaction"),
-                bad_value(value.get_ref(), TransactionType::ALL.map(|t| t.name())),
-            );
-            TransactionType::Local
-        }),
+        Some(value) => match TransactionType::from_name(value.get_ref()) {
+            Some(TransactionType::Saga) => {
+                report.at(
+                    Some(value.span()),
+                    key("transaction"),
+                    "SAGA transactions are not implemented yet; use \"LOCAL\" (one transaction per data source) or \"XA\" (two-phase commit, see docs/transactions.md)",
+                );
+                TransactionType::Local
+            }
+            Some(t) => t,
+            None => {
+                report.at(
+                    Some(value.span()),
+                    key("transaction"),
+                    bad_value(value.get_ref(), TransactionType::ALL.map(|t| t.name())),
+                );
+                TransactionType::Local
+            }
+        },
     };
 
     let data_sources = db
@@ -515,7 +529,7 @@ fn postgres_auth(
 }
 
 /// A number that must be greater than zero; `None` when absent (or zero, reported).
-fn positive<T>(value: Option<&Spanned<T>>, key: &str, report: &mut Report) -> Option<T>
+pub(super) fn positive<T>(value: Option<&Spanned<T>>, key: &str, report: &mut Report) -> Option<T>
 where
     T: Copy + Default + PartialEq,
 {
