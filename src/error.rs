@@ -81,6 +81,16 @@ pub enum Error {
     /// A sharding value no node takes (outside every range, a hint naming no node, ...).
     #[error("{0}")]
     Routing(String),
+    /// An XA transaction was rolled back on every data source before its commit decision
+    /// (a branch failed to prepare, the transaction log could not be written, ...).
+    #[error("{0}")]
+    XaRolledBack(String),
+    /// A statement that must run outside a transaction ran inside one.
+    #[error("{0}")]
+    InTransaction(String),
+    /// The application's own XA statement on a database with several data sources.
+    #[error("{0}")]
+    RawXa(String),
     /// A key generator failed (the clock stepped back too far).
     #[error("key generation failed: {0}")]
     KeyGeneration(String),

@@ -4,7 +4,9 @@ use crate::unique_name;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The dbmesh binary, built on first use (tests that need a separate process).
+/// The dbmesh binary, built on first use (tests that need a separate process), with the
+/// `failpoints` feature (inert unless `DBMESH_FAILPOINTS` is set; the tests' own dbmesh
+/// library has it too, so both builds share one compilation of the library).
 pub fn dbmesh_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -14,7 +16,7 @@ pub fn dbmesh_binary() -> PathBuf {
                 .unwrap()
                 .to_path_buf();
             let status = Command::new(env!("CARGO"))
-                .args(["build", "--bin", "dbmesh"])
+                .args(["build", "--bin", "dbmesh", "--features", "failpoints"])
                 .current_dir(&root)
                 .status()
                 .expect("cargo runs");
@@ -89,11 +91,20 @@ impl ChildProxy {
     /// Writes `toml` (whose MySQL listener must be `127.0.0.1:port`) to a temp dir, starts
     /// the binary and waits until the port accepts connections.
     pub async fn start(toml: &str, port: u16) -> ChildProxy {
+        Self::start_with_env(toml, port, &[]).await
+    }
+
+    /// [`ChildProxy::start`] with extra environment variables (`DBMESH_FAILPOINTS`).
+    pub async fn start_with_env(toml: &str, port: u16, env: &[(&str, &str)]) -> ChildProxy {
         let dir = TempDir::new("dbmesh_child");
         let config = dir.path.join("dbmesh.toml");
         std::fs::write(&config, toml).unwrap();
         let log = std::fs::File::create(dir.path.join("dbmesh.log")).unwrap();
-        let child = Command::new(dbmesh_binary())
+        let mut command = Command::new(dbmesh_binary());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command
             .arg("--config")
             .arg(&config)
             .stdout(std::process::Stdio::null())
@@ -120,6 +131,16 @@ impl ChildProxy {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits for the process to end on its own (an armed failpoint aborts it).
+    pub async fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// What the process logged so far.

@@ -48,6 +48,15 @@ pub const ORDERS_DDL: [&str; 3] = [
     "CREATE TABLE t_province (id INT NOT NULL PRIMARY KEY, name VARCHAR(32))",
 ];
 
+/// Extra configuration for [`ShardedDb::mysql_with`] / [`ShardedDb::postgres_with`].
+#[derive(Debug, Default, Clone)]
+pub struct Extra {
+    /// Keys added to `[databases.<logical>]`.
+    pub database_keys: String,
+    /// Tables appended to the file; `{logical}` is replaced by the logical name.
+    pub tables: String,
+}
+
 /// The physical databases behind one sharded logical database.
 pub enum Shards {
     Mysql(Vec<MysqlDatabase>),
@@ -104,12 +113,46 @@ impl ShardedDb {
             &urls,
             Shards::Postgres(shards),
             Some(user),
+            &Extra::default(),
         )
         .await
     }
 
     async fn start(backend: &str, rules: &str, urls: &[String], shards: Shards) -> ShardedDb {
-        Self::start_with(backend, rules, urls, shards, None).await
+        Self::start_with(backend, rules, urls, shards, None, &Extra::default()).await
+    }
+
+    /// [`ShardedDb::mysql`] with extra config: keys of the logical database's table
+    /// (`transaction = "XA"`) and tables at the end of the file (`[transaction]`, where
+    /// `{logical}` stands for the logical database's name).
+    pub async fn mysql_with(rules: &str, count: usize, extra: &Extra) -> ShardedDb {
+        let shards: Vec<MysqlDatabase> = (0..count)
+            .map(|i| MysqlDatabase::create(&format!("shard{i}")))
+            .collect();
+        let urls: Vec<String> = shards.iter().map(MysqlDatabase::url).collect();
+        Self::start_with("mysql", rules, &urls, Shards::Mysql(shards), None, extra).await
+    }
+
+    /// [`ShardedDb::postgres`] with extra config, as [`ShardedDb::mysql_with`].
+    pub async fn postgres_with(rules: &str, count: usize, extra: &Extra) -> ShardedDb {
+        let shards: Vec<PgDatabase> = (0..count)
+            .map(|i| PgDatabase::create(&format!("shard{i}")))
+            .collect();
+        let urls: Vec<String> = shards.iter().map(PgDatabase::url).collect();
+        Self::start_with(
+            "postgres",
+            rules,
+            &urls,
+            Shards::Postgres(shards),
+            None,
+            extra,
+        )
+        .await
+    }
+
+    /// The configuration the in-process dbmesh runs (for starting others like it).
+    pub fn toml(&self) -> &str {
+        &self.toml
     }
 
     async fn start_with(
@@ -118,6 +161,7 @@ impl ShardedDb {
         urls: &[String],
         shards: Shards,
         extra_user: Option<(&str, &str)>,
+        extra: &Extra,
     ) -> ShardedDb {
         let dir = TempDir::new("rules");
         let rules_path = dir.path.join("rules.toml");
@@ -148,9 +192,13 @@ databases = ["{logical}"]
 backend = "{backend}"
 default_data_source = "ds_0"
 rules = ["{rules}"]
+{database_keys}
 
-{sources}"#,
-            rules = rules_path.display()
+{sources}
+{tables}"#,
+            rules = rules_path.display(),
+            database_keys = extra.database_keys,
+            tables = extra.tables.replace("{logical}", &logical),
         );
         let proxy = Proxy::start(&toml).await;
         ShardedDb {

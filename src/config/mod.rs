@@ -744,7 +744,9 @@ url = "mysql://root@127.0.0.1:3306/shop_0"
             ],
             "{problems:?}"
         );
-        assert!(problems[0].message.contains("SAGA transactions are not implemented yet"));
+        assert!(problems[0]
+            .message
+            .contains("SAGA transactions are not implemented yet"));
         assert!(problems[2].message.contains("shop.ds_0"));
         assert!(problems.iter().all(|p| p.line.is_some()));
     }

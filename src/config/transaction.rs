@@ -34,7 +34,9 @@ pub(super) fn transaction(
         let value = id.get_ref();
         if value.is_empty()
             || value.len() > TransactionConfig::MAX_INSTANCE_ID
-            || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
             report.at(
                 Some(id.span()),
@@ -58,11 +60,8 @@ pub(super) fn transaction(
                     "only for log = \"table\"; a file log is written to log_path",
                 );
             }
-            config.log = TxnLogConfig::File(
-                raw.log_path
-                    .as_ref()
-                    .map(|p| cx.base_dir.join(p.get_ref())),
-            );
+            config.log =
+                TxnLogConfig::File(raw.log_path.as_ref().map(|p| cx.base_dir.join(p.get_ref())));
         }
         Some("table") => {
             if let Some(path) = &raw.log_path {
@@ -131,7 +130,11 @@ pub(super) fn transaction(
 fn data_source_list(databases: &BTreeMap<String, DatabaseConfig>) -> String {
     let all: Vec<String> = databases
         .values()
-        .flat_map(|db| db.data_sources.keys().map(move |ds| format!("{}.{ds}", db.name)))
+        .flat_map(|db| {
+            db.data_sources
+                .keys()
+                .map(move |ds| format!("{}.{ds}", db.name))
+        })
         .collect();
     if all.is_empty() {
         "(none)".into()

@@ -19,6 +19,8 @@ pub struct Session {
     /// True between BEGIN and COMMIT/ROLLBACK (as the backend reports it).
     pub in_transaction: bool,
     pub autocommit: bool,
+    /// `SET dbmesh_transaction_type`: overrides the database's `transaction` setting.
+    pub transaction_type: Option<crate::config::TransactionType>,
     /// Session-changing statements in the order they ran (`SET NAMES`, `SET @@x`, ...).
     set_statements: Vec<String>,
 }
@@ -31,6 +33,7 @@ impl Session {
             host,
             in_transaction: false,
             autocommit: true,
+            transaction_type: None,
             set_statements: Vec::new(),
         }
     }

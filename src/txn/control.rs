@@ -15,7 +15,10 @@ pub enum ControlConn {
 
 impl ControlConn {
     /// Connects to `url` with the data source's credentials.
-    pub async fn connect(url: &DataSourceUrl, timeout: std::time::Duration) -> Result<Self, TxnError> {
+    pub async fn connect(
+        url: &DataSourceUrl,
+        timeout: std::time::Duration,
+    ) -> Result<Self, TxnError> {
         let fail = |e: String| TxnError::Control {
             target: format!("{}:{}/{}", url.host, url.port, url.database),
             cause: e,

@@ -264,7 +264,9 @@ pub fn spawn(
     tokio::spawn(async move {
         let recovery = Recovery::default();
         let interval = coordinator.config.recovery_interval;
-        let tick = interval.min(coordinator.lease() / 3).max(Duration::from_millis(50));
+        let tick = interval
+            .min(coordinator.lease() / 3)
+            .max(Duration::from_millis(50));
         info!(
             instance = %coordinator.instance, log = %coordinator.log.describe(),
             "XA coordinator ready"
@@ -331,7 +333,10 @@ url = "mysql://root@127.0.0.1:3306/x"
         drop(txn);
         assert_eq!(verdict(&gtrid, &c, &[], Duration::ZERO), Verdict::Resolve);
         let earlier_boot = id("me", c.boot - 1);
-        assert_eq!(verdict(&earlier_boot, &c, &[], Duration::ZERO), Verdict::Resolve);
+        assert_eq!(
+            verdict(&earlier_boot, &c, &[], Duration::ZERO),
+            Verdict::Resolve
+        );
     }
 
     #[test]
@@ -343,8 +348,14 @@ url = "mysql://root@127.0.0.1:3306/x"
             alive,
         };
         let other = id("other", 7);
-        assert_eq!(verdict(&other, &c, &[lease(7, true)], Duration::ZERO), Verdict::Leave);
-        assert_eq!(verdict(&other, &c, &[lease(7, false)], Duration::ZERO), Verdict::Resolve);
+        assert_eq!(
+            verdict(&other, &c, &[lease(7, true)], Duration::ZERO),
+            Verdict::Leave
+        );
+        assert_eq!(
+            verdict(&other, &c, &[lease(7, false)], Duration::ZERO),
+            Verdict::Resolve
+        );
         assert_eq!(
             verdict(&other, &c, &[lease(8, true)], Duration::ZERO),
             Verdict::Resolve,
@@ -356,9 +367,18 @@ url = "mysql://root@127.0.0.1:3306/x"
     fn unknown_owners_wait_for_the_orphan_timeout() {
         let c = coordinator("");
         let stranger = id("stranger", 1);
-        assert_eq!(verdict(&stranger, &c, &[], Duration::from_secs(86_400)), Verdict::Leave);
+        assert_eq!(
+            verdict(&stranger, &c, &[], Duration::from_secs(86_400)),
+            Verdict::Leave
+        );
         let c = coordinator("orphan_timeout_ms = 1000");
-        assert_eq!(verdict(&stranger, &c, &[], Duration::from_millis(999)), Verdict::Leave);
-        assert_eq!(verdict(&stranger, &c, &[], Duration::from_secs(1)), Verdict::Resolve);
+        assert_eq!(
+            verdict(&stranger, &c, &[], Duration::from_millis(999)),
+            Verdict::Leave
+        );
+        assert_eq!(
+            verdict(&stranger, &c, &[], Duration::from_secs(1)),
+            Verdict::Resolve
+        );
     }
 }

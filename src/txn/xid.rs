@@ -28,7 +28,11 @@ pub struct GlobalId {
 
 impl fmt::Display for GlobalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX}{}-{:x}-{:x}", self.instance, self.boot, self.seq)
+        write!(
+            f,
+            "{PREFIX}{}-{:x}-{:x}",
+            self.instance, self.boot, self.seq
+        )
     }
 }
 
@@ -40,7 +44,10 @@ impl GlobalId {
         let seq = u64::from_str_radix(parts.next()?, 16).ok()?;
         let boot = u64::from_str_radix(parts.next()?, 16).ok()?;
         let instance = parts.next()?;
-        if instance.is_empty() || !instance.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        if instance.is_empty()
+            || !instance
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
             return None;
         }
@@ -151,7 +158,10 @@ mod tests {
         assert_eq!(b.mysql_xid(), "'dbmesh-pod_7-18c2f00d123-2a','ds_1'");
         assert_eq!(b.pg_gid(), "dbmesh-pod_7-18c2f00d123-2a.ds_1");
         assert_eq!(Branch::from_pg_gid(&b.pg_gid()), Some(b.clone()));
-        assert_eq!(Branch::from_mysql(b.gtrid.to_string().as_bytes(), b"ds_1"), Some(b));
+        assert_eq!(
+            Branch::from_mysql(b.gtrid.to_string().as_bytes(), b"ds_1"),
+            Some(b)
+        );
         assert_eq!(Branch::from_pg_gid("someone-else.ds"), None);
     }
 

@@ -119,6 +119,15 @@ impl FileLog {
     }
 
     pub async fn decisions(&self) -> Result<HashSet<String>, TxnError> {
+        let unopened = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
+        if unopened && !self.path.exists() {
+            // Nothing decided yet: leave the file uncreated until the first decision.
+            return Ok(HashSet::new());
+        }
         self.with(|s| Ok(s.outstanding.keys().cloned().collect()))
             .await
     }
@@ -220,14 +229,20 @@ mod tests {
         log.record_commit(&gtrid(1), &["ds_0".into(), "ds_1".into()])
             .await
             .unwrap();
-        log.record_commit(&gtrid(2), &["ds_0".into()]).await.unwrap();
+        log.record_commit(&gtrid(2), &["ds_0".into()])
+            .await
+            .unwrap();
         log.forget(&[gtrid(2).to_string()]).await.unwrap();
         drop(log);
         let reopened = FileLog::new(path.clone());
         let decided = reopened.decisions().await.unwrap();
         assert_eq!(decided, HashSet::from([gtrid(1).to_string()]));
         reopened.forget(&[gtrid(1).to_string()]).await.unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "trimmed when empty");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "trimmed when empty"
+        );
         let _ = std::fs::remove_file(&path);
     }
 
@@ -240,7 +255,9 @@ mod tests {
             log.decisions().await.unwrap(),
             HashSet::from([gtrid(1).to_string()])
         );
-        log.record_commit(&gtrid(2), &["ds_1".into()]).await.unwrap();
+        log.record_commit(&gtrid(2), &["ds_1".into()])
+            .await
+            .unwrap();
         drop(log);
         let reopened = FileLog::new(path.clone());
         assert_eq!(reopened.decisions().await.unwrap().len(), 2);

@@ -76,7 +76,8 @@ impl TableLog {
             ] {
                 conn.execute(ddl).await.map_err(|e| self.error(e))?;
             }
-            self.created.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.created
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(conn)
     }

@@ -22,6 +22,9 @@ pub mod code {
     pub const ER_PARSE_ERROR: u16 = 1064;
     pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
     pub const ER_MALFORMED_PACKET: u16 = 1835;
+    pub const ER_XAER_NOTA: u16 = 1397;
+    pub const ER_XA_RBROLLBACK: u16 = 1402;
+    pub const ER_CANT_CHANGE_TX_CHARACTERISTICS: u16 = 1568;
     pub const CR_CONN_HOST_ERROR: u16 = 2003;
     pub const CR_SERVER_LOST: u16 = 2013;
 }
@@ -90,6 +93,11 @@ impl From<&Error> for MysqlError {
             Error::Unroutable(_) | Error::ShardingKeyChange { .. } => {
                 MysqlError::new(ER_NOT_SUPPORTED_YET, "42000", msg)
             }
+            Error::XaRolledBack(_) => MysqlError::new(ER_XA_RBROLLBACK, "XA100", msg),
+            Error::InTransaction(_) => {
+                MysqlError::new(ER_CANT_CHANGE_TX_CHARACTERISTICS, "25001", msg)
+            }
+            Error::RawXa(_) => MysqlError::new(ER_NOT_SUPPORTED_YET, "0A000", msg),
             Error::Routing(_) | Error::KeyGeneration(_) => {
                 MysqlError::new(ER_UNKNOWN_ERROR, "HY000", msg)
             }

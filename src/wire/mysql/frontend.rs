@@ -442,6 +442,13 @@ impl ClientConn {
 
     /// One statement (or a multi-statement string passed through whole).
     pub(crate) async fn one_query(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
+        if let Some(parsed) = std::str::from_utf8(&payload[1..])
+            .ok()
+            .and_then(crate::txn::session_statement::parse)
+        {
+            self.set_transaction_type(parsed);
+            return Ok(());
+        }
         let kind = std::str::from_utf8(&payload[1..])
             .map(classify)
             .unwrap_or(StatementKind::Other);

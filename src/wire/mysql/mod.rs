@@ -26,6 +26,7 @@ pub mod session_commands;
 pub mod sharded;
 pub mod sharded_prepared;
 pub mod sharded_txn;
+pub mod sharded_xa;
 pub mod table_columns;
 
 pub use frontend::serve_client;

@@ -67,6 +67,10 @@ impl ClientConn {
         if self.answer_last_insert_id(&text) {
             return Ok(());
         }
+        if let Some(e) = self.refuse_raw_xa(&database, &text) {
+            self.send_error(&e);
+            return Ok(());
+        }
         let planned = self
             .prepare_route(&database, &router, &text)
             .await

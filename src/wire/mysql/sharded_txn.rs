@@ -17,6 +17,7 @@ use super::ok::STATUS_IN_TRANS;
 use super::response::ResponseKind;
 use crate::error::Error;
 use crate::route::shard::PlanKind;
+use crate::txn::XaTxn;
 
 /// Savepoint statements kept for data sources that join later; beyond this a transaction's
 /// oldest savepoints are forgotten (a data source joining then cannot roll back to them).
@@ -30,7 +31,10 @@ pub(crate) struct ShardedTxn {
     prelude: Vec<String>,
     /// A data source whose connection broke after joining: the transaction is gone there,
     /// so COMMIT rolls back everywhere and says so.
-    lost: Option<String>,
+    pub(crate) lost: Option<String>,
+    /// The global transaction when the session runs XA (`sharded_xa.rs`): each data source
+    /// joins with `XA START` of its branch instead of the client's BEGIN.
+    pub(crate) xa: Option<XaTxn>,
 }
 
 impl ShardedTxn {
@@ -87,8 +91,11 @@ impl ClientConn {
         let Some(txn) = &self.txn else {
             return Ok(());
         };
-        let prelude = txn.prelude.clone();
+        let mut prelude = txn.prelude.clone();
         let held = &mut self.backends[index];
+        if let Some(xa) = &txn.xa {
+            prelude[0] = format!("XA START {}", xa.branch(&held.ds.name).mysql_xid());
+        }
         for (i, sql) in prelude.iter().enumerate() {
             match held.conn.query_internal(sql).await {
                 Ok(Ok(())) => {}
@@ -127,9 +134,11 @@ impl ClientConn {
                 return;
             }
         }
+        let xa = self.xa_wanted().then(|| self.rt.xa.begin());
         self.txn = Some(ShardedTxn {
             prelude: vec![sql.to_string()],
             lost: None,
+            xa,
         });
         self.session.in_transaction = true;
         self.send_ok();
@@ -149,7 +158,12 @@ impl ClientConn {
     /// a connection is rolled back everywhere instead of committed. Returns the error to
     /// report: the lost connection, or the first data source that failed, named.
     async fn finish_transaction(&mut self, commit: bool, sql: &str) -> Option<MysqlError> {
-        let lost = self.txn.take().and_then(|t| t.lost);
+        let mut txn = self.txn.take();
+        if let Some(xa) = txn.as_mut().and_then(|t| t.xa.take()) {
+            let lost = txn.and_then(|t| t.lost);
+            return self.finish_xa(xa, lost, commit).await;
+        }
+        let lost = txn.and_then(|t| t.lost);
         let sql = if lost.is_some() { "ROLLBACK" } else { sql };
         let all: Vec<usize> = (0..self.backends.len()).collect();
         let failed = self.run_on_backends(&all, sql).await;

@@ -55,6 +55,9 @@ pub fn sqlstate(e: &Error) -> (&'static str, String) {
         Error::SqlParse(_) => ("42601", e.to_string()),
         Error::Routing(_) => ("22023", e.to_string()),
         Error::KeyGeneration(_) => ("XX000", e.to_string()),
+        Error::XaRolledBack(_) => ("40000", e.to_string()),
+        Error::InTransaction(_) => ("25001", e.to_string()),
+        Error::RawXa(_) => ("0A000", e.to_string()),
     }
 }
 
