@@ -22,6 +22,7 @@ pub mod sharded;
 mod sharded_extended;
 mod sharded_simple;
 mod sharded_txn;
+mod sharded_xa;
 pub mod statements;
 
 pub use frontend::serve_client;

@@ -51,6 +51,16 @@ impl Backends {
         b
     }
 
+    /// The logical database the session uses.
+    pub fn database(&self) -> &LogicalDatabase {
+        &self.db
+    }
+
+    /// The running proxy.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.rt
+    }
+
     /// The default data source's name.
     pub fn default_name(&self) -> &str {
         &self.db.config.default_data_source

@@ -53,6 +53,9 @@ impl ShardedSession {
     }
 
     async fn simple_statement(&mut self, statement: &str) -> Result<Outcome, Broken> {
+        if let Some(outcome) = self.transaction_type_statement(statement) {
+            return Ok(outcome);
+        }
         match classify(statement) {
             StatementKind::Preview(inner) => Ok(self.preview(&inner, true)),
             StatementKind::SessionSet => self.session_set(statement).await,

@@ -25,6 +25,7 @@ use super::extended_messages::write_unit;
 use super::fanout::UnitProtocol;
 use super::sharded::{command_tag, next_message, send, Broken, Outcome, ShardedSession};
 use crate::route::shard::{PlanKind, Unit};
+use crate::txn::XaTxn;
 
 /// The transaction dbmesh runs over the data sources.
 #[derive(Debug)]
@@ -38,6 +39,9 @@ pub struct Txn {
     joined: Vec<String>,
     /// An error reached the client since the transaction began.
     pub failed: bool,
+    /// The global transaction when the session runs XA (`sharded_xa.rs`): COMMIT over
+    /// several data sources prepares them all first.
+    pub xa: Option<XaTxn>,
 }
 
 /// The messages a data source answers per statement when joining: CloseComplete twice,
@@ -50,6 +54,8 @@ pub struct EverywhereAnswers {
     pub error: Option<Vec<u8>>,
     /// CommandComplete tags, in data source order.
     pub tags: Vec<String>,
+    /// Per target, in order: its last CommandComplete tag, `None` when it failed.
+    pub outcomes: Vec<Option<String>>,
 }
 
 impl ShardedSession {
@@ -72,11 +78,13 @@ impl ShardedSession {
                         "there is already a transaction in progress",
                     ));
                 } else {
+                    let xa = self.xa_wanted().then(|| self.backends.runtime().xa.begin());
                     self.txn = Some(Txn {
                         begin: sql,
                         replay: Vec::new(),
                         joined: Vec::new(),
                         failed: false,
+                        xa,
                     });
                 }
                 self.complete(leading_keyword_tag(statement));
@@ -113,6 +121,11 @@ impl ShardedSession {
             }
             self.complete(tag);
             return Ok(Outcome::Done);
+        }
+        if let Some(xa) = txn.and_then(|t| t.xa) {
+            if kind == PlanKind::Commit && !failed && targets.len() > 1 {
+                return self.commit_two_phase(xa, &targets, tag).await;
+            }
         }
         let sql = if kind == PlanKind::Commit && failed {
             "ROLLBACK"
@@ -193,7 +206,21 @@ impl ShardedSession {
         targets: &[String],
         sql: &str,
     ) -> Result<EverywhereAnswers, Broken> {
-        for ds in targets {
+        let work: Vec<(String, String)> = targets
+            .iter()
+            .map(|ds| (ds.clone(), sql.to_string()))
+            .collect();
+        self.everywhere_each(&work, None).await
+    }
+
+    /// Runs one simple query per data source (`work`: data source, SQL), all at once;
+    /// `failpoint` is hit after the first answer is read.
+    pub(super) async fn everywhere_each(
+        &mut self,
+        work: &[(String, String)],
+        failpoint: Option<&str>,
+    ) -> Result<EverywhereAnswers, Broken> {
+        for (ds, sql) in work {
             let conn = self.backends.get(ds).expect("a held connection");
             frontend::query(sql, &mut conn.writer.buf).map_err(|e| Broken::Backend {
                 data_source: ds.clone(),
@@ -207,9 +234,11 @@ impl ShardedSession {
         let mut answers = EverywhereAnswers {
             error: None,
             tags: Vec::new(),
+            outcomes: Vec::new(),
         };
-        for (i, ds) in targets.iter().enumerate() {
+        for (i, (ds, _)) in work.iter().enumerate() {
             let conn = self.backends.get(ds).expect("a held connection");
+            let mut outcome = Some(String::new());
             loop {
                 let (tag, msg) = next_message(conn, ds, &mut self.writer).await?;
                 match tag {
@@ -218,16 +247,29 @@ impl ShardedSession {
                         conn.healthy = true;
                         break;
                     }
-                    b'E' if answers.error.is_none() => {
-                        answers.error = Some(if targets.len() > 1 {
-                            on_data_source(&msg, ds)
-                        } else {
-                            msg.to_vec()
-                        });
+                    b'E' => {
+                        outcome = None;
+                        if answers.error.is_none() {
+                            answers.error = Some(if work.len() > 1 {
+                                on_data_source(&msg, ds)
+                            } else {
+                                msg.to_vec()
+                            });
+                        }
                     }
-                    b'C' => answers.tags.push(command_tag(&msg).to_string()),
+                    b'C' => {
+                        let t = command_tag(&msg).to_string();
+                        answers.tags.push(t.clone());
+                        outcome = Some(t);
+                    }
                     b'S' | b'N' if i == 0 => self.writer.write_raw(&msg),
                     _ => {}
+                }
+            }
+            answers.outcomes.push(outcome);
+            if i == 0 {
+                if let Some(name) = failpoint {
+                    crate::txn::failpoint::hit(name);
                 }
             }
         }
