@@ -196,13 +196,23 @@ impl ClientConn {
 
     /// Runs one statement per data source (each on the session's connection to it),
     /// concurrently: all sent, then answers read in order. Results in the same order;
-    /// a data source without a connection (it broke) fails. `failpoint` is hit after the
-    /// first answer is read.
+    /// a data source without a connection (it broke) fails. When `failpoint` is armed
+    /// (crash tests) only the first statement runs, then the process aborts.
     async fn run_each(
         &mut self,
         work: &[(String, String)],
         failpoint: Option<&str>,
     ) -> Vec<Result<(), MysqlError>> {
+        if let Some(name) = failpoint.filter(|n| failpoint::armed(n)) {
+            let first = self.exchange(&work[..1]).await;
+            failpoint::hit(name);
+            return first;
+        }
+        self.exchange(work).await
+    }
+
+    /// [`ClientConn::run_each`] without failpoints.
+    async fn exchange(&mut self, work: &[(String, String)]) -> Vec<Result<(), MysqlError>> {
         let mut results: Vec<Result<(), MysqlError>> = Vec::with_capacity(work.len());
         let mut sent = Vec::with_capacity(work.len());
         for (ds, sql) in work {
@@ -225,7 +235,7 @@ impl ClientConn {
                 }
             }
         }
-        for (n, (slot, i)) in sent.into_iter().enumerate() {
+        for (slot, i) in sent {
             let held = &mut self.backends[i];
             results[slot] = match held.conn.read_internal(ResponseKind::Query).await {
                 Ok(Ok(_)) => Ok(()),
@@ -238,11 +248,6 @@ impl ClientConn {
                     Err(lost_error(&held.ds.name, &e.to_string()))
                 }
             };
-            if n == 0 {
-                if let Some(name) = failpoint {
-                    failpoint::hit(name);
-                }
-            }
         }
         results
     }

@@ -213,13 +213,23 @@ impl ShardedSession {
         self.everywhere_each(&work, None).await
     }
 
-    /// Runs one simple query per data source (`work`: data source, SQL), all at once;
-    /// `failpoint` is hit after the first answer is read.
+    /// Runs one simple query per data source (`work`: data source, SQL), all at once.
+    /// When `failpoint` is armed (crash tests) only the first runs, then the process aborts.
     pub(super) async fn everywhere_each(
         &mut self,
         work: &[(String, String)],
         failpoint: Option<&str>,
     ) -> Result<EverywhereAnswers, Broken> {
+        if let Some(name) = failpoint.filter(|n| crate::txn::failpoint::armed(n)) {
+            let first = self.exchange(&work[..1]).await;
+            crate::txn::failpoint::hit(name);
+            return first;
+        }
+        self.exchange(work).await
+    }
+
+    /// [`ShardedSession::everywhere_each`] without failpoints.
+    async fn exchange(&mut self, work: &[(String, String)]) -> Result<EverywhereAnswers, Broken> {
         for (ds, sql) in work {
             let conn = self.backends.get(ds).expect("a held connection");
             frontend::query(sql, &mut conn.writer.buf).map_err(|e| Broken::Backend {
@@ -267,11 +277,6 @@ impl ShardedSession {
                 }
             }
             answers.outcomes.push(outcome);
-            if i == 0 {
-                if let Some(name) = failpoint {
-                    crate::txn::failpoint::hit(name);
-                }
-            }
         }
         Ok(answers)
     }
