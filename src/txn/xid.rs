@@ -117,7 +117,7 @@ mod tests {
     fn id() -> GlobalId {
         GlobalId {
             instance: "pod_7".into(),
-            boot: 0x18c2_f00d_123,
+            boot: 0x018c_2f00_d123,
             seq: 42,
         }
     }
