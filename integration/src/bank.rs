@@ -92,6 +92,26 @@ impl ShardedDb {
             .collect()
     }
 
+    /// Kills, on the server, every connection dbmesh holds to MySQL data source `ds_<i>`.
+    pub async fn mysql_kill_connections_to(&self, i: usize) -> usize {
+        let database = match &self.shards {
+            crate::Shards::Mysql(dbs) => dbs[i].name.clone(),
+            crate::Shards::Postgres(_) => panic!("not a MySQL sharded database"),
+        };
+        let ids: Vec<u64> = self
+            .mysql_direct_query(
+                i,
+                &format!("SELECT id FROM information_schema.processlist WHERE db = '{database}' AND id <> CONNECTION_ID()"),
+            )
+            .await;
+        for id in &ids {
+            let _ = self
+                .mysql_direct_query::<u8>(i, &format!("KILL {id}"))
+                .await;
+        }
+        ids.len()
+    }
+
     /// Prepared transactions of `instance` in either PostgreSQL data source's database.
     pub async fn pg_prepared(&self, instance: &str) -> Vec<String> {
         let mut all = Vec::new();

@@ -220,3 +220,28 @@ async fn application_xa_passes_through_on_one_data_source() {
     let rows: Vec<i32> = conn.query("SELECT id FROM t").await.unwrap();
     assert_eq!(rows, [1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_lost_before_commit_rolls_back_every_branch() {
+    let bank = bank(r#"transaction = "XA""#).await;
+    let mut conn = Conn::new(bank.db.mysql_opts()).await.unwrap();
+    conn.query_drop("BEGIN").await.unwrap();
+    for sql in transfer_statements(1, 2, 10) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    assert!(bank.db.mysql_kill_connections_to(1).await >= 1);
+    let (code, _, message) = server_error(conn.query_drop("COMMIT").await);
+    assert!(message.contains("ds_1"), "{code} {message}");
+    assert!(message.contains("rolled back"), "{code} {message}");
+    assert_eq!(bank.db.mysql_balances().await, expected_balances(&[]));
+    assert!(bank.db.mysql_prepared(&bank.instance).await.is_empty());
+    assert!(!bank.log.exists(), "no decision was taken");
+    assert!(
+        transfer(&mut conn, 1, 2, 10).await,
+        "the connection stays usable"
+    );
+    assert_eq!(
+        bank.db.mysql_balances().await,
+        expected_balances(&[(1, 2, 10)])
+    );
+}

@@ -244,3 +244,29 @@ async fn application_two_phase_statements_pass_through_on_one_data_source() {
         .get(0);
     assert_eq!(n, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_failing_to_prepare_rolls_back_the_prepared_ones() {
+    let bank = bank(r#"transaction = "XA""#).await;
+    let client = bank.db.pg_client().await;
+    client.batch_execute("BEGIN").await.unwrap();
+    for sql in transfer_statements(1, 2, 10) {
+        client.batch_execute(&sql).await.unwrap();
+    }
+    // PostgreSQL cannot prepare a transaction that used a temporary table (on ds_0).
+    client
+        .batch_execute("CREATE TEMP TABLE scratch (a INT)")
+        .await
+        .unwrap();
+    let e = client.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(pg_sqlstate(&e), "0A000", "{e:?}");
+    assert!(format!("{e:?}").contains("ds_0"), "{e:?}");
+    assert_eq!(bank.db.pg_balances().await, expected_balances(&[]));
+    assert!(bank.db.pg_prepared(&bank.instance).await.is_empty());
+    assert!(!bank.log.exists(), "no decision was taken");
+    assert!(transfer(&client, 1, 2, 10).await, "the session goes on");
+    assert_eq!(
+        bank.db.pg_balances().await,
+        expected_balances(&[(1, 2, 10)])
+    );
+}
