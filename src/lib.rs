@@ -14,6 +14,7 @@ pub mod route;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod tls;
 pub mod wire;
 
 pub use server::Server;

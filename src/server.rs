@@ -129,7 +129,8 @@ async fn probe_mysql(config: &Config) -> ServerInfo {
             }
         }
     }
-    // Compression and TLS are not offered (yet); never let them through.
+    // Compression is not offered; TLS is dbmesh's own business (the frontend announces
+    // CLIENT_SSL when `server.tls_cert` is set), whatever the backend offers.
     info.capabilities &= !(CapabilityFlags::CLIENT_COMPRESS | CapabilityFlags::CLIENT_SSL);
     if let Some(v) = &config.server.mysql_server_version {
         info.version = v.clone();

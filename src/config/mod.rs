@@ -19,6 +19,8 @@ mod field_names;
 mod model;
 mod raw;
 pub mod rules;
+#[cfg(test)]
+mod tls_tests;
 mod validate;
 
 use std::path::Path;
@@ -236,6 +238,7 @@ url = "postgres://postgres@127.0.0.1/shop_ds_0"
                 password: String::new(),
                 database: "shop_ds_0".into(),
                 params: vec![],
+                tls: None,
             }
         );
         let ds_1 = &shop.data_sources["ds_1"];

@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub snowflake_worker_id: Option<u16>,
     /// Log filter (e.g. `info` or `dbmesh=debug`); `None` = `RUST_LOG` or the binary's default.
     pub log_level: Option<String>,
+    /// `tls_cert` / `tls_key` / `tls_min_version`: TLS offered to clients of both
+    /// listeners; `None` = plain TCP only (clients asking for TLS are told no).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl ServerConfig {
@@ -156,6 +159,8 @@ pub struct UserConfig {
     pub postgres_auth: PostgresAuthMethod,
     /// May run admin statements.
     pub admin: bool,
+    /// Logins over plain TCP are refused; only TLS connections may log in as this user.
+    pub require_tls: bool,
 }
 
 impl UserConfig {
@@ -282,6 +287,7 @@ mod tests {
             mysql_auth_plugin: None,
             postgres_auth: PostgresAuthMethod::default(),
             admin: false,
+            require_tls: false,
         }
     }
 

@@ -26,6 +26,10 @@ pub(super) struct RawServer {
     pub worker_threads: Option<Spanned<usize>>,
     pub snowflake_worker_id: Option<Spanned<i64>>,
     pub log_level: Option<Spanned<String>>,
+    // TLS towards clients (docs/tls.md).
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    pub tls_min_version: Option<Spanned<String>>,
 }
 
 /// One `[[users]]` entry.
@@ -41,6 +45,8 @@ pub(super) struct RawUser {
     pub postgres_auth: Option<Spanned<String>>,
     #[serde(default)]
     pub admin: bool,
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 /// One `[databases.<name>]` table.

@@ -35,7 +35,13 @@ pub(super) fn validate(document: Document, cx: &Context<'_>, report: &mut Report
     let database_names: BTreeSet<&str> =
         document.databases.iter().map(|d| d.name.as_str()).collect();
     let server = server(document.server.as_ref(), cx, report);
-    let users = users(&document.users, &database_names, cx, report);
+    let users = users(
+        &document.users,
+        &database_names,
+        server.tls.is_some(),
+        cx,
+        report,
+    );
     let databases = document
         .databases
         .iter()
@@ -68,6 +74,7 @@ fn server(
         worker_threads: None,
         snowflake_worker_id: None,
         log_level: None,
+        tls: None,
     };
     let Some(section) = section else {
         report.at(
@@ -206,12 +213,71 @@ fn server(
         }
         server.log_level = Some(level.get_ref().clone());
     }
+    server.tls = server_tls(raw, cx, report);
     server
+}
+
+/// `tls_cert` + `tls_key` (+ `tls_min_version`): both files exist, parse, and belong
+/// together.
+fn server_tls(
+    raw: &RawServer,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<crate::tls::ServerTls> {
+    use crate::tls::{ServerTls, TlsVersion};
+    let key = |field: &str| child_key("server", field);
+    let min_version = match &raw.tls_min_version {
+        None => TlsVersion::default(),
+        Some(v) => TlsVersion::from_name(v.get_ref()).unwrap_or_else(|| {
+            report.at(
+                Some(v.span()),
+                key("tls_min_version"),
+                bad_value(v.get_ref(), TlsVersion::ALL.map(|t| t.name())),
+            );
+            TlsVersion::default()
+        }),
+    };
+    let cert = existing_file(raw.tls_cert.as_ref(), &key("tls_cert"), cx, report);
+    let private = existing_file(raw.tls_key.as_ref(), &key("tls_key"), cx, report);
+    match (&raw.tls_cert, &raw.tls_key) {
+        (Some(_), None) => report.at(
+            raw.tls_cert.as_ref().map(|c| c.span()),
+            key("tls_key"),
+            "tls_cert is set but tls_key is not; TLS needs both the certificate and its private key",
+        ),
+        (None, Some(_)) => report.at(
+            raw.tls_key.as_ref().map(|k| k.span()),
+            key("tls_cert"),
+            "tls_key is set but tls_cert is not; TLS needs both the certificate and its private key",
+        ),
+        (None, None) => {
+            if let Some(v) = &raw.tls_min_version {
+                report.at(
+                    Some(v.span()),
+                    key("tls_min_version"),
+                    "has no effect without tls_cert and tls_key",
+                );
+            }
+        }
+        (Some(_), Some(_)) => {}
+    }
+    let (cert, private) = (cert?, private?);
+    if !cert.is_file() || !private.is_file() {
+        return None; // already reported
+    }
+    match ServerTls::load(&cert, &private, min_version) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            report.at(raw.tls_cert.as_ref().map(|c| c.span()), key("tls_cert"), e);
+            None
+        }
+    }
 }
 
 fn users(
     sections: &[Section<RawUser>],
     database_names: &BTreeSet<&str>,
+    tls_configured: bool,
     cx: &Context<'_>,
     report: &mut Report,
 ) -> Vec<UserConfig> {
@@ -275,6 +341,14 @@ fn users(
             }
         }
 
+        if raw.require_tls && !tls_configured {
+            report.at(
+                Some(section.span.clone()),
+                key("require_tls"),
+                format!("user `{name}` requires TLS but the server offers none; set server.tls_cert and server.tls_key"),
+            );
+        }
+
         users.push(UserConfig {
             name: name.clone(),
             password: password.unwrap_or_default(),
@@ -286,6 +360,7 @@ fn users(
             ),
             postgres_auth: postgres_auth(raw.postgres_auth.as_ref(), &key("postgres_auth"), report),
             admin: raw.admin,
+            require_tls: raw.require_tls,
         });
     }
     users
@@ -450,11 +525,59 @@ fn data_source(
     if let Some(password) = password {
         url.password = password;
     }
+    url.tls = backend_tls(&url, &raw.url, &key("url"), cx, report);
     Some(DataSourceConfig {
         name: name.to_string(),
         url,
         max_connections,
     })
+}
+
+/// The TLS a data source URL asks for: a known mode, and a CA file that exists and
+/// holds certificates (relative paths start at the config file's directory).
+fn backend_tls(
+    url: &DataSourceUrl,
+    raw: &Spanned<String>,
+    key: &str,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<crate::tls::BackendTls> {
+    use crate::tls::{BackendTls, BackendTlsMode};
+    let (mode, ca) = url.tls_params();
+    let mode = match mode {
+        None => BackendTlsMode::Disable,
+        Some((name, value)) => match BackendTlsMode::from_name(value) {
+            Some(m) => m,
+            None => {
+                report.at(
+                    Some(raw.span()),
+                    key,
+                    format!(
+                        "{name}={value} is not a TLS mode; use one of disable, prefer, require, verify-ca, verify-full (or DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY)"
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    if mode == BackendTlsMode::Disable {
+        if let Some((name, _)) = ca {
+            report.at(
+                Some(raw.span()),
+                key,
+                format!("{name} has no effect without a TLS mode; add sslmode=verify-full (PostgreSQL) or ssl-mode=VERIFY_IDENTITY (MySQL)"),
+            );
+        }
+        return None;
+    }
+    let ca_path = ca.map(|(_, path)| cx.base_dir.join(path));
+    match BackendTls::new(mode, &url.host, ca_path.as_deref()) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            report.at(Some(raw.span()), key, e);
+            None
+        }
+    }
 }
 
 fn listen_address(

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -16,7 +15,7 @@ use super::err::{code, MysqlError};
 use super::handshake::{self, AuthIo};
 use super::kill::KillTarget;
 use super::ok::{ok_payload, STATUS_AUTOCOMMIT, STATUS_IN_TRANS, STATUS_MORE_RESULTS};
-use super::packet::{PacketError, PacketReader, PacketWriter};
+use super::packet::{read_packet_unbuffered, Packet, PacketError, PacketReader, PacketWriter};
 use super::prepared::PreparedStatement;
 use super::relay::{relay, RelayEnd, RelayError};
 use super::response::{ResponseKind, ResponseTracker};
@@ -29,6 +28,7 @@ use crate::execute::DataSource;
 use crate::server::Runtime;
 use crate::session::Session;
 use crate::sql::{classify, StatementKind};
+use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 pub(crate) const COM_QUIT: u8 = 0x01;
 pub(crate) const COM_INIT_DB: u8 = 0x02;
@@ -70,10 +70,7 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
     let span = info_span!("mysql", conn = id, peer = %peer);
     async move {
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        let reader = PacketReader::new(r, rt.config.server.max_packet_size as usize);
-        let writer = PacketWriter::new(w);
-        let login = ClientConn::handshake(rt, id, peer, reader, writer);
+        let login = ClientConn::handshake(rt, id, peer, Stream::Plain(stream));
         let Ok(Some(mut client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await
         else {
             return;
@@ -87,8 +84,8 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
 
 pub(crate) struct ClientConn {
     pub rt: Arc<Runtime>,
-    pub reader: PacketReader<OwnedReadHalf>,
-    pub writer: PacketWriter<OwnedWriteHalf>,
+    pub reader: PacketReader<ReadHalf>,
+    pub writer: PacketWriter<WriteHalf>,
     pub connection_id: u32,
     pub nonce: [u8; 20],
     pub capabilities: CapabilityFlags,
@@ -100,6 +97,8 @@ pub(crate) struct ClientConn {
     pub next_statement_id: u32,
     /// Next sequence id towards the client within the current command.
     pub seq: u8,
+    /// The client connection is TLS.
+    pub over_tls: bool,
     /// Signalled by another connection's `KILL CONNECTION <our id>`.
     pub killed: Arc<tokio::sync::Notify>,
     /// The backend thread `KILL QUERY <our id>` currently targets.
@@ -123,16 +122,40 @@ impl ClientConn {
         rt: Arc<Runtime>,
         connection_id: u32,
         peer: String,
-        mut reader: PacketReader<OwnedReadHalf>,
-        mut writer: PacketWriter<OwnedWriteHalf>,
+        mut stream: Stream,
     ) -> Option<ClientConn> {
         let nonce = auth::new_nonce();
-        let info = rt.mysql.clone();
+        let mut info = rt.mysql.clone();
+        let tls = rt.config.server.tls.as_ref();
+        if tls.is_some() {
+            info.capabilities |= CapabilityFlags::CLIENT_SSL;
+        }
+        let max = rt.config.server.max_packet_size as usize;
         let mut seq = 0u8;
-        writer.write_packet(&mut seq, &handshake::greeting(&info, connection_id, &nonce));
-        writer.flush().await.ok()?;
+        let mut greeting = PacketWriter::new(&mut stream);
+        greeting.write_packet(&mut seq, &handshake::greeting(&info, connection_id, &nonce));
+        greeting.flush().await.ok()?;
 
-        let hello = match reader.read_packet_seq(seq).await {
+        // Until TLS is settled the connection is read packet by packet, unbuffered.
+        let mut first = read_in_sequence(&mut stream, max, seq).await;
+        if let (Some(tls), Ok(pkt)) = (tls, &first) {
+            if handshake::is_ssl_request(&pkt.payload) {
+                seq = pkt.seq.wrapping_add(1);
+                stream = match stream.accept_tls(&tls.acceptor()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        debug!("TLS handshake failed: {e}");
+                        return None;
+                    }
+                };
+                first = read_in_sequence(&mut stream, max, seq).await;
+            }
+        }
+        let over_tls = stream.is_tls();
+        let (r, w) = stream.into_split();
+        let mut reader = PacketReader::new(r, max);
+        let mut writer = PacketWriter::new(w);
+        let hello = match first {
             Ok(pkt) => handshake::parse_hello(&pkt.payload),
             Err(e) => {
                 debug!("handshake failed: {e}");
@@ -174,6 +197,7 @@ impl ClientConn {
                 &nonce,
                 &hello.plugin,
                 hello.auth_data.clone(),
+                over_tls,
             )
             .await
             .ok()?,
@@ -200,6 +224,7 @@ impl ClientConn {
             statements: HashMap::new(),
             next_statement_id: 1,
             seq,
+            over_tls,
             killed: Arc::new(tokio::sync::Notify::new()),
             kill_thread: None,
             txn: None,
@@ -212,6 +237,14 @@ impl ClientConn {
                 user: hello.user.clone(),
                 host: peer,
                 using_password: !hello.auth_data.is_empty(),
+            });
+            let _ = conn.writer.flush().await;
+            return None;
+        }
+        if conn.session.user.require_tls && !over_tls {
+            conn.send_error(&Error::TlsRequired {
+                user: hello.user.clone(),
+                host: peer,
             });
             let _ = conn.writer.flush().await;
             return None;
@@ -668,6 +701,22 @@ impl ClientConn {
 
 /// Turns a framing failure into the ERR packet the client gets before the connection closes
 /// (none when the client simply went away).
+/// The next connection-phase packet, which must carry sequence id `expected`.
+async fn read_in_sequence(
+    stream: &mut Stream,
+    max: usize,
+    expected: u8,
+) -> Result<Packet, PacketError> {
+    let pkt = read_packet_unbuffered(stream, max).await?;
+    if pkt.seq != expected {
+        return Err(PacketError::Sequence {
+            got: pkt.seq,
+            expected,
+        });
+    }
+    Ok(pkt)
+}
+
 fn packet_error_reply(e: &PacketError) -> Option<MysqlError> {
     match e {
         PacketError::Closed | PacketError::Io(_) => None,
@@ -692,5 +741,6 @@ fn placeholder_user(name: &str) -> UserConfig {
         mysql_auth_plugin: None,
         postgres_auth: Default::default(),
         admin: false,
+        require_tls: false,
     }
 }

@@ -158,7 +158,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     }
 }
 
-impl PacketReader<tokio::net::tcp::OwnedReadHalf> {
+impl PacketReader<crate::wire::stream::ReadHalf> {
     /// Without waiting: has the peer sent something unasked, or closed the connection? A
     /// server that drops an idle connection (wait_timeout, shutdown) sends an ERR and/or FIN
     /// that sits unread until the next command would stumble over it.
@@ -170,6 +170,47 @@ impl PacketReader<tokio::net::tcp::OwnedReadHalf> {
             Ok(_) => true,
             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
         }
+    }
+}
+
+/// Reads exactly one packet and not a byte more, for the connection phase: after the
+/// SSL request the next bytes belong to the TLS handshake, which a buffering reader would
+/// swallow.
+pub async fn read_packet_unbuffered<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_packet: usize,
+) -> Result<Packet, PacketError> {
+    let mut payload = BytesMut::new();
+    loop {
+        let mut header = [0u8; 4];
+        read_exact_or_closed(r, &mut header).await?;
+        let len = frame_len_prefix(&header);
+        if payload.len() + len > max_packet {
+            return Err(PacketError::TooLarge {
+                size: payload.len() + len,
+                max: max_packet,
+            });
+        }
+        let start = payload.len();
+        payload.resize(start + len, 0);
+        read_exact_or_closed(r, &mut payload[start..]).await?;
+        if len < MAX_FRAME {
+            return Ok(Packet {
+                seq: header[3],
+                payload,
+            });
+        }
+    }
+}
+
+async fn read_exact_or_closed<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> Result<(), PacketError> {
+    match r.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(PacketError::Closed),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -303,6 +344,21 @@ mod tests {
             r.read_packet().await,
             Err(PacketError::TooLarge { size: 5000, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn unbuffered_read_leaves_the_next_bytes_alone() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let mut w = PacketWriter::new(&mut a);
+        let mut seq = 1;
+        w.write_packet(&mut seq, b"hello");
+        w.write_raw(b"TLS!");
+        w.flush().await.unwrap();
+        let pkt = read_packet_unbuffered(&mut b, 1024).await.unwrap();
+        assert_eq!((pkt.seq, &pkt.payload[..]), (1, &b"hello"[..]));
+        let mut rest = [0u8; 4];
+        b.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"TLS!");
     }
 
     #[tokio::test]

@@ -34,6 +34,11 @@ pub fn sqlstate(e: &Error) -> (&'static str, String) {
             "28P01",
             format!("password authentication failed for user \"{user}\""),
         ),
+        // What pg_hba.conf's `hostssl` lines make PostgreSQL say to a plain connection.
+        Error::TlsRequired { user, host } => (
+            "28000",
+            format!("no encryption: user \"{user}\" from host \"{host}\" must connect with TLS (require_tls); use sslmode=require"),
+        ),
         Error::UnknownDatabase(db) => ("3D000", format!("database \"{db}\" does not exist")),
         Error::DatabaseAccessDenied { user, database, .. } => (
             "42501",

@@ -16,7 +16,7 @@ use pgwire::messages::startup::{
     Authentication, BackendKeyData, ParameterStatus, SecretKey, Startup,
 };
 use pgwire::messages::{DecodeContext, Message};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -25,7 +25,9 @@ use super::backend::StartupParams;
 use super::cancel::CancelTarget;
 use super::checkout::{checkout, HeldBackend, MAX_BACKEND_MESSAGE};
 use super::error::{error_response, from_error, Severity};
-use super::message::{frame_at, MessageReader, MessageWriter, FLUSH_THRESHOLD};
+use super::message::{
+    frame_at, read_startup_unbuffered, MessageReader, MessageWriter, FLUSH_THRESHOLD,
+};
 use super::sharded::Started;
 use super::statements::{bind_statement, parse_query, parse_statement, target, Statements};
 use crate::config::{BackendKind, PostgresAuthMethod, UserConfig};
@@ -34,6 +36,7 @@ use crate::execute::DataSource;
 use crate::server::Runtime;
 use crate::session::Session;
 use crate::sql::{classify, StatementKind};
+use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 const SSL_REQUEST: i32 = 80877103;
 const GSSENC_REQUEST: i32 = 80877104;
@@ -47,8 +50,8 @@ struct Close;
 
 struct PgClient {
     rt: Arc<Runtime>,
-    reader: MessageReader<OwnedReadHalf>,
-    writer: MessageWriter<OwnedWriteHalf>,
+    reader: MessageReader<ReadHalf>,
+    writer: MessageWriter<WriteHalf>,
     key: (i32, i32),
     session: Session,
     params: StartupParams,
@@ -74,11 +77,7 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
     let span = info_span!("postgres", conn = id, peer = %peer);
     async move {
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        let max = rt.config.server.max_packet_size as usize;
-        let reader = MessageReader::new(r, max);
-        let writer = MessageWriter::new(w);
-        let login = PgClient::start(rt, id, peer, reader, writer);
+        let login = PgClient::start(rt, id, peer, Stream::Plain(stream));
         if let Ok(Some(client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await {
             match client.into_sharded() {
                 Ok(started) => super::sharded::serve(started).await,
@@ -94,30 +93,45 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
 }
 
 impl PgClient {
-    /// Start-up: SSL/GSS negotiation (declined), cancel requests, the startup packet,
-    /// authentication, the backend connection, and the parameters the client sees.
-    async fn start(
-        rt: Arc<Runtime>,
-        id: i32,
-        peer: String,
-        mut reader: MessageReader<OwnedReadHalf>,
-        mut writer: MessageWriter<OwnedWriteHalf>,
-    ) -> Option<PgClient> {
+    /// Start-up: TLS negotiation (GSS encryption declined), cancel requests, the startup
+    /// packet, authentication, the backend connection, and the parameters the client sees.
+    async fn start(rt: Arc<Runtime>, id: i32, peer: String, mut stream: Stream) -> Option<PgClient> {
+        // Until TLS is settled the connection is read message by message, unbuffered.
         let mut startup = loop {
-            let mut msg = match reader.read_startup(MAX_STARTUP).await {
+            let mut msg = match read_startup_unbuffered(&mut stream, MAX_STARTUP).await {
                 Ok(m) => m,
                 Err(e) => {
                     debug!("start-up failed: {e}");
-                    fatal(&mut writer, "08P01", "invalid startup packet").await;
+                    fatal(
+                        &mut MessageWriter::new(&mut stream),
+                        "08P01",
+                        "invalid startup packet",
+                    )
+                    .await;
                     return None;
                 }
             };
             let code = i32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
             match code {
+                SSL_REQUEST if stream.is_tls() => {
+                    let mut writer = MessageWriter::new(&mut stream);
+                    fatal(&mut writer, "08P01", "SSLRequest over a TLS connection").await;
+                    return None;
+                }
+                SSL_REQUEST if rt.config.server.tls.is_some() => {
+                    let tls = rt.config.server.tls.as_ref().expect("checked");
+                    stream.write_all(b"S").await.ok()?;
+                    stream = match stream.accept_tls(&tls.acceptor()).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            debug!("TLS handshake failed: {e}");
+                            return None;
+                        }
+                    };
+                }
                 SSL_REQUEST | GSSENC_REQUEST => {
-                    // TLS is not offered yet: 'N', and the client continues in plain text.
-                    writer.write_raw(b"N");
-                    writer.flush().await.ok()?;
+                    // Not offered: 'N', and the client continues in plain text (or gives up).
+                    stream.write_all(b"N").await.ok()?;
                 }
                 CANCEL_REQUEST if msg.len() == 16 => {
                     let pid = i32::from_be_bytes([msg[8], msg[9], msg[10], msg[11]]);
@@ -126,6 +140,7 @@ impl PgClient {
                     return None;
                 }
                 _ => {
+                    let mut writer = MessageWriter::new(&mut stream);
                     if code >> 16 != 3 {
                         fatal(
                             &mut writer,
@@ -150,6 +165,11 @@ impl PgClient {
                 }
             }
         };
+        let over_tls = stream.is_tls();
+        let (r, w) = stream.into_split();
+        let max = rt.config.server.max_packet_size as usize;
+        let mut reader = MessageReader::new(r, max);
+        let mut writer = MessageWriter::new(w);
         if startup.protocol_number_minor > 0 {
             negotiate_protocol_version(&mut writer, &startup);
         }
@@ -170,6 +190,15 @@ impl PgClient {
             .iter()
             .find(|u| u.name == user_name)
             .cloned();
+        if user.as_ref().is_some_and(|u| u.require_tls) && !over_tls {
+            // Refused before the password, as pg_hba.conf's `hostssl` lines do.
+            let e = Error::TlsRequired {
+                user: user_name,
+                host: peer,
+            };
+            send_fatal(&mut writer, &e).await;
+            return None;
+        }
         let auth_user = user.clone().unwrap_or_else(|| unknown_user(&user_name));
         match auth::authenticate(&mut reader, &mut writer, &auth_user, &rt.pg_scram).await {
             Ok(()) if user.is_some() => {}
@@ -591,11 +620,15 @@ fn unknown_user(name: &str) -> UserConfig {
         mysql_auth_plugin: None,
         postgres_auth: PostgresAuthMethod::ScramSha256,
         admin: false,
+        require_tls: false,
     }
 }
 
 /// NegotiateProtocolVersion: dbmesh speaks 3.0 and none of the `_pq_` options.
-fn negotiate_protocol_version(writer: &mut MessageWriter<OwnedWriteHalf>, startup: &Startup) {
+fn negotiate_protocol_version<W: AsyncWrite + Unpin>(
+    writer: &mut MessageWriter<W>,
+    startup: &Startup,
+) {
     let options: Vec<&String> = startup
         .parameters
         .keys()
@@ -613,12 +646,12 @@ fn negotiate_protocol_version(writer: &mut MessageWriter<OwnedWriteHalf>, startu
     writer.write_raw(&body);
 }
 
-async fn fatal(writer: &mut MessageWriter<OwnedWriteHalf>, code: &str, message: &str) {
+async fn fatal<W: AsyncWrite + Unpin>(writer: &mut MessageWriter<W>, code: &str, message: &str) {
     writer.write(&error_response(Severity::Fatal, code, message));
     let _ = writer.flush().await;
 }
 
-async fn send_fatal(writer: &mut MessageWriter<OwnedWriteHalf>, e: &Error) {
+async fn send_fatal<W: AsyncWrite + Unpin>(writer: &mut MessageWriter<W>, e: &Error) {
     writer.write(&from_error(Severity::Fatal, e));
     let _ = writer.flush().await;
 }

@@ -116,6 +116,35 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     }
 }
 
+/// Reads one start-up message (length included) and not a byte more: after an SSLRequest
+/// the next bytes belong to the TLS handshake.
+pub async fn read_startup_unbuffered<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<BytesMut, MessageError> {
+    let mut len = [0u8; 4];
+    read_exact_or_closed(r, &mut len).await?;
+    let n = i32::from_be_bytes(len);
+    if !(8..=max as i32).contains(&n) {
+        return Err(MessageError::BadLength(n));
+    }
+    let mut msg = BytesMut::zeroed(n as usize);
+    msg[..4].copy_from_slice(&len);
+    read_exact_or_closed(r, &mut msg[4..]).await?;
+    Ok(msg)
+}
+
+async fn read_exact_or_closed<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> Result<(), MessageError> {
+    match r.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(MessageError::Closed),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Buffered writer over the other half of a socket.
 pub struct MessageWriter<W> {
     inner: W,

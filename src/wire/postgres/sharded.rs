@@ -28,7 +28,6 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tracing::{debug, warn};
 
 use super::backend::{PgBackendConn, StartupParams};
@@ -61,8 +60,8 @@ pub enum Outcome {
     Failed,
 }
 
-pub type ClientReader = MessageReader<OwnedReadHalf>;
-pub type ClientWriter = MessageWriter<OwnedWriteHalf>;
+pub type ClientReader = MessageReader<crate::wire::stream::ReadHalf>;
+pub type ClientWriter = MessageWriter<crate::wire::stream::WriteHalf>;
 
 /// One client's sharded session.
 pub struct ShardedSession {
