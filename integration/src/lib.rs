@@ -19,6 +19,7 @@ mod postgres_raw;
 mod process;
 mod sharded;
 mod sharded_pg;
+mod tls;
 
 pub use forwarder::*;
 pub use mysql::*;
@@ -28,6 +29,7 @@ pub use postgres_raw::*;
 pub use process::*;
 pub use sharded::*;
 pub use sharded_pg::*;
+pub use tls::*;
 
 /// The application user every test config defines.
 pub const APP_USER: &str = "app";
