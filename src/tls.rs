@@ -194,12 +194,10 @@ impl BackendTls {
                     }
                     None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
                 }
-                let webpki = WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider(),
-                )
-                .build()
-                .map_err(|e| e.to_string())?;
+                let webpki =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()
+                        .map_err(|e| e.to_string())?;
                 let verifier: Arc<dyn ServerCertVerifier> = if mode == BackendTlsMode::VerifyCa {
                     Arc::new(AnyName(webpki))
                 } else {

@@ -18,12 +18,21 @@ async fn tls_proxy(db: &MysqlDatabase, certs: &TestCerts) -> Proxy {
     let extra = format!(
         "\n[[users]]\nname = \"{SECURE_USER}\"\npassword = \"{SECURE_PASSWORD}\"\ndatabases = [\"shop\"]\nmysql_auth_plugin = \"caching_sha2_password\"\nrequire_tls = true\n"
     );
-    let toml = with_server_keys(&mysql_config("shop", &db.url(), &extra), &certs.server_keys());
+    let toml = with_server_keys(
+        &mysql_config("shop", &db.url(), &extra),
+        &certs.server_keys(),
+    );
     Proxy::start(&toml).await
 }
 
 /// Runs the `mariadb` CLI against `port`; returns (success, stdout, stderr).
-async fn mariadb(port: u16, user: &str, password: &str, tls: &[String], sql: &str) -> (bool, String, String) {
+async fn mariadb(
+    port: u16,
+    user: &str,
+    password: &str,
+    tls: &[String],
+    sql: &str,
+) -> (bool, String, String) {
     let mut args = vec![
         "-h127.0.0.1".to_string(),
         format!("-P{port}"),
@@ -55,10 +64,18 @@ async fn mariadb_cli_logs_in_over_verified_tls_and_require_tls_refuses_plain() {
     ];
 
     for (user, password) in [(APP_USER, APP_PASSWORD), (SECURE_USER, SECURE_PASSWORD)] {
-        let (ok, out, err) = mariadb(port, user, password, &verified, "status; SELECT 40 + 2 AS answer").await;
+        let (ok, out, err) = mariadb(
+            port,
+            user,
+            password,
+            &verified,
+            "status; SELECT 40 + 2 AS answer",
+        )
+        .await;
         assert!(ok, "{user}: {err}");
         assert!(
-            out.lines().any(|l| l.starts_with("SSL:") && l.contains("Cipher in use is")),
+            out.lines()
+                .any(|l| l.starts_with("SSL:") && l.contains("Cipher in use is")),
             "{user}: the CLI reports no TLS:\n{out}"
         );
         assert!(out.contains("answer\n42"), "{user}:\n{out}");
@@ -68,7 +85,11 @@ async fn mariadb_cli_logs_in_over_verified_tls_and_require_tls_refuses_plain() {
     let plain = vec!["--skip-ssl".to_string()];
     let (ok, out, err) = mariadb(port, APP_USER, APP_PASSWORD, &plain, "status").await;
     assert!(ok, "{err}");
-    assert!(out.lines().any(|l| l.starts_with("SSL:") && l.contains("Not in use")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("SSL:") && l.contains("Not in use")),
+        "{out}"
+    );
     let (ok, _, err) = mariadb(port, SECURE_USER, SECURE_PASSWORD, &plain, "SELECT 1").await;
     assert!(!ok);
     assert!(
@@ -84,7 +105,10 @@ async fn mariadb_cli_logs_in_over_verified_tls_and_require_tls_refuses_plain() {
     ];
     let (ok, _, err) = mariadb(port, APP_USER, APP_PASSWORD, &untrusted, "SELECT 1").await;
     assert!(!ok, "an untrusted certificate was accepted");
-    assert!(err.contains("ERROR 2026") || err.to_lowercase().contains("ssl"), "{err}");
+    assert!(
+        err.contains("ERROR 2026") || err.to_lowercase().contains("ssl"),
+        "{err}"
+    );
     proxy.server.stop().await;
 }
 
@@ -148,8 +172,13 @@ async fn backend_connections_use_tls_when_the_url_asks() {
         conn.query_drop("CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY, v VARCHAR(20))")
             .await
             .unwrap();
-        conn.exec_drop("REPLACE INTO t VALUES (?, ?)", (1, "über TLS")).await.unwrap();
-        let v: Option<String> = conn.query_first("SELECT v FROM t WHERE id = 1").await.unwrap();
+        conn.exec_drop("REPLACE INTO t VALUES (?, ?)", (1, "über TLS"))
+            .await
+            .unwrap();
+        let v: Option<String> = conn
+            .query_first("SELECT v FROM t WHERE id = 1")
+            .await
+            .unwrap();
         assert_eq!(v.as_deref(), Some("über TLS"), "{params}");
         conn.disconnect().await.unwrap();
         a.server.stop().await;
@@ -195,7 +224,11 @@ async fn preferred_falls_back_to_plain_and_required_refuses_a_server_without_tls
         .await
         .unwrap();
     let cipher = cipher.map(|c| c.1).unwrap_or_default();
-    assert_eq!(!cipher.is_empty(), have_ssl, "Ssl_cipher = {cipher:?}, have_ssl = {have_ssl}");
+    assert_eq!(
+        !cipher.is_empty(),
+        have_ssl,
+        "Ssl_cipher = {cipher:?}, have_ssl = {have_ssl}"
+    );
     conn.disconnect().await.unwrap();
     a.server.stop().await;
 

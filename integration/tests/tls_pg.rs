@@ -4,8 +4,8 @@
 //! with TLS, and the shared PostgreSQL with `sslmode=prefer`).
 
 use dbmesh_integration::{
-    pg_config, pg_connect, pg_sqlstate, pg_user, run_program, with_server_keys, PgDatabase, Proxy, TestCerts,
-    APP_PASSWORD, APP_USER,
+    pg_config, pg_connect, pg_sqlstate, pg_user, run_program, with_server_keys, PgDatabase, Proxy,
+    TestCerts, APP_PASSWORD, APP_USER,
 };
 
 const SECURE_USER: &str = "secure";
@@ -14,7 +14,8 @@ const SECURE_PASSWORD: &str = "secure-pw";
 /// dbmesh with TLS in front of `db`: user `app` (SCRAM), and `secure` (require_tls,
 /// cleartext password).
 async fn tls_proxy(db: &PgDatabase, certs: &TestCerts) -> Proxy {
-    let secure = pg_user(SECURE_USER, SECURE_PASSWORD, "password", &["shop"]) + "require_tls = true\n";
+    let secure =
+        pg_user(SECURE_USER, SECURE_PASSWORD, "password", &["shop"]) + "require_tls = true\n";
     let toml = with_server_keys(&pg_config("shop", &db.url(), &secure), &certs.server_keys());
     Proxy::start(&toml).await
 }
@@ -24,7 +25,12 @@ async fn psql(conninfo: &str, password: &str, commands: &[&str]) -> (bool, Strin
     for c in commands {
         args.extend(["-c".to_string(), c.to_string()]);
     }
-    let out = run_program("psql", &args, &[("PGPASSWORD", password), ("PGCONNECT_TIMEOUT", "10")]).await;
+    let out = run_program(
+        "psql",
+        &args,
+        &[("PGPASSWORD", password), ("PGCONNECT_TIMEOUT", "10")],
+    )
+    .await;
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -42,17 +48,34 @@ async fn psql_over_tls_and_require_tls_refuses_plain() {
 
     for (user, password, mode) in [
         (APP_USER, APP_PASSWORD, "sslmode=require".to_string()),
-        (APP_USER, APP_PASSWORD, format!("sslmode=verify-full sslrootcert={ca}")),
-        (SECURE_USER, SECURE_PASSWORD, format!("sslmode=verify-full sslrootcert={ca}")),
+        (
+            APP_USER,
+            APP_PASSWORD,
+            format!("sslmode=verify-full sslrootcert={ca}"),
+        ),
+        (
+            SECURE_USER,
+            SECURE_PASSWORD,
+            format!("sslmode=verify-full sslrootcert={ca}"),
+        ),
     ] {
         let conninfo = format!("host=localhost port={port} user={user} dbname=shop {mode}");
-        let (ok, out, err) = psql(&conninfo, password, &["\\conninfo", "SELECT 40 + 2 AS answer"]).await;
+        let (ok, out, err) = psql(
+            &conninfo,
+            password,
+            &["\\conninfo", "SELECT 40 + 2 AS answer"],
+        )
+        .await;
         assert!(ok, "{conninfo}: {err}");
-        assert!(out.contains("SSL connection (protocol: TLSv1."), "{conninfo}:\n{out}");
+        assert!(
+            out.contains("SSL connection (protocol: TLSv1."),
+            "{conninfo}:\n{out}"
+        );
         assert!(out.contains("42"), "{conninfo}:\n{out}");
     }
 
-    let plain = format!("host=127.0.0.1 port={port} user={SECURE_USER} dbname=shop sslmode=disable");
+    let plain =
+        format!("host=127.0.0.1 port={port} user={SECURE_USER} dbname=shop sslmode=disable");
     let (ok, _, err) = psql(&plain, SECURE_PASSWORD, &["SELECT 1"]).await;
     assert!(!ok);
     assert!(err.contains("must connect with TLS"), "{err}");
@@ -140,10 +163,16 @@ async fn backend_connections_use_tls_when_the_url_asks() {
             .await
             .unwrap();
         client
-            .execute("INSERT INTO t VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = $2", &[&1i32, &"über TLS"])
+            .execute(
+                "INSERT INTO t VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = $2",
+                &[&1i32, &"über TLS"],
+            )
             .await
             .unwrap();
-        let row = client.query_one("SELECT v FROM t WHERE id = 1", &[]).await.unwrap();
+        let row = client
+            .query_one("SELECT v FROM t WHERE id = 1", &[])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, String>(0), "über TLS", "{params}");
         drop(client);
         a.server.stop().await;
@@ -155,13 +184,19 @@ async fn backend_connections_use_tls_when_the_url_asks() {
         .await
         .err()
         .expect("the backend login must fail");
-    assert!(format!("{err:?}").contains("must connect with TLS"), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("must connect with TLS"),
+        "{err:?}"
+    );
     a.server.stop().await;
 
     // A CA that did not sign B's certificate: no connection.
     let a = Proxy::start(&pg_config(
         "shop",
-        &b_url(&format!("sslmode=verify-full&sslrootcert={}", certs.other_ca().display())),
+        &b_url(&format!(
+            "sslmode=verify-full&sslrootcert={}",
+            certs.other_ca().display()
+        )),
         "",
     ))
     .await;
@@ -183,9 +218,14 @@ async fn prefer_uses_tls_when_the_real_server_offers_it() {
     drop(direct);
     let url = format!("{}?sslmode=prefer", db.url());
     let a = Proxy::start(&pg_config("shop", &url, "")).await;
-    let client = pg_connect(&a.pg_dsn(APP_USER, APP_PASSWORD, "shop")).await.unwrap();
+    let client = pg_connect(&a.pg_dsn(APP_USER, APP_PASSWORD, "shop"))
+        .await
+        .unwrap();
     let ssl: bool = client
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

@@ -72,11 +72,19 @@ fn config_without_tls() -> String {
 #[test]
 fn a_key_that_does_not_match_the_certificate_is_reported() {
     let dir = cert_dir("mismatch");
-    let text = toml_text("tls_cert = \"cert.pem\"\ntls_key = \"other-key.pem\"", "", PG);
+    let text = toml_text(
+        "tls_cert = \"cert.pem\"\ntls_key = \"other-key.pem\"",
+        "",
+        PG,
+    );
     let p = problems(&dir, &text);
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!((p[0].0, p[0].1.as_str()), (Some(3), "server.tls_cert"));
-    assert!(p[0].2.contains("do not make a usable certificate and key"), "{}", p[0].2);
+    assert!(
+        p[0].2.contains("do not make a usable certificate and key"),
+        "{}",
+        p[0].2
+    );
 }
 
 #[test]
@@ -88,8 +96,10 @@ fn unparsable_missing_and_half_configured_files_are_reported() {
     assert!(p[0].2.contains("no PEM certificate"), "{}", p[0].2);
 
     let text = toml_text("tls_cert = \"missing.pem\"", "require_tls = true", PG);
-    let keys: Vec<(Option<usize>, String)> =
-        problems(&dir, &text).into_iter().map(|p| (p.0, p.1)).collect();
+    let keys: Vec<(Option<usize>, String)> = problems(&dir, &text)
+        .into_iter()
+        .map(|p| (p.0, p.1))
+        .collect();
     assert_eq!(
         keys,
         [
@@ -109,12 +119,19 @@ fn bad_min_version_and_require_tls_without_a_certificate_are_reported() {
         PG,
     );
     let p = problems(&dir, &text);
-    assert_eq!((p.len(), p[0].0, p[0].1.as_str()), (1, Some(5), "server.tls_min_version"));
+    assert_eq!(
+        (p.len(), p[0].0, p[0].1.as_str()),
+        (1, Some(5), "server.tls_min_version")
+    );
     assert!(p[0].2.contains("TLSv1.2"), "{}", p[0].2);
 
     let p = problems(&dir, &toml_text("", "require_tls = true", PG));
     assert_eq!(p.len(), 1, "{p:?}");
-    assert!(p[0].2.contains("requires TLS but the server offers none"), "{}", p[0].2);
+    assert!(
+        p[0].2.contains("requires TLS but the server offers none"),
+        "{}",
+        p[0].2
+    );
 }
 
 #[test]
@@ -131,21 +148,36 @@ fn data_source_urls_ask_for_backend_tls() {
 
     let url = "postgres://postgres@127.0.0.1/shop?sslmode=require";
     let config = load(&dir, &toml_text("", "", url)).unwrap();
-    let tls = config.databases["shop"].data_sources["ds_0"].url.tls.clone();
+    let tls = config.databases["shop"].data_sources["ds_0"]
+        .url
+        .tls
+        .clone();
     assert_eq!(tls.map(|t| t.mode), Some(BackendTlsMode::Require));
 
     let url = "postgres://postgres@127.0.0.1/shop?sslmode=disable";
     let config = load(&dir, &toml_text("", "", url)).unwrap();
-    assert!(config.databases["shop"].data_sources["ds_0"].url.tls.is_none());
+    assert!(config.databases["shop"].data_sources["ds_0"]
+        .url
+        .tls
+        .is_none());
 }
 
 #[test]
 fn bad_backend_tls_parameters_are_reported() {
     let dir = cert_dir("backend-bad");
     for (url, expect) in [
-        ("postgres://postgres@127.0.0.1/shop?sslmode=sometimes", "is not a TLS mode"),
-        ("postgres://postgres@127.0.0.1/shop?sslmode=verify-ca&sslrootcert=nope.pem", "nope.pem"),
-        ("postgres://postgres@127.0.0.1/shop?sslrootcert=cert.pem", "has no effect without a TLS mode"),
+        (
+            "postgres://postgres@127.0.0.1/shop?sslmode=sometimes",
+            "is not a TLS mode",
+        ),
+        (
+            "postgres://postgres@127.0.0.1/shop?sslmode=verify-ca&sslrootcert=nope.pem",
+            "nope.pem",
+        ),
+        (
+            "postgres://postgres@127.0.0.1/shop?sslrootcert=cert.pem",
+            "has no effect without a TLS mode",
+        ),
     ] {
         let p = problems(&dir, &toml_text("", "", url));
         assert_eq!(p.len(), 1, "{url}: {p:?}");

@@ -95,7 +95,12 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
 impl PgClient {
     /// Start-up: TLS negotiation (GSS encryption declined), cancel requests, the startup
     /// packet, authentication, the backend connection, and the parameters the client sees.
-    async fn start(rt: Arc<Runtime>, id: i32, peer: String, mut stream: Stream) -> Option<PgClient> {
+    async fn start(
+        rt: Arc<Runtime>,
+        id: i32,
+        peer: String,
+        mut stream: Stream,
+    ) -> Option<PgClient> {
         // Until TLS is settled the connection is read message by message, unbuffered.
         let mut startup = loop {
             let mut msg = match read_startup_unbuffered(&mut stream, MAX_STARTUP).await {
