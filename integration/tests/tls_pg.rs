@@ -20,6 +20,14 @@ async fn tls_proxy(db: &PgDatabase, certs: &TestCerts) -> Proxy {
     Proxy::start(&toml).await
 }
 
+/// The error of a login that must fail.
+async fn login_error(dsn: &str, why: &str) -> tokio_postgres::Error {
+    match pg_connect(dsn).await {
+        Ok(_) => panic!("{why}"),
+        Err(e) => e,
+    }
+}
+
 async fn psql(conninfo: &str, password: &str, commands: &[&str]) -> (bool, String, String) {
     let mut args = vec!["-X".to_string(), "-w".to_string(), conninfo.to_string()];
     for c in commands {
@@ -79,10 +87,11 @@ async fn psql_over_tls_and_require_tls_refuses_plain() {
     let (ok, _, err) = psql(&plain, SECURE_PASSWORD, &["SELECT 1"]).await;
     assert!(!ok);
     assert!(err.contains("must connect with TLS"), "{err}");
-    let e = pg_connect(&proxy.pg_dsn(SECURE_USER, SECURE_PASSWORD, "shop"))
-        .await
-        .err()
-        .expect("a plain login of a require_tls user must fail");
+    let e = login_error(
+        &proxy.pg_dsn(SECURE_USER, SECURE_PASSWORD, "shop"),
+        "a plain login of a require_tls user must fail",
+    )
+    .await;
     assert_eq!(pg_sqlstate(&e), "28000", "{e:?}");
 
     // sslmode=prefer (psql's default) picks TLS when dbmesh offers it.
@@ -180,10 +189,11 @@ async fn backend_connections_use_tls_when_the_url_asks() {
 
     // Plain towards B: B refuses the require_tls user, so the login through A fails.
     let a = Proxy::start(&pg_config("shop", &b_url("sslmode=disable"), "")).await;
-    let err = pg_connect(&a.pg_dsn(APP_USER, APP_PASSWORD, "shop"))
-        .await
-        .err()
-        .expect("the backend login must fail");
+    let err = login_error(
+        &a.pg_dsn(APP_USER, APP_PASSWORD, "shop"),
+        "the backend login must fail",
+    )
+    .await;
     assert!(
         format!("{err:?}").contains("must connect with TLS"),
         "{err:?}"
@@ -200,10 +210,11 @@ async fn backend_connections_use_tls_when_the_url_asks() {
         "",
     ))
     .await;
-    let err = pg_connect(&a.pg_dsn(APP_USER, APP_PASSWORD, "shop"))
-        .await
-        .err()
-        .expect("an untrusted backend certificate must fail");
+    let err = login_error(
+        &a.pg_dsn(APP_USER, APP_PASSWORD, "shop"),
+        "an untrusted backend certificate must fail",
+    )
+    .await;
     assert!(format!("{err:?}").contains("TLS handshake"), "{err:?}");
     a.server.stop().await;
     b.server.stop().await;

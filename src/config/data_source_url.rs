@@ -102,10 +102,13 @@ const TLS_MODE_PARAMS: [&str; 3] = ["sslmode", "ssl-mode", "ssl_mode"];
 /// URL parameters naming the CA file that signs the backend's certificate.
 const TLS_CA_PARAMS: [&str; 4] = ["sslrootcert", "ssl-ca", "ssl_ca", "sslca"];
 
+/// A URL parameter as written: name and value.
+pub type Param<'a> = (&'a str, &'a str);
+
 impl DataSourceUrl {
     /// The TLS mode and CA file the URL's parameters ask for, as written (the last one
     /// wins, as in libpq); each with its parameter name.
-    pub fn tls_params(&self) -> (Option<(&str, &str)>, Option<(&str, &str)>) {
+    pub fn tls_params(&self) -> (Option<Param<'_>>, Option<Param<'_>>) {
         let find = |names: &[&str]| {
             self.params
                 .iter()
