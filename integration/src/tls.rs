@@ -30,6 +30,26 @@ impl TestCerts {
         std::fs::write(dir.path.join("cert.pem"), cert.pem()).unwrap();
         std::fs::write(dir.path.join("key.pem"), key.serialize_pem()).unwrap();
         std::fs::write(dir.path.join("other-ca.pem"), other.pem()).unwrap();
+        // An RSA pair for caching_sha2_password over plain TCP, so dbmesh does not spend
+        // seconds of a debug build generating one.
+        let rsa = dir.path.join("rsa.pem");
+        let out = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&rsa)
+            .output()
+            .expect("openssl is installed (integration/setup/services.sh)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         TestCerts { dir }
     }
 
@@ -41,12 +61,14 @@ impl TestCerts {
         self.dir.path.join("other-ca.pem")
     }
 
-    /// `tls_cert = …` / `tls_key = …` lines for `[server]` (absolute paths).
+    /// `tls_cert = …` / `tls_key = …` (and `rsa_private_key = …`) lines for `[server]`
+    /// (absolute paths).
     pub fn server_keys(&self) -> String {
         format!(
-            "tls_cert = \"{}\"\ntls_key = \"{}\"",
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\nrsa_private_key = \"{}\"",
             self.dir.path.join("cert.pem").display(),
-            self.dir.path.join("key.pem").display()
+            self.dir.path.join("key.pem").display(),
+            self.dir.path.join("rsa.pem").display()
         )
     }
 }

@@ -240,3 +240,29 @@ async fn preferred_falls_back_to_plain_and_required_refuses_a_server_without_tls
         a.server.stop().await;
     }
 }
+
+/// COM_CHANGE_USER to a require_tls user on a plain connection is refused like a login;
+/// the connection stays usable as the previous user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_user_to_a_require_tls_user_on_plain_tcp_is_refused() {
+    let db = MysqlDatabase::create("tlschange");
+    let certs = TestCerts::new();
+    let proxy = tls_proxy(&db, &certs).await;
+    let mut conn = mysql_async::Conn::new(proxy.app_opts("shop"))
+        .await
+        .unwrap();
+    let refused = conn
+        .change_user(
+            mysql_async::ChangeUserOpts::default()
+                .with_user(Some(SECURE_USER.into()))
+                .with_pass(Some(SECURE_PASSWORD.into())),
+        )
+        .await;
+    let (code, state, msg) = server_error(refused);
+    assert_eq!((code, state.as_str()), (1045, "28000"), "{msg}");
+    assert!(msg.contains("must connect with TLS"), "{msg}");
+    let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    conn.disconnect().await.unwrap();
+    proxy.server.stop().await;
+}
