@@ -375,4 +375,56 @@ mod tests {
         let plain = BackendTls::new(BackendTlsMode::Require, "db", None).unwrap();
         assert_eq!(plain.mode, BackendTlsMode::Require);
     }
+
+    #[tokio::test]
+    async fn min_version_tls13_refuses_a_tls12_only_client() {
+        let dir = std::env::temp_dir().join(format!("dbmesh-tls13-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        let server = ServerTls::load(
+            &dir.join("cert.pem"),
+            &dir.join("key.pem"),
+            TlsVersion::Tls13,
+        )
+        .unwrap();
+        let tls12_only = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification))
+            .with_no_client_auth();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls12_only));
+        let name = ServerName::try_from("localhost").unwrap();
+        let (s, c) = tokio::join!(
+            server.acceptor().accept(accepted.unwrap().0),
+            connector.connect(name, client.unwrap())
+        );
+        assert!(s.is_err() && c.is_err(), "a TLS 1.2 handshake succeeded");
+
+        // The same client is fine with the default minimum.
+        let server = ServerTls::load(
+            &dir.join("cert.pem"),
+            &dir.join("key.pem"),
+            TlsVersion::Tls12,
+        )
+        .unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let name = ServerName::try_from("localhost").unwrap();
+        let (s, c) = tokio::join!(
+            server.acceptor().accept(accepted.unwrap().0),
+            connector.connect(name, client.unwrap())
+        );
+        assert!(s.is_ok() && c.is_ok());
+    }
 }

@@ -201,3 +201,85 @@ impl AsyncWrite for WriteHalf {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{BackendTls, BackendTlsMode, ServerTls, TlsVersion};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn server_tls(dir: &std::path::Path, min: TlsVersion) -> ServerTls {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        ServerTls::load(&dir.join("cert.pem"), &dir.join("key.pem"), min).unwrap()
+    }
+
+    async fn pair() -> (Stream, Stream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (
+            Stream::Plain(accepted.unwrap().0),
+            Stream::Plain(client.unwrap()),
+        )
+    }
+
+    #[tokio::test]
+    async fn upgrades_both_ends_and_splits_into_working_halves() {
+        let dir = std::env::temp_dir().join(format!("dbmesh-stream-{}", std::process::id()));
+        let tls = server_tls(&dir, TlsVersion::Tls12);
+        let client_tls = BackendTls::new(BackendTlsMode::Require, "localhost", None).unwrap();
+        let (server, client) = pair().await;
+        let acceptor = tls.acceptor();
+        let (server, client) = tokio::join!(
+            server.accept_tls(&acceptor),
+            client.connect_tls(&client_tls)
+        );
+        let (server, client) = (server.unwrap(), client.unwrap());
+        assert!(server.is_tls() && client.is_tls());
+        let (mut sr, mut sw) = server.into_split();
+        let (mut cr, mut cw) = client.into_split();
+
+        let mut buf = bytes::BytesMut::new();
+        let nothing = sr.try_read_buf(&mut buf).unwrap_err();
+        assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock);
+
+        cw.write_all(b"ping").await.unwrap();
+        cw.flush().await.unwrap();
+        let mut got = [0u8; 4];
+        sr.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        sw.write_all(b"pong").await.unwrap();
+        sw.flush().await.unwrap();
+        cr.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
+
+        // The peer closing is seen without waiting.
+        drop(cw);
+        drop(cr);
+        let mut closed = false;
+        for _ in 0..500 {
+            match sr.try_read_buf(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await
+                }
+                Ok(n) => {
+                    assert_eq!(n, 0, "unexpected bytes");
+                    closed = true;
+                    break;
+                }
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        assert!(closed, "a closed TLS peer was not noticed");
+    }
+}
