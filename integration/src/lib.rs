@@ -20,6 +20,7 @@ mod process;
 mod sharded;
 mod sharded_pg;
 mod tls;
+mod tls_mariadb;
 
 pub use forwarder::*;
 pub use mysql::*;
@@ -30,6 +31,7 @@ pub use process::*;
 pub use sharded::*;
 pub use sharded_pg::*;
 pub use tls::*;
+pub use tls_mariadb::*;
 
 /// The application user every test config defines.
 pub const APP_USER: &str = "app";

@@ -5,7 +5,7 @@
 
 use dbmesh_integration::{
     mysql_config, run_program, server_error, with_server_keys, MysqlDatabase, Proxy, TestCerts,
-    APP_PASSWORD, APP_USER,
+    TlsMariadb, APP_PASSWORD, APP_USER,
 };
 use mysql_async::prelude::*;
 
@@ -265,4 +265,64 @@ async fn change_user_to_a_require_tls_user_on_plain_tcp_is_refused() {
     assert_eq!(one, Some(1));
     conn.disconnect().await.unwrap();
     proxy.server.stop().await;
+}
+
+/// A real MariaDB with TLS as the backend (a second server on its own port): with
+/// `ssl-mode=VERIFY_IDENTITY` the backend session reports a cipher, statements, prepared
+/// statements and a result spanning many TLS records work; with `DISABLED` it reports none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_mariadb_backend_over_verified_tls() {
+    let certs = TestCerts::new();
+    let server = TlsMariadb::start(&certs).await;
+    let mut root = mysql_async::Conn::new(server.root_opts(None))
+        .await
+        .unwrap();
+    root.query_drop("CREATE DATABASE shop_tls").await.unwrap();
+    root.disconnect().await.unwrap();
+    let url = |params: &str| format!("mysql://root@127.0.0.1:{}/shop_tls?{params}", server.port);
+
+    let verified = url(&format!(
+        "ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+        certs.ca().display()
+    ));
+    let a = Proxy::start(&mysql_config("shop", &verified, "")).await;
+    let mut conn = mysql_async::Conn::new(a.app_opts("shop")).await.unwrap();
+    let cipher: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .unwrap();
+    let cipher = cipher.map(|c| c.1).unwrap_or_default();
+    assert!(!cipher.is_empty(), "the backend connection is not TLS");
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, v LONGTEXT)")
+        .await
+        .unwrap();
+    for id in 0..20 {
+        conn.exec_drop("INSERT INTO t VALUES (?, REPEAT(?, 50000))", (id, "ab"))
+            .await
+            .unwrap();
+    }
+    let rows: Vec<(i32, String)> = conn.query("SELECT id, v FROM t ORDER BY id").await.unwrap();
+    assert_eq!(rows.len(), 20);
+    assert!(rows.iter().all(|(_, v)| v.len() == 100_000));
+    let n: Option<i64> = conn
+        .exec_first("SELECT COUNT(*) FROM t WHERE id >= ?", (10,))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(10));
+    conn.disconnect().await.unwrap();
+    a.server.stop().await;
+
+    let a = Proxy::start(&mysql_config("shop", &url("ssl-mode=DISABLED"), "")).await;
+    let mut conn = mysql_async::Conn::new(a.app_opts("shop")).await.unwrap();
+    let cipher: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .unwrap();
+    assert_eq!(
+        cipher.map(|c| c.1).unwrap_or_default(),
+        "",
+        "DISABLED used TLS"
+    );
+    conn.disconnect().await.unwrap();
+    a.server.stop().await;
 }
