@@ -21,6 +21,7 @@ mod sharded;
 mod sharded_pg;
 mod tls;
 mod tls_mariadb;
+mod tls_postgres;
 
 pub use forwarder::*;
 pub use mysql::*;
@@ -32,6 +33,7 @@ pub use sharded::*;
 pub use sharded_pg::*;
 pub use tls::*;
 pub use tls_mariadb::*;
+pub use tls_postgres::*;
 
 /// The application user every test config defines.
 pub const APP_USER: &str = "app";

@@ -5,7 +5,7 @@
 
 use dbmesh_integration::{
     pg_config, pg_connect, pg_sqlstate, pg_user, run_program, with_server_keys, PgDatabase, Proxy,
-    TestCerts, APP_PASSWORD, APP_USER,
+    TestCerts, TlsPostgres, APP_PASSWORD, APP_USER,
 };
 
 const SECURE_USER: &str = "secure";
@@ -241,6 +241,85 @@ async fn prefer_uses_tls_when_the_real_server_offers_it() {
         .unwrap()
         .get(0);
     assert_eq!(ssl, server_ssl == "on", "server ssl = {server_ssl}");
+    drop(client);
+    a.server.stop().await;
+}
+
+/// A real PostgreSQL with TLS as the backend (a second server on its own port, with a
+/// certificate of the test CA): `verify-full` gives a TLS backend session in which the
+/// extended protocol, COPY out and a result spanning many TLS records work; `disable`
+/// gives a plain one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_postgres_backend_over_verified_tls() {
+    let certs = TestCerts::new();
+    let server = TlsPostgres::start(&certs).await;
+    let admin = pg_connect(&server.dsn("postgres")).await.unwrap();
+    admin
+        .batch_execute("CREATE DATABASE shop_tls")
+        .await
+        .unwrap();
+    drop(admin);
+    let url = |params: &str| {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/shop_tls?{params}",
+            server.port
+        )
+    };
+
+    let verified = url(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        certs.ca().display()
+    ));
+    let a = Proxy::start(&pg_config("shop", &verified, "")).await;
+    let client = pg_connect(&a.pg_dsn(APP_USER, APP_PASSWORD, "shop"))
+        .await
+        .unwrap();
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the backend connection is not TLS");
+    let rows = client
+        .query(
+            "SELECT g, repeat('ab', 5000) FROM generate_series(1, $1::int) g",
+            &[&200i32],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 200);
+    assert!(rows.iter().all(|r| r.get::<_, String>(1).len() == 10_000));
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000)",
+        )
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM t WHERE id > $1", &[&500i32])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 500);
+    drop(client);
+    a.server.stop().await;
+
+    let a = Proxy::start(&pg_config("shop", &url("sslmode=disable"), "")).await;
+    let client = pg_connect(&a.pg_dsn(APP_USER, APP_PASSWORD, "shop"))
+        .await
+        .unwrap();
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!ssl, "sslmode=disable used TLS");
     drop(client);
     a.server.stop().await;
 }
