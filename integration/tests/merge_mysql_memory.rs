@@ -88,7 +88,7 @@ async fn read_merged_slowly(
                 );
             }
         }
-        if read % (count / 4) == 0 {
+        if read.is_multiple_of(count / 4) {
             // The reader stalls: dbmesh must wait, not read ahead.
             tokio::time::sleep(Duration::from_millis(300)).await;
             peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
