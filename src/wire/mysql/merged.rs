@@ -180,6 +180,9 @@ impl ClientConn {
             Err(Stop::Error(e)) => Err(e),
         };
         self.finish_units(&mut run).await;
+        if !run.extra.is_empty() {
+            self.point_kill_at_run(&mut run, false);
+        }
         for extra in run.extra.drain(..) {
             ClientConn::give_back_extra(extra).await;
         }
@@ -213,7 +216,7 @@ impl ClientConn {
             }
         }
         if !run.extra.is_empty() {
-            self.point_kill_at_run(run);
+            self.point_kill_at_run(run, true);
         }
         for i in 0..run.units.len() {
             if run.units[i].on.is_some() {
@@ -246,11 +249,17 @@ impl ClientConn {
             .await
     }
 
-    /// Points `KILL QUERY <our id>` at every connection the units were sent on.
-    fn point_kill_at_run(&mut self, run: &mut MergedRun) {
+    /// Points `KILL QUERY <our id>` at every connection the units were sent on, or, with
+    /// `extra` false, at the session's own connections only (before the extra ones go back
+    /// to the pool, where a KILL must no longer reach them).
+    fn point_kill_at_run(&mut self, run: &mut MergedRun, extra: bool) {
         let mut targets: Vec<KillTarget> = Vec::new();
         for i in 0..run.units.len() {
-            let Some(on) = run.units[i].on else { continue };
+            let on = match run.units[i].on {
+                Some(on) if extra => on,
+                None if extra => continue,
+                _ => On::Session(run.units[i].dispatch.backend),
+            };
             let h = held(&mut self.backends, &mut run.extra, on);
             if !targets
                 .iter()
@@ -314,7 +323,7 @@ impl ClientConn {
         if run.units[i].on.is_none() {
             self.start_unit(run, inputs, i).await?;
             if !run.extra.is_empty() {
-                self.point_kill_at_run(run);
+                self.point_kill_at_run(run, true);
             }
         }
         if run.units[i].columns.is_none() {
