@@ -78,6 +78,22 @@ impl ShardedDb {
         Self::start("mysql", rules, &urls, Shards::Mysql(shards)).await
     }
 
+    /// [`ShardedDb::mysql`] with pools of `max_connections` per data source and a checkout
+    /// timeout of `checkout_timeout_ms` (for tests of pool exhaustion).
+    pub async fn mysql_with_pools(
+        rules: &str,
+        count: usize,
+        max_connections: u32,
+        checkout_timeout_ms: u64,
+    ) -> ShardedDb {
+        let shards: Vec<MysqlDatabase> = (0..count)
+            .map(|i| MysqlDatabase::create(&format!("shard{i}")))
+            .collect();
+        let urls: Vec<String> = shards.iter().map(MysqlDatabase::url).collect();
+        let pools = Some((max_connections, checkout_timeout_ms));
+        Self::start_with("mysql", rules, &urls, Shards::Mysql(shards), None, pools).await
+    }
+
     /// `count` PostgreSQL databases as `ds_0..`, `rules` as the rule file.
     pub async fn postgres(rules: &str, count: usize) -> ShardedDb {
         let shards: Vec<PgDatabase> = (0..count)
@@ -104,12 +120,13 @@ impl ShardedDb {
             &urls,
             Shards::Postgres(shards),
             Some(user),
+            None,
         )
         .await
     }
 
     async fn start(backend: &str, rules: &str, urls: &[String], shards: Shards) -> ShardedDb {
-        Self::start_with(backend, rules, urls, shards, None).await
+        Self::start_with(backend, rules, urls, shards, None, None).await
     }
 
     async fn start_with(
@@ -118,7 +135,9 @@ impl ShardedDb {
         urls: &[String],
         shards: Shards,
         extra_user: Option<(&str, &str)>,
+        pools: Option<(u32, u64)>,
     ) -> ShardedDb {
+        let (max_connections, checkout_timeout_ms) = pools.unwrap_or((32, 5000));
         let dir = TempDir::new("rules");
         let rules_path = dir.path.join("rules.toml");
         std::fs::write(&rules_path, rules).expect("write rule file");
@@ -129,7 +148,7 @@ impl ShardedDb {
         let mut sources = String::new();
         for (i, url) in urls.iter().enumerate() {
             sources.push_str(&format!(
-                "[databases.{logical}.data_sources.ds_{i}]\nurl = \"{url}\"\nmax_connections = 32\n\n"
+                "[databases.{logical}.data_sources.ds_{i}]\nurl = \"{url}\"\nmax_connections = {max_connections}\n\n"
             ));
         }
         let toml = format!(
@@ -137,7 +156,7 @@ impl ShardedDb {
 [server]
 {backend}_listen = "127.0.0.1:0"
 connect_timeout_ms = 2000
-checkout_timeout_ms = 5000
+checkout_timeout_ms = {checkout_timeout_ms}
 
 [[users]]
 name = "{APP_USER}"

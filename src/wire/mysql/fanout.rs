@@ -34,6 +34,9 @@ pub(crate) struct Dispatch {
     pub command: Vec<u8>,
     /// A backend statement prepared for this execution only, closed after it.
     pub close_after: Option<u32>,
+    /// The SQL of the backend statement `command` executes (COM_STMT_EXECUTE), so that the
+    /// unit can be prepared again on another connection of its data source (`merged.rs`).
+    pub statement_sql: Option<String>,
 }
 
 /// A COM_QUERY payload.

@@ -131,6 +131,7 @@ impl ClientConn {
                         Some(sql) => query_payload(sql),
                     },
                     close_after: None,
+                    statement_sql: None,
                 })
                 .collect();
             match plan.merge.clone() {

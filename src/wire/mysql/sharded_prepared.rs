@@ -248,6 +248,7 @@ impl ClientConn {
                                 .collect(),
                             command: with_statement_id(&template, stmt),
                             close_after: None,
+                            statement_sql: Some(sql.to_string()),
                         })
                 }
                 ParamMode::Inline if returns_rows => {
@@ -256,6 +257,7 @@ impl ClientConn {
                         preamble: Vec::new(),
                         command: execute_without_params(stmt),
                         close_after: Some(stmt),
+                        statement_sql: Some(sql.to_string()),
                     })
                 }
                 ParamMode::Inline => Ok(Dispatch {
@@ -263,6 +265,7 @@ impl ClientConn {
                     preamble: Vec::new(),
                     command: query_payload(sql),
                     close_after: None,
+                    statement_sql: None,
                 }),
             };
             match prepared {
