@@ -26,8 +26,8 @@ use std::path::Path;
 pub use data_source_url::DataSourceUrl;
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
-    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, PostgresAuthMethod,
-    ServerConfig, TransactionType, UserConfig,
+    BackendKind, Config, DataSourceConfig, DatabaseConfig, LogFormat, MysqlAuthPlugin,
+    PostgresAuthMethod, ServerConfig, TransactionType, UserConfig,
 };
 pub use rules::{KeyGen, ShardingRules, Strategy, TableRule};
 

@@ -26,6 +26,10 @@ pub(super) struct RawServer {
     pub worker_threads: Option<Spanned<usize>>,
     pub snowflake_worker_id: Option<Spanned<i64>>,
     pub log_level: Option<Spanned<String>>,
+    // Operations: logs, slow statements, shutdown.
+    pub log_format: Option<Spanned<String>>,
+    pub slow_statement_ms: Option<Spanned<u64>>,
+    pub shutdown_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// One `[[users]]` entry.
