@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::{BackendKind, Config, MysqlAuthPlugin};
-use crate::shutdown::{Shutdown, ShutdownSignal};
 use crate::execute::Cluster;
+use crate::shutdown::{Shutdown, ShutdownSignal};
 use crate::wire::mysql::auth::AuthState;
 use crate::wire::mysql::backend::{
     BackendConn, ConnectOptions, Profile, MARIADB_PROFILE_CAPABILITIES, PROFILE_CAPABILITIES,

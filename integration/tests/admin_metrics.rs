@@ -155,8 +155,12 @@ async fn a_scrape_after_traffic_shows_the_counters_moved() {
     let admin = s.proxy.server.admin_addr.expect("admin listener");
 
     // MySQL, no sharding rules: single routes, a transaction, an error.
-    let mut c = mysql_async::Conn::new(s.proxy.app_opts(&s.plain)).await.unwrap();
-    c.query_drop("CREATE TABLE t (id INT PRIMARY KEY)").await.unwrap();
+    let mut c = mysql_async::Conn::new(s.proxy.app_opts(&s.plain))
+        .await
+        .unwrap();
+    c.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
     c.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
     c.query_drop("BEGIN").await.unwrap();
     c.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
@@ -166,7 +170,9 @@ async fn a_scrape_after_traffic_shows_the_counters_moved() {
 
     // MySQL, sharded: DDL fanned out, a single-shard insert, a scan of every shard, a
     // broadcast-table write, a transaction over the data sources.
-    let mut sh = mysql_async::Conn::new(s.proxy.app_opts(&s.sharded)).await.unwrap();
+    let mut sh = mysql_async::Conn::new(s.proxy.app_opts(&s.sharded))
+        .await
+        .unwrap();
     for ddl in ORDERS_DDL {
         sh.query_drop(ddl).await.unwrap();
     }
@@ -186,13 +192,23 @@ async fn a_scrape_after_traffic_shows_the_counters_moved() {
     // PostgreSQL: simple and extended protocol, a rolled-back transaction, an error.
     let dsn = s.proxy.pg_dsn(APP_USER, APP_PASSWORD, &s.pg);
     let pg = pg_connect(&dsn).await.unwrap();
-    pg.batch_execute("CREATE TABLE t (id INT PRIMARY KEY)").await.unwrap();
-    pg.execute("INSERT INTO t VALUES ($1)", &[&1i32]).await.unwrap();
+    pg.batch_execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    pg.execute("INSERT INTO t VALUES ($1)", &[&1i32])
+        .await
+        .unwrap();
     pg.batch_execute("BEGIN").await.unwrap();
     pg.batch_execute("INSERT INTO t VALUES (2)").await.unwrap();
     pg.batch_execute("ROLLBACK").await.unwrap();
-    let err = pg.simple_query("SELECT * FROM no_such_table").await.unwrap_err();
-    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE));
+    let err = pg
+        .simple_query("SELECT * FROM no_such_table")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+    );
     let rows = pg.query("SELECT id FROM t", &[]).await.unwrap();
     assert_eq!(rows.len(), 1);
 
@@ -216,16 +232,27 @@ async fn a_scrape_after_traffic_shows_the_counters_moved() {
     assert_eq!(statements(&s.pg, "insert", "single"), 2.0, "{body}");
     assert!(statements(&s.pg, "select", "single") >= 2.0);
     assert!(
-        value(&m, "dbmesh_statement_duration_seconds_count", &[("database", &s.pg)]) >= 6.0,
+        value(
+            &m,
+            "dbmesh_statement_duration_seconds_count",
+            &[("database", &s.pg)]
+        ) >= 6.0,
         "{body}"
     );
     assert!(
-        value(&m, "dbmesh_backend_duration_seconds_count", &[("database", &s.plain), ("data_source", "ds_0")])
-            >= 6.0
+        value(
+            &m,
+            "dbmesh_backend_duration_seconds_count",
+            &[("database", &s.plain), ("data_source", "ds_0")]
+        ) >= 6.0
     );
 
     let errors = |protocol: &str, code: &str| {
-        value(&m, "dbmesh_errors_total", &[("protocol", protocol), ("code", code)])
+        value(
+            &m,
+            "dbmesh_errors_total",
+            &[("protocol", protocol), ("code", code)],
+        )
     };
     assert!(errors("mysql", "1146") >= 1.0, "{body}");
     assert!(errors("postgres", "42P01") >= 1.0, "{body}");

@@ -38,7 +38,10 @@ fn mounts(service: &Value) -> Vec<(PathBuf, String)> {
             let mut parts = m.split(':');
             let host = parts.next().unwrap();
             let container = parts.next().expect("host:container").to_string();
-            assert!(host.starts_with("./"), "bind mount of a repository path: {m}");
+            assert!(
+                host.starts_with("./"),
+                "bind mount of a repository path: {m}"
+            );
             (repo().join(host), container)
         })
         .collect()

@@ -7,13 +7,18 @@
 use mysql_async::prelude::Queryable;
 
 use dbmesh_integration::{
-    free_port, pg_connect, ChildProxy, MysqlDatabase, PgDatabase, APP_PASSWORD,
-    APP_USER,
+    free_port, pg_connect, ChildProxy, MysqlDatabase, PgDatabase, APP_PASSWORD, APP_USER,
 };
 
 /// One MySQL (`shop`) and one PostgreSQL (`shop_pg`) logical database, both listeners on
 /// fixed ports.
-fn config(mysql_port: u16, pg_port: u16, my: &MysqlDatabase, pg: &PgDatabase, timeout_ms: u64) -> String {
+fn config(
+    mysql_port: u16,
+    pg_port: u16,
+    my: &MysqlDatabase,
+    pg: &PgDatabase,
+    timeout_ms: u64,
+) -> String {
     format!(
         r#"
 [server]
@@ -98,14 +103,18 @@ async fn sigterm_lets_open_transactions_commit_then_exits_zero() {
     let mut proxy =
         ChildProxy::start(&config(mysql_port, pg_port, &my, &pg, 60_000), mysql_port).await;
 
-    let mut in_txn = mysql_async::Conn::new(mysql_opts(mysql_port)).await.unwrap();
+    let mut in_txn = mysql_async::Conn::new(mysql_opts(mysql_port))
+        .await
+        .unwrap();
     in_txn
         .query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
         .await
         .unwrap();
     in_txn.query_drop("BEGIN").await.unwrap();
     in_txn.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
-    let mut idle = mysql_async::Conn::new(mysql_opts(mysql_port)).await.unwrap();
+    let mut idle = mysql_async::Conn::new(mysql_opts(mysql_port))
+        .await
+        .unwrap();
     idle.query_drop("SELECT 1").await.unwrap();
 
     let pg_txn = pg_connect(&pg_dsn(pg_port)).await.unwrap();
@@ -121,7 +130,9 @@ async fn sigterm_lets_open_transactions_commit_then_exits_zero() {
     wait_until_refused(pg_port).await;
 
     // Idle sessions are closed at once; PostgreSQL's are told why.
-    let ended = pg_idle_end.await.expect("the connection task reports its end");
+    let ended = pg_idle_end
+        .await
+        .expect("the connection task reports its end");
     let err = ended.expect_err("the idle PostgreSQL session is terminated");
     assert_eq!(
         err.code(),
@@ -145,7 +156,11 @@ async fn sigterm_lets_open_transactions_commit_then_exits_zero() {
     assert!(pg_txn.simple_query("SELECT 1").await.is_err());
 
     let status = proxy.wait_exit().await;
-    assert!(status.success(), "dbmesh exited with {status}:\n{}", proxy.log());
+    assert!(
+        status.success(),
+        "dbmesh exited with {status}:\n{}",
+        proxy.log()
+    );
 
     let mut direct = mysql_async::Conn::new(my.direct_opts()).await.unwrap();
     let ids: Vec<i32> = direct.query("SELECT id FROM t ORDER BY id").await.unwrap();
@@ -168,7 +183,9 @@ async fn a_transaction_still_open_at_the_deadline_is_cut_off_and_dbmesh_exits_ze
     let mut proxy =
         ChildProxy::start(&config(mysql_port, pg_port, &my, &pg, 300), mysql_port).await;
 
-    let mut conn = mysql_async::Conn::new(mysql_opts(mysql_port)).await.unwrap();
+    let mut conn = mysql_async::Conn::new(mysql_opts(mysql_port))
+        .await
+        .unwrap();
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
         .await
         .unwrap();
@@ -177,7 +194,11 @@ async fn a_transaction_still_open_at_the_deadline_is_cut_off_and_dbmesh_exits_ze
 
     proxy.signal("TERM");
     let status = proxy.wait_exit().await;
-    assert!(status.success(), "dbmesh exited with {status}:\n{}", proxy.log());
+    assert!(
+        status.success(),
+        "dbmesh exited with {status}:\n{}",
+        proxy.log()
+    );
     assert!(
         proxy.log().contains("shutdown deadline passed"),
         "{}",

@@ -138,10 +138,16 @@ fn first_keyword(mut sql: &[u8]) -> &[u8] {
         if let Some(rest) = trimmed.strip_prefix(b"(") {
             sql = rest;
         } else if let Some(rest) = trimmed.strip_prefix(b"/*") {
-            let end = rest.windows(2).position(|w| w == b"*/").map_or(rest.len(), |p| p + 2);
+            let end = rest
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map_or(rest.len(), |p| p + 2);
             sql = &rest[end..];
         } else if trimmed.starts_with(b"--") || trimmed.starts_with(b"#") {
-            let end = trimmed.iter().position(|b| *b == b'\n').unwrap_or(trimmed.len());
+            let end = trimmed
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap_or(trimmed.len());
             sql = &trimmed[end..];
         } else {
             let end = trimmed
@@ -324,9 +330,16 @@ pub fn record_pools(cluster: &Cluster) {
             let (in_use, idle, max) = if mysql {
                 (ds.mysql.in_use(), ds.mysql.idle_count(), ds.mysql.max())
             } else {
-                (ds.postgres.in_use(), ds.postgres.idle_count(), ds.postgres.max())
+                (
+                    ds.postgres.in_use(),
+                    ds.postgres.idle_count(),
+                    ds.postgres.max(),
+                )
             };
-            let labels = [("database", db_name.clone()), ("data_source", ds_name.clone())];
+            let labels = [
+                ("database", db_name.clone()),
+                ("data_source", ds_name.clone()),
+            ];
             let state = |s: &'static str| {
                 let mut l: Vec<(&'static str, String)> = labels.to_vec();
                 l.push(("state", s.to_string()));
@@ -348,7 +361,10 @@ mod tests {
     fn statement_type_reads_the_first_keyword() {
         assert_eq!(statement_type(b"SELECT 1"), "select");
         assert_eq!(statement_type(b"  (select 1) union (select 2)"), "select");
-        assert_eq!(statement_type(b"/* hint */ insert into t values (1)"), "insert");
+        assert_eq!(
+            statement_type(b"/* hint */ insert into t values (1)"),
+            "insert"
+        );
         assert_eq!(statement_type(b"-- c\nUPDATE t SET a = 1"), "update");
         assert_eq!(statement_type(b"delete from t"), "delete");
         assert_eq!(statement_type(b"CREATE TABLE t (id int)"), "ddl");
@@ -391,7 +407,10 @@ mod tests {
         assert_eq!(RouteKind::of(&scan), RouteKind::Multi);
         let broadcast_write = plan(
             PlanKind::Write,
-            &[("ds_0", Some("DELETE FROM dict")), ("ds_1", Some("DELETE FROM dict"))],
+            &[
+                ("ds_0", Some("DELETE FROM dict")),
+                ("ds_1", Some("DELETE FROM dict")),
+            ],
         );
         assert_eq!(RouteKind::of(&broadcast_write), RouteKind::Broadcast);
         let same_source_twice = plan(

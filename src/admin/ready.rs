@@ -48,10 +48,7 @@ impl BackendHealth for ConnectProbe {
             }
             let connect = tokio::net::TcpStream::connect((ds.url.host.as_str(), ds.url.port));
             let up = matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)));
-            self.last
-                .lock()
-                .unwrap()
-                .insert(key, (Instant::now(), up));
+            self.last.lock().unwrap().insert(key, (Instant::now(), up));
             up
         })
     }

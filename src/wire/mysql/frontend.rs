@@ -315,38 +315,32 @@ impl ClientConn {
     /// One command, answered by dbmesh or routed.
     async fn command(&mut self, command: u8, payload: bytes::BytesMut) -> Result<(), Fatal> {
         match command {
-                COM_QUERY => self.com_query(payload).await,
-                COM_INIT_DB => {
-                    let db = String::from_utf8_lossy(&payload[1..]).into_owned();
-                    self.use_database(&db);
-                    Ok(())
-                }
-                COM_PING => {
-                    self.send_ok();
-                    Ok(())
-                }
-                COM_FIELD_LIST => {
-                    self.forward_routed(&payload, ResponseKind::FieldList)
-                        .await
-                }
-                COM_STATISTICS => {
-                    self.forward_routed(&payload, ResponseKind::Single)
-                        .await
-                }
-                COM_SET_OPTION => self.set_option(&payload).await,
-                COM_STMT_PREPARE => self.stmt_prepare(&payload).await,
-                COM_STMT_EXECUTE => self.stmt_execute(payload).await,
-                COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(payload).await,
-                COM_STMT_CLOSE => self.stmt_close(&payload).await,
-                COM_STMT_RESET => self.stmt_reset(payload).await,
-                COM_STMT_FETCH => self.stmt_fetch(payload).await,
-                COM_RESET_CONNECTION => self.reset_connection().await,
-                COM_CHANGE_USER => self.change_user(&payload).await,
-                other => {
-                    self.send_error(&Error::UnknownCommand(other));
-                    Ok(())
-                }
+            COM_QUERY => self.com_query(payload).await,
+            COM_INIT_DB => {
+                let db = String::from_utf8_lossy(&payload[1..]).into_owned();
+                self.use_database(&db);
+                Ok(())
             }
+            COM_PING => {
+                self.send_ok();
+                Ok(())
+            }
+            COM_FIELD_LIST => self.forward_routed(&payload, ResponseKind::FieldList).await,
+            COM_STATISTICS => self.forward_routed(&payload, ResponseKind::Single).await,
+            COM_SET_OPTION => self.set_option(&payload).await,
+            COM_STMT_PREPARE => self.stmt_prepare(&payload).await,
+            COM_STMT_EXECUTE => self.stmt_execute(payload).await,
+            COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(payload).await,
+            COM_STMT_CLOSE => self.stmt_close(&payload).await,
+            COM_STMT_RESET => self.stmt_reset(payload).await,
+            COM_STMT_FETCH => self.stmt_fetch(payload).await,
+            COM_RESET_CONNECTION => self.reset_connection().await,
+            COM_CHANGE_USER => self.change_user(&payload).await,
+            other => {
+                self.send_error(&Error::UnknownCommand(other));
+                Ok(())
+            }
+        }
     }
 
     /// In a transaction: the backend's (passthrough) or dbmesh's over several data sources.

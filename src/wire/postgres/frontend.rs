@@ -327,7 +327,6 @@ impl PgClient {
         self.pending_syncs == 0 && !self.unsynced && self.tx_status == b'I'
     }
 
-
     /// Forwards the client's complete messages, with the bookkeeping they need.
     async fn on_client_data(&mut self) -> Result<(), Close> {
         loop {
@@ -483,7 +482,11 @@ impl PgClient {
                 self.pending_syncs += 1;
                 self.statements.on_sync();
                 let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
-                let kind = if tag == b'Q' { statement_type(sql) } else { "other" };
+                let kind = if tag == b'Q' {
+                    statement_type(sql)
+                } else {
+                    "other"
+                };
                 self.requests
                     .push_back(Some(StatementTimer::started_at(Instant::now(), kind)));
                 if tag == b'Q' {
@@ -527,7 +530,13 @@ impl PgClient {
                         let ds = &self.data_source;
                         m::backend_round_trip(&ds.database, &ds.name, t.elapsed());
                     }
-                    request_done(&mut self.requests, &self.rt, &self.session, before, self.tx_status);
+                    request_done(
+                        &mut self.requests,
+                        &self.rt,
+                        &self.session,
+                        before,
+                        self.tx_status,
+                    );
                     self.pending_syncs = self.pending_syncs.saturating_sub(1);
                     for name in self.statements.on_ready() {
                         held.conn.prepared.remove(&name);

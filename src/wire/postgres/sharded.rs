@@ -33,8 +33,8 @@ use tracing::{debug, warn};
 
 use super::backend::{PgBackendConn, StartupParams};
 use super::checkout::{HeldBackend, MAX_BACKEND_MESSAGE};
-use super::frontend::Batch;
 use super::error::{error_response, from_error, SessionError, Severity};
+use super::frontend::Batch;
 use super::message::{frame_at, MessageError, MessageReader, MessageWriter, FLUSH_THRESHOLD};
 use super::passthrough::Passthrough;
 use super::shard_backends::Backends;
