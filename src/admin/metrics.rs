@@ -6,6 +6,7 @@
 //! Labels are low-cardinality by design: protocol, logical database, data source, statement
 //! type, route kind, error code; never SQL text or client addresses.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram, Counter, Gauge};
@@ -35,6 +36,20 @@ pub const TRANSACTIONS: &str = "dbmesh_transactions_total";
 pub const POOL_CONNECTIONS: &str = "dbmesh_pool_connections";
 /// Pool size limit (gauge), by database and data source.
 pub const POOL_MAX_CONNECTIONS: &str = "dbmesh_pool_max_connections";
+
+/// Whether a recorder is installed (an admin endpoint started). Until then the recording
+/// functions return before building their labels, so a proxy without `admin_listen`
+/// allocates nothing for metrics.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Called once the Prometheus recorder is installed.
+pub(super) fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// Histogram buckets for the `*_duration_seconds` metrics: 100 µs to 10 s.
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -249,12 +264,6 @@ impl StatementTimer {
         slow: Option<Duration>,
     ) {
         let elapsed = self.started.elapsed();
-        let p = protocol.label();
-        counter!(STATEMENTS, "protocol" => p, "database" => database.to_string(),
-            "type" => self.kind, "route" => route.label())
-        .increment(1);
-        histogram!(STATEMENT_DURATION, "protocol" => p, "database" => database.to_string())
-            .record(elapsed.as_secs_f64());
         if slow.is_some_and(|s| elapsed >= s) {
             tracing::warn!(
                 target: "dbmesh::slow_statement",
@@ -265,11 +274,23 @@ impl StatementTimer {
                 "slow statement"
             );
         }
+        if !enabled() {
+            return;
+        }
+        let p = protocol.label();
+        counter!(STATEMENTS, "protocol" => p, "database" => database.to_string(),
+            "type" => self.kind, "route" => route.label())
+        .increment(1);
+        histogram!(STATEMENT_DURATION, "protocol" => p, "database" => database.to_string())
+            .record(elapsed.as_secs_f64());
     }
 }
 
 /// One round trip to a backend (a statement sent, its whole response read) took `elapsed`.
 pub fn backend_round_trip(database: &str, data_source: &str, elapsed: Duration) {
+    if !enabled() {
+        return;
+    }
     histogram!(BACKEND_DURATION, "database" => database.to_string(),
         "data_source" => data_source.to_string())
     .record(elapsed.as_secs_f64());
@@ -278,11 +299,17 @@ pub fn backend_round_trip(database: &str, data_source: &str, elapsed: Duration) 
 /// An error went to a client: a MySQL errno or a PostgreSQL SQLSTATE, dbmesh's own or a
 /// backend's.
 pub fn error(protocol: Protocol, code: &str) {
+    if !enabled() {
+        return;
+    }
     counter!(ERRORS, "protocol" => protocol.label(), "code" => code.to_string()).increment(1);
 }
 
 /// A MySQL error by errno.
 pub fn mysql_error(errno: u16) {
+    if !enabled() {
+        return;
+    }
     error(Protocol::Mysql, &errno.to_string());
 }
 

@@ -29,6 +29,7 @@ fn prometheus() -> PrometheusHandle {
                 )
                 .expect("buckets are not empty")
                 .install_recorder()
+                .inspect(|_| metrics::enable())
                 .expect("no other metrics recorder is installed")
         })
         .clone()
