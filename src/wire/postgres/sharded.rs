@@ -29,7 +29,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use super::backend::{PgBackendConn, StartupParams};
 use super::checkout::{HeldBackend, MAX_BACKEND_MESSAGE};
@@ -166,7 +166,11 @@ impl ShardedSession {
                 // After an extended-protocol error everything up to Sync is skipped, a
                 // Query included, as PostgreSQL does.
                 b'Q' if self.skipping() => Ok(()),
-                b'Q' => self.simple_query(&msg).await,
+                b'Q' => {
+                    let kind = timer.as_ref().map_or("other", StatementTimer::kind);
+                    let span = tracing::debug_span!("statement", r#type = kind);
+                    self.simple_query(&msg).instrument(span).await
+                }
                 b'P' | b'B' | b'D' | b'E' | b'C' | b'S' | b'H' => self.extended(tag, &msg).await,
                 // CopyData / CopyDone / CopyFail outside a COPY are ignored, as PostgreSQL does.
                 b'd' | b'c' | b'f' => Ok(()),
