@@ -188,6 +188,8 @@ async fn a_scrape_after_traffic_shows_the_counters_moved() {
         .await
         .unwrap();
     sh.query_drop("ROLLBACK").await.unwrap();
+    // An error from the backends of a fan-out.
+    assert!(sh.query_drop("UPDATE t_order SET nope = 1").await.is_err());
 
     // PostgreSQL: simple and extended protocol, a rolled-back transaction, an error.
     let dsn = s.proxy.pg_dsn(APP_USER, APP_PASSWORD, &s.pg);
@@ -247,6 +249,15 @@ async fn a_scrape_after_traffic_shows_the_counters_moved() {
         ) >= 6.0
     );
 
+    // Fanned-out units are timed per data source too: ds_1 of the sharded database ran
+    // one single-unit INSERT, and its share of three DDL fan-outs, a scan, a broadcast write
+    // and the failed UPDATE.
+    let sharded_ds1 = [("database", s.sharded.as_str()), ("data_source", "ds_1")];
+    assert!(
+        value(&m, "dbmesh_backend_duration_seconds_count", &sharded_ds1) >= 5.0,
+        "{body}"
+    );
+
     let errors = |protocol: &str, code: &str| {
         value(
             &m,
@@ -255,6 +266,7 @@ async fn a_scrape_after_traffic_shows_the_counters_moved() {
         )
     };
     assert!(errors("mysql", "1146") >= 1.0, "{body}");
+    assert!(errors("mysql", "1054") >= 1.0, "{body}");
     assert!(errors("postgres", "42P01") >= 1.0, "{body}");
 
     let txns = |protocol: &str, kind: &str, outcome: &str| {
