@@ -122,6 +122,26 @@ impl ChildProxy {
         self.child.id()
     }
 
+    /// Sends signal `name` (`TERM`, `INT`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        // The shell's builtin `kill`: no procps needed.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -s {name} {}", self.pid())])
+            .status()
+            .expect("sh runs");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Waits for the process to exit and returns how it did.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// What the process logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path.join("dbmesh.log")).unwrap_or_default()

@@ -66,6 +66,14 @@ pub struct ServerConfig {
     /// `tls_cert` / `tls_key` / `tls_min_version`: TLS offered to clients of both
     /// listeners; `None` = plain TCP only (clients asking for TLS are told no).
     pub tls: Option<crate::tls::ServerTls>,
+    /// How log lines are written: human-readable text or one JSON object per line.
+    pub log_format: LogFormat,
+    /// Statements taking at least this long are logged (with their route) at WARN;
+    /// `None` = no slow-statement log.
+    pub slow_statement: Option<Duration>,
+    /// After SIGTERM / SIGINT, how long open transactions may take to finish before every
+    /// connection is closed.
+    pub shutdown_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -77,6 +85,36 @@ impl ServerConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(5_000);
     /// `checkout_timeout_ms` when not set.
     pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(10_000);
+    /// `shutdown_timeout_ms` when not set.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(30_000);
+}
+
+/// `[server] log_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event, spans as `conn{...}:statement{...}` prefixes.
+    #[default]
+    Text,
+    /// One JSON object per line, with the current span and its parents (for log shippers).
+    Json,
+}
+
+impl LogFormat {
+    /// Every format, in the order listed in error messages.
+    pub const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+
+    /// The format's name in the config file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// The format called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
 }
 
 /// PostgreSQL password authentication method (as named in `pg_hba.conf`).

@@ -30,6 +30,10 @@ pub(super) struct RawServer {
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
     pub tls_min_version: Option<Spanned<String>>,
+    // Operations: logs, slow statements, shutdown.
+    pub log_format: Option<Spanned<String>>,
+    pub slow_statement_ms: Option<Spanned<u64>>,
+    pub shutdown_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// One `[[users]]` entry.

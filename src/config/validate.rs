@@ -12,8 +12,8 @@ use super::data_source_url::DataSourceUrl;
 use super::document::{DatabaseSection, Document, Section};
 use super::error::{child_key, index_key, Report};
 use super::model::{
-    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, PostgresAuthMethod,
-    ServerConfig, TransactionType, UserConfig,
+    BackendKind, Config, DataSourceConfig, DatabaseConfig, LogFormat, MysqlAuthPlugin,
+    PostgresAuthMethod, ServerConfig, TransactionType, UserConfig,
 };
 use super::raw::{RawDataSource, RawServer, RawUser};
 
@@ -75,6 +75,9 @@ fn server(
         snowflake_worker_id: None,
         log_level: None,
         tls: None,
+        log_format: LogFormat::Text,
+        slow_statement: None,
+        shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,
     };
     let Some(section) = section else {
         report.at(
@@ -214,6 +217,7 @@ fn server(
         server.log_level = Some(level.get_ref().clone());
     }
     server.tls = server_tls(raw, cx, report);
+    operations(raw, &mut server, report);
     server
 }
 
@@ -271,6 +275,33 @@ fn server_tls(
             report.at(raw.tls_cert.as_ref().map(|c| c.span()), key("tls_cert"), e);
             None
         }
+    }
+}
+
+/// The operations keys of `[server]`: log format, slow-statement log, shutdown deadline.
+fn operations(raw: &RawServer, server: &mut ServerConfig, report: &mut Report) {
+    let key = |field: &str| child_key("server", field);
+    if let Some(format) = &raw.log_format {
+        match LogFormat::from_name(format.get_ref()) {
+            Some(f) => server.log_format = f,
+            None => report.at(
+                Some(format.span()),
+                key("log_format"),
+                bad_value(format.get_ref(), LogFormat::ALL.map(|f| f.name())),
+            ),
+        }
+    }
+    // 0 would log every statement: allowed, a debugging aid.
+    server.slow_statement = raw
+        .slow_statement_ms
+        .as_ref()
+        .map(|ms| Duration::from_millis(*ms.get_ref()));
+    if let Some(ms) = positive(
+        raw.shutdown_timeout_ms.as_ref(),
+        &key("shutdown_timeout_ms"),
+        report,
+    ) {
+        server.shutdown_timeout = Duration::from_millis(ms);
     }
 }
 

@@ -21,12 +21,16 @@ use super::relay::{relay, RelayEnd, RelayError};
 use super::response::{ResponseKind, ResponseTracker};
 use super::resultset::{write_text_resultset, ColumnDef, ResultFormat};
 use super::sharded_txn::ShardedTxn;
+use crate::admin::metrics::{
+    self as m, ConnectionMetrics, Protocol, RouteKind, StatementTimer, TxnOutcome,
+};
 use crate::config::{BackendKind, UserConfig};
 use crate::error::Error;
 use crate::execute::pool::Lease;
 use crate::execute::DataSource;
 use crate::server::Runtime;
 use crate::session::Session;
+use crate::shutdown::Shutdown;
 use crate::sql::{classify, StatementKind};
 use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
@@ -61,7 +65,7 @@ pub(crate) struct Held {
 }
 
 /// Serves one client until it quits or breaks the protocol.
-pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
+pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>, shutdown: Shutdown) {
     let id = rt.next_connection_id();
     let peer = stream
         .peer_addr()
@@ -70,7 +74,9 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
     let span = info_span!("mysql", conn = id, peer = %peer);
     async move {
         let _ = stream.set_nodelay(true);
-        let login = ClientConn::handshake(rt, id, peer, Stream::Plain(stream));
+        let metrics = ConnectionMetrics::open(Protocol::Mysql);
+        let login =
+            ClientConn::handshake(rt, id, peer, Stream::Plain(stream), (shutdown, metrics));
         let Ok(Some(mut client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await
         else {
             return;
@@ -115,6 +121,13 @@ pub(crate) struct ClientConn {
     /// response's final OK / EOF must say `SERVER_MORE_RESULTS_EXISTS`
     /// (`multi_statement.rs`).
     pub more_results: bool,
+    /// Tells the command loop the proxy is shutting down (graceful shutdown).
+    pub shutdown: Shutdown,
+    pub metrics: ConnectionMetrics,
+    /// How the statement running now was routed (sharded plans set it), for the metrics.
+    pub route: RouteKind,
+    /// The statement running now sent the client an error (metrics: transaction outcome).
+    pub statement_failed: bool,
 }
 
 impl ClientConn {
@@ -123,6 +136,7 @@ impl ClientConn {
         connection_id: u32,
         peer: String,
         mut stream: Stream,
+        (shutdown, metrics): (Shutdown, ConnectionMetrics),
     ) -> Option<ClientConn> {
         let nonce = auth::new_nonce();
         let mut info = rt.mysql.clone();
@@ -231,6 +245,10 @@ impl ClientConn {
             last_insert_id: 0,
             multi_statements: capabilities.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
             more_results: false,
+            shutdown,
+            metrics,
+            route: RouteKind::Single,
+            statement_failed: false,
         };
         if !ok {
             conn.send_error(&Error::AccessDenied {
@@ -276,6 +294,9 @@ impl ClientConn {
                     let _ = self.writer.flush().await;
                     return;
                 }
+                // Shutting down: a session outside a transaction just closes, as mysqld
+                // does; one inside a transaction closes when it ends (below).
+                _ = self.shutdown.started(), if !self.in_transaction() => return,
             };
             let pkt = match read {
                 Ok(p) => p,
@@ -294,43 +315,100 @@ impl ClientConn {
                 let _ = self.writer.flush().await;
                 return;
             };
-            let outcome = match command {
-                COM_QUIT => return,
-                COM_QUERY => self.com_query(pkt.payload).await,
-                COM_INIT_DB => {
-                    let db = String::from_utf8_lossy(&pkt.payload[1..]).into_owned();
-                    self.use_database(&db);
-                    Ok(())
-                }
-                COM_PING => {
-                    self.send_ok();
-                    Ok(())
-                }
-                COM_FIELD_LIST => {
-                    self.forward_routed(&pkt.payload, ResponseKind::FieldList)
-                        .await
-                }
-                COM_STATISTICS => {
-                    self.forward_routed(&pkt.payload, ResponseKind::Single)
-                        .await
-                }
-                COM_SET_OPTION => self.set_option(&pkt.payload).await,
-                COM_STMT_PREPARE => self.stmt_prepare(&pkt.payload).await,
-                COM_STMT_EXECUTE => self.stmt_execute(pkt.payload).await,
-                COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(pkt.payload).await,
-                COM_STMT_CLOSE => self.stmt_close(&pkt.payload).await,
-                COM_STMT_RESET => self.stmt_reset(pkt.payload).await,
-                COM_STMT_FETCH => self.stmt_fetch(pkt.payload).await,
-                COM_RESET_CONNECTION => self.reset_connection().await,
-                COM_CHANGE_USER => self.change_user(&pkt.payload).await,
-                other => {
-                    self.send_error(&Error::UnknownCommand(other));
-                    Ok(())
-                }
+            if command == COM_QUIT {
+                return;
+            }
+            let timer = match command {
+                COM_QUERY => Some(StatementTimer::start(&pkt.payload[1..])),
+                COM_STMT_EXECUTE => Some(self.execute_timer(&pkt.payload)),
+                _ => None,
             };
+            let span = match &timer {
+                Some(t) => tracing::debug_span!("statement", r#type = t.kind()),
+                None => tracing::trace_span!("command", command),
+            };
+            let in_txn = self.in_transaction();
+            let sharded_txn = self.txn.is_some();
+            self.route = RouteKind::Single;
+            self.statement_failed = false;
+            let outcome = self.command(command, pkt.payload).instrument(span).await;
+            if let Some(t) = timer {
+                self.statement_done(t, in_txn, sharded_txn);
+            }
             if outcome.is_err() || self.writer.flush().await.is_err() {
                 return;
             }
+            self.metrics
+                .bytes(self.reader.received(), self.writer.sent());
+            if self.shutdown.is_shutdown() && !self.in_transaction() {
+                return;
+            }
+        }
+    }
+
+    /// One command, answered by dbmesh or routed.
+    async fn command(&mut self, command: u8, payload: bytes::BytesMut) -> Result<(), Fatal> {
+        match command {
+            COM_QUERY => self.com_query(payload).await,
+            COM_INIT_DB => {
+                let db = String::from_utf8_lossy(&payload[1..]).into_owned();
+                self.use_database(&db);
+                Ok(())
+            }
+            COM_PING => {
+                self.send_ok();
+                Ok(())
+            }
+            COM_FIELD_LIST => self.forward_routed(&payload, ResponseKind::FieldList).await,
+            COM_STATISTICS => self.forward_routed(&payload, ResponseKind::Single).await,
+            COM_SET_OPTION => self.set_option(&payload).await,
+            COM_STMT_PREPARE => self.stmt_prepare(&payload).await,
+            COM_STMT_EXECUTE => self.stmt_execute(payload).await,
+            COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(payload).await,
+            COM_STMT_CLOSE => self.stmt_close(&payload).await,
+            COM_STMT_RESET => self.stmt_reset(payload).await,
+            COM_STMT_FETCH => self.stmt_fetch(payload).await,
+            COM_RESET_CONNECTION => self.reset_connection().await,
+            COM_CHANGE_USER => self.change_user(&payload).await,
+            other => {
+                self.send_error(&Error::UnknownCommand(other));
+                Ok(())
+            }
+        }
+    }
+
+    /// In a transaction: the backend's (passthrough) or dbmesh's over several data sources.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.session.in_transaction || self.txn.is_some()
+    }
+
+    /// The timer of a COM_STMT_EXECUTE, typed by its prepared statement's SQL.
+    fn execute_timer(&self, payload: &[u8]) -> StatementTimer {
+        let sql = super::prepared::statement_id(payload)
+            .and_then(|id| self.statements.get(&id))
+            .map(|s| s.sql.as_slice())
+            .unwrap_or_default();
+        StatementTimer::start(sql)
+    }
+
+    /// A statement ended: statement metrics, and the transaction it ended, if any.
+    fn statement_done(&mut self, timer: StatementTimer, was_in_txn: bool, sharded_txn: bool) {
+        let kind = timer.kind();
+        let database = self.session.database.as_deref().unwrap_or("");
+        let slow = self.rt.config.server.slow_statement;
+        timer.finish(Protocol::Mysql, database, self.route, slow);
+        if was_in_txn && !self.in_transaction() {
+            let txn_type = match (sharded_txn, self.session.database.as_deref()) {
+                (true, Some(db)) => self
+                    .rt
+                    .config
+                    .databases
+                    .get(db)
+                    .map_or("local", |d| txn_type_label(d.transaction)),
+                _ => "single",
+            };
+            let outcome = TxnOutcome::of(kind, self.statement_failed);
+            m::transaction(Protocol::Mysql, txn_type, outcome);
         }
     }
 
@@ -368,12 +446,14 @@ impl ClientConn {
     }
 
     pub(crate) fn send_error(&mut self, e: &Error) {
-        let p = MysqlError::from(e).payload();
-        self.writer.write_packet(&mut self.seq, &p);
+        let e = MysqlError::from(e);
+        self.send_mysql_error(&e);
     }
 
     /// Sends an error already in wire form (a backend's, or one naming a data source).
     pub(crate) fn send_mysql_error(&mut self, e: &MysqlError) {
+        m::mysql_error(e.code);
+        self.statement_failed = true;
         self.writer.write_packet(&mut self.seq, &e.payload());
     }
 
@@ -593,6 +673,7 @@ impl ClientConn {
         self.point_kill_at(index);
         let held = &mut self.backends[index];
         let mut tracker = ResponseTracker::new(kind, held.conn.deprecate_eof());
+        let started = std::time::Instant::now();
         let sent = held.conn.send_command(payload).await;
         let mut result = match sent {
             Ok(()) => {
@@ -646,6 +727,12 @@ impl ClientConn {
                     return Ok(None);
                 }
             }
+        }
+        let ds = &self.backends[index].ds;
+        m::backend_round_trip(&ds.database, &ds.name, started.elapsed());
+        if let Some(errno) = tracker.error_code {
+            m::mysql_error(errno);
+            self.statement_failed = true;
         }
         if let Some(status) = tracker.status {
             self.session.in_transaction = status & STATUS_IN_TRANS != 0;
@@ -742,5 +829,14 @@ fn placeholder_user(name: &str) -> UserConfig {
         postgres_auth: Default::default(),
         admin: false,
         require_tls: false,
+    }
+}
+
+/// The `type` label of a sharded database's transactions.
+fn txn_type_label(t: crate::config::TransactionType) -> &'static str {
+    match t {
+        crate::config::TransactionType::Local => "local",
+        crate::config::TransactionType::Xa => "xa",
+        crate::config::TransactionType::Saga => "saga",
     }
 }

@@ -197,7 +197,7 @@ impl ClientConn {
             Err(e) => {
                 // Before the header this is the whole answer; after it, the ERR replaces the
                 // rest of the rows, as a server's error mid-result does.
-                self.writer.write_packet(&mut self.seq, &e.payload());
+                self.send_mysql_error(&e);
             }
         }
         Ok(())

@@ -74,6 +74,8 @@ pub struct PacketReader<R> {
     inner: R,
     buf: BytesMut,
     max_packet: usize,
+    /// Bytes read from the socket so far (for the byte metrics).
+    received: u64,
 }
 
 impl<R: AsyncRead + Unpin> PacketReader<R> {
@@ -82,7 +84,13 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
             max_packet,
+            received: 0,
         }
+    }
+
+    /// Bytes read from the socket so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// The bytes read from the socket and not yet consumed.
@@ -99,6 +107,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         if n == 0 {
             return Err(PacketError::Closed);
         }
+        self.received += n as u64;
         Ok(())
     }
 
@@ -167,7 +176,10 @@ impl PacketReader<crate::wire::stream::ReadHalf> {
             return true;
         }
         match self.inner.try_read_buf(&mut self.buf) {
-            Ok(_) => true,
+            Ok(n) => {
+                self.received += n as u64;
+                true
+            }
             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
         }
     }
@@ -227,6 +239,8 @@ pub struct PacketWriter<W> {
     /// [`PacketWriter::last_was_error`]); off on the relay's hot path.
     track_last: bool,
     last_first_byte: Option<u8>,
+    /// Bytes written to the socket so far (for the byte metrics).
+    sent: u64,
 }
 
 impl<W: AsyncWrite + Unpin> PacketWriter<W> {
@@ -236,7 +250,13 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
             buf: Vec::with_capacity(READ_CHUNK),
             track_last: false,
             last_first_byte: None,
+            sent: 0,
         }
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Frames `payload` (splitting it when large) with sequence ids starting at `*seq`,
@@ -294,6 +314,7 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             self.inner.write_all(&self.buf).await?;
+            self.sent += self.buf.len() as u64;
             self.buf.clear();
             if self.buf.capacity() > 4 * READ_CHUNK {
                 self.buf.shrink_to(READ_CHUNK);

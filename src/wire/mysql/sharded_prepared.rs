@@ -218,6 +218,7 @@ impl ClientConn {
         };
         let returns_rows = stmt.columns > 0;
         let template = execute_template(payload, &exec, params, &types);
+        self.route = crate::admin::metrics::RouteKind::of(&plan);
 
         if matches!(
             plan.kind,

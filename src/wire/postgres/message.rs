@@ -66,6 +66,8 @@ pub struct MessageReader<R> {
     inner: R,
     pub buf: BytesMut,
     pub max: usize,
+    /// Bytes read from the socket so far (for the byte metrics).
+    received: u64,
 }
 
 impl<R: AsyncRead + Unpin> MessageReader<R> {
@@ -74,7 +76,13 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
             max,
+            received: 0,
         }
+    }
+
+    /// Bytes read from the socket so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// Reads more bytes into the buffer; `Closed` at end of stream. Cancel-safe.
@@ -82,9 +90,11 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
             self.buf.reserve(READ_CHUNK);
         }
-        if self.inner.read_buf(&mut self.buf).await? == 0 {
+        let n = self.inner.read_buf(&mut self.buf).await?;
+        if n == 0 {
             return Err(MessageError::Closed);
         }
+        self.received += n as u64;
         Ok(())
     }
 
@@ -149,6 +159,8 @@ async fn read_exact_or_closed<R: AsyncRead + Unpin>(
 pub struct MessageWriter<W> {
     inner: W,
     pub buf: BytesMut,
+    /// Bytes written to the socket so far (for the byte metrics).
+    sent: u64,
 }
 
 impl<W: AsyncWrite + Unpin> MessageWriter<W> {
@@ -156,7 +168,13 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
         MessageWriter {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            sent: 0,
         }
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     pub fn write_raw(&mut self, bytes: &[u8]) {
@@ -177,6 +195,7 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             self.inner.write_all(&self.buf).await?;
+            self.sent += self.buf.len() as u64;
             self.buf.clear();
         }
         self.inner.flush().await

@@ -52,6 +52,16 @@ impl Backends {
     }
 
     /// The default data source's name.
+    /// The runtime the session runs in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// The logical database the session uses.
+    pub fn database(&self) -> &LogicalDatabase {
+        &self.db
+    }
+
     pub fn default_name(&self) -> &str {
         &self.db.config.default_data_source
     }
