@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use dbmesh;
 
 mod forwarder;
+mod merge_compare;
+mod merge_dataset;
 mod mysql;
 mod mysql_raw;
 mod postgres;
@@ -21,6 +23,8 @@ mod sharded;
 mod sharded_pg;
 
 pub use forwarder::*;
+pub use merge_compare::*;
+pub use merge_dataset::*;
 pub use mysql::*;
 pub use mysql_raw::*;
 pub use postgres::*;

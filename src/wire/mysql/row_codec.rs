@@ -175,16 +175,24 @@ impl ColumnMeta {
         }
     }
 
-    /// How the merge compares this column's text: byte order for binary strings and for
-    /// `_bin` collations (which the server flags BINARY), by the reported collation
-    /// otherwise (see [`collation_of_id`]); a collation id dbmesh does not know is taken as
+    /// How the merge compares this column's text: byte order for binary strings, byte
+    /// order with PAD SPACE for `_bin` collations (which the server flags BINARY), by the
+    /// reported collation otherwise (see [`collation_of_id`]); a collation id dbmesh does not know is taken as
     /// case-insensitive, MySQL's default.
     pub fn collation(&self) -> Collation {
-        if self.collation_id == BINARY_COLLATION_ID || self.flags.contains(ColumnFlags::BINARY_FLAG)
-        {
+        if self.collation_id == BINARY_COLLATION_ID {
             return Collation::Binary;
         }
-        collation_of_id(self.collation_id).map_or(Collation::CaseInsensitive, |c| c.compare)
+        let known = collation_of_id(self.collation_id).map(|c| c.compare);
+        if self.flags.contains(ColumnFlags::BINARY_FLAG) {
+            // A `_bin` column arrives as the connection's collation plus the flag; those
+            // collations pad, but for the NO PAD ones reported by their own id.
+            return match known {
+                Some(c @ (Collation::Binary | Collation::BinaryPadSpace)) => c,
+                _ => Collation::BinaryPadSpace,
+            };
+        }
+        known.unwrap_or(Collation::CaseInsensitive)
     }
 
     /// What merging needs to know of this column: its collation; the scale of an AVG
@@ -260,15 +268,22 @@ pub struct CollationClass {
 ///
 /// `_bin` and `binary` compare bytes; `_ci` collations compare case-insensitively; the
 /// case-sensitive `_cs` collations have no exact merge equivalent and compare bytes (right
-/// for equality, approximate for the order of mixed-case text).
+/// for equality, approximate for the order of mixed-case text). All but `binary`, MySQL
+/// 8's `_0900_` and MariaDB's NO PAD collations ignore trailing spaces (PAD SPACE).
 pub fn collation_of_id(id: u16) -> Option<CollationClass> {
-    let by_name = |charset: &'static str, name: &str| CollationClass {
-        charset,
-        compare: if name == "binary" || name.ends_with("_bin") || name.ends_with("_cs") {
-            Collation::Binary
-        } else {
-            Collation::CaseInsensitive
-        },
+    let by_name = |charset: &'static str, name: &str| {
+        // MySQL 8's `_0900_` collations and MariaDB's `_nopad_` ones do not pad.
+        let no_pad = name.contains("nopad") || name.contains("0900");
+        let compare = match (
+            name == "binary" || name.ends_with("_bin") || name.ends_with("_cs"),
+            no_pad || name == "binary",
+        ) {
+            (true, true) => Collation::Binary,
+            (true, false) => Collation::BinaryPadSpace,
+            (false, true) => Collation::CaseInsensitiveNoPad,
+            (false, false) => Collation::CaseInsensitive,
+        };
+        CollationClass { charset, compare }
     };
     let known = ServerCollation::from(CollationId::from(id));
     if known.id != CollationId::UNKNOWN_COLLATION_ID {
@@ -277,7 +292,14 @@ pub fn collation_of_id(id: u16) -> Option<CollationClass> {
     match id {
         576..=578 => Some(by_name("utf8mb3", "_ci")),
         608..=610 => Some(by_name("utf8mb4", "_ci")),
-        1025..=2047 => collation_of_id(id - 1024),
+        1025..=2047 => collation_of_id(id - 1024).map(|c| CollationClass {
+            compare: match c.compare {
+                Collation::BinaryPadSpace => Collation::Binary,
+                Collation::CaseInsensitive => Collation::CaseInsensitiveNoPad,
+                other => other,
+            },
+            ..c
+        }),
         2048..=3327 => {
             let charset = match (id - 2048) / 256 {
                 0 => "utf8mb3",
@@ -1338,22 +1360,26 @@ mod tests {
         let text = |flags, charset| col(ColumnType::MYSQL_TYPE_VAR_STRING, flags, charset, 40, 0);
         assert_eq!(text(0, 45).collation(), Collation::CaseInsensitive);
         // utf8mb4_bin columns arrive as the connection's collation plus the BINARY flag.
-        assert_eq!(text(BINARY, 45).collation(), Collation::Binary);
-        assert_eq!(text(0, 46).collation(), Collation::Binary); // utf8mb4_bin
+        assert_eq!(text(BINARY, 45).collation(), Collation::BinaryPadSpace);
+        assert_eq!(text(0, 46).collation(), Collation::BinaryPadSpace); // utf8mb4_bin
         assert_eq!(text(0, 63).collation(), Collation::Binary); // binary
-        assert_eq!(text(0, 255).collation(), Collation::CaseInsensitive); // utf8mb4_0900_ai_ci
+        assert_eq!(text(0, 255).collation(), Collation::CaseInsensitiveNoPad); // utf8mb4_0900_ai_ci
         assert_eq!(text(0, 278).collation(), Collation::Binary); // utf8mb4_0900_as_cs
         assert_eq!(text(0, 8).collation(), Collation::CaseInsensitive); // latin1_swedish_ci
-        assert_eq!(text(0, 47).collation(), Collation::Binary); // latin1_bin
-        assert_eq!(text(0, 1069).collation(), Collation::CaseInsensitive); // utf8mb4_general_nopad_ci
+        assert_eq!(text(0, 47).collation(), Collation::BinaryPadSpace); // latin1_bin
+        assert_eq!(text(0, 1069).collation(), Collation::CaseInsensitiveNoPad); // utf8mb4_general_nopad_ci
         assert_eq!(text(0, 1070).collation(), Collation::Binary); // utf8mb4_nopad_bin
         assert_eq!(text(0, 2304).collation(), Collation::CaseInsensitive); // utf8mb4_uca1400_ai_ci
-        assert_eq!(text(0, 2307).collation(), Collation::Binary); // utf8mb4_uca1400_as_cs
+        assert_eq!(text(0, 2307).collation(), Collation::BinaryPadSpace); // utf8mb4_uca1400_as_cs
+        assert_eq!(text(BINARY, 1070).collation(), Collation::Binary); // utf8mb4_nopad_bin
         assert_eq!(text(0, 609).collation(), Collation::CaseInsensitive); // utf8mb4_myanmar_ci
         assert_eq!(text(0, 40000).collation(), Collation::CaseInsensitive); // unknown
         assert_eq!(collation_of_id(2304).unwrap().charset, "utf8mb4");
         assert_eq!(collation_of_id(1032).unwrap().charset, "latin1");
-        assert_eq!(text(BINARY, 45).column_info().collation, Collation::Binary);
+        assert_eq!(
+            text(BINARY, 45).column_info().collation,
+            Collation::BinaryPadSpace
+        );
         let sum = col(ColumnType::MYSQL_TYPE_NEWDECIMAL, BINARY, 63, 33, 2).column_info();
         assert_eq!(sum.avg_scale, AvgScale::Fixed(6));
         assert!(sum.sum_is_decimal);
