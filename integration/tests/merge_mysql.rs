@@ -170,6 +170,14 @@ const GROUPING: &[Query] = &[
     (Fixed, Exact, "SELECT MIN(amount), MAX(amount) FROM t_order ORDER BY 1"),
     (Fixed, Exact, "SELECT COUNT(*) FROM t_order LIMIT 1 OFFSET 1"),
     (Any, Exact, "SELECT DISTINCT user_id % 4, COUNT(*) FROM t_order GROUP BY user_id"),
+    (Fixed, Exact, "SELECT user_id, MIN(price), MAX(created), SUM(amount) FROM t_order WHERE price IS NULL GROUP BY user_id ORDER BY user_id"),
+    (Ties(&[0]), Exact, "SELECT COUNT(*) c FROM t_order GROUP BY user_id HAVING c > 70 ORDER BY c DESC"),
+    (Fixed, Exact, "SELECT user_id, 1 AS one, 'k' AS k, COUNT(*) FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, Exact, "SELECT 'all' AS scope, COUNT(*), MAX(order_id) FROM t_order"),
+    (Fixed, Exact, "SELECT user_id, COUNT(*) FROM t_order GROUP BY user_id, user_id ORDER BY user_id"),
+    (Fixed, Exact, "SELECT MIN(order_id) FROM t_order GROUP BY user_id ORDER BY MIN(order_id)"),
+    (Fixed, Exact, "SELECT user_id, COUNT(amount), COUNT(DISTINCT amount), SUM(DISTINCT amount), SUM(amount), AVG(amount), MIN(amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, Exact, "WITH x AS (SELECT user_id, amount FROM t_order) SELECT user_id, SUM(amount) FROM x GROUP BY user_id ORDER BY user_id"),
 ];
 
 /// HAVING on aggregates, aliases and keys; COUNT(DISTINCT) and SUM(DISTINCT), by group and
@@ -278,6 +286,11 @@ const DISTINCT: &[Query] = &[
         Folded,
         "SELECT DISTINCT status COLLATE utf8mb4_bin FROM t_order",
     ),
+    (
+        Fixed,
+        Exact,
+        "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10",
+    ),
 ];
 
 /// UNION and UNION ALL (with ORDER BY and LIMIT of their own); joins of binding tables,
@@ -312,6 +325,9 @@ const UNIONS_AND_JOINS: &[Query] = &[
     (Fixed, Exact, "SELECT p.id, COUNT(o.order_id), MAX(o.created) FROM t_province p JOIN t_order o ON o.province_id = p.id GROUP BY p.id ORDER BY p.id DESC"),
     (Fixed, Exact, "SELECT d.user_id, COUNT(*), SUM(d.amount) FROM (SELECT user_id, amount FROM t_order WHERE amount > 0) d GROUP BY d.user_id ORDER BY d.user_id"),
     (Fixed, Exact, "SELECT order_id FROM t_order WHERE order_id IN (SELECT order_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id"),
+    (Fixed, Exact, "SELECT o.order_id, (SELECT COUNT(*) FROM t_order_item i WHERE i.order_id = o.order_id) AS n FROM t_order o ORDER BY n DESC, o.order_id LIMIT 30"),
+    (Fixed, Exact, "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id AND i.quantity < 0) ORDER BY order_id"),
+    (Fixed, Exact, "SELECT COUNT(*), SUM(quantity) FROM t_order JOIN t_order_item USING (order_id, user_id)"),
 ];
 
 /// What a client sees of a result: each column's (name, type, decimals), and the rows.
@@ -485,6 +501,70 @@ async fn select_distinct_removes_duplicates_across_shards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unions_and_colocated_joins_merge_like_selects() {
     differential(UNIONS_AND_JOINS).await;
+}
+
+/// Prepared statements with parameters: dbmesh plans a merged statement per execution
+/// with the values written in (LIMIT ?, HAVING ... > ?, ? in the select list), so each is
+/// run twice with different values. Numbers come as integers, doubles (what mysql2 binds)
+/// and strings; dates as dates.
+fn parameterised() -> Vec<(RowOrder, Strings, &'static str, [Vec<Value>; 2])> {
+    use Value::{Bytes as S, Double as F, Int as I};
+    let s = |v: &str| S(v.as_bytes().to_vec());
+    let day = |y, m, d| Value::Date(y, m, d, 0, 0, 0, 0);
+    vec![
+        (Fixed, Exact, "SELECT order_id, amount FROM t_order WHERE amount > ? ORDER BY amount, order_id LIMIT ?", [vec![I(400), I(10)], vec![I(-500), I(3000)]]),
+        (Fixed, Exact, "SELECT order_id FROM t_order ORDER BY order_id LIMIT ?, ?", [vec![I(2995), I(10)], vec![I(0), I(0)]]),
+        (Fixed, Exact, "SELECT order_id FROM t_order ORDER BY order_id DESC LIMIT ? OFFSET ?", [vec![F(7.0), F(3.0)], vec![s("4"), s("2990")]]),
+        (Fixed, Exact, "SELECT user_id, COUNT(*) FROM t_order WHERE created >= ? GROUP BY user_id HAVING COUNT(*) > ? ORDER BY user_id", [vec![day(2024, 6, 1), I(30)], vec![s("2025-01-01"), I(0)]]),
+        (Any, Folded, "SELECT status, SUM(price), COUNT(*) FROM t_order WHERE status = ? GROUP BY status", [vec![s("OPEN")], vec![s("closed")]]),
+        (Fixed, Exact, "SELECT COUNT(*), AVG(price), SUM(amount) FROM t_order WHERE price BETWEEN ? AND ?", [vec![F(-10.5), s("100.25")], vec![I(100000), I(200000)]]),
+        (Fixed, Exact, "SELECT DISTINCT user_id FROM t_order WHERE qty = ? ORDER BY user_id LIMIT ? OFFSET ?", [vec![I(3), I(5), I(2)], vec![I(-10), I(100), I(0)]]),
+        (Fixed, Exact, "SELECT order_id FROM t_order WHERE user_id IN (?, ?) ORDER BY order_id DESC LIMIT ?", [vec![I(3), I(4), F(7.0)], vec![I(8), I(8), I(1)]]),
+        (Fixed, Exact, "SELECT user_id, SUM(amount) FROM t_order GROUP BY user_id HAVING SUM(amount) > ? ORDER BY user_id", [vec![I(0)], vec![F(-1000.5)]]),
+        (Fixed, Exact, "SELECT o.order_id, i.item_id FROM t_order o JOIN t_order_item i ON o.order_id = i.order_id WHERE i.quantity = ? ORDER BY i.item_id LIMIT ?", [vec![I(6), I(20)], vec![I(-2), I(5)]]),
+        (Any, Exact, "SELECT amount FROM t_order WHERE amount > ? UNION SELECT quantity FROM t_order_item WHERE quantity < ?", [vec![I(480), I(0)], vec![I(100000), I(-100)]]),
+        (Fixed, Exact, "SELECT created, COUNT(*) FROM t_order WHERE created < ? GROUP BY created ORDER BY created DESC LIMIT ?", [vec![day(2023, 3, 1), I(5)], vec![day(2030, 1, 1), I(1)]]),
+        (Fixed, Exact, "SELECT order_id, price FROM t_order WHERE price > ? ORDER BY price DESC, order_id LIMIT ?", [vec![s("123.45"), I(15)], vec![I(0), I(2)]]),
+        (Fixed, Exact, "SELECT ? AS tag, COUNT(*), MAX(amount) FROM t_order WHERE amount < ?", [vec![s("x"), I(0)], vec![I(7), I(-1000)]]),
+        (Fixed, Exact, "SELECT order_id, amount + ? AS a FROM t_order ORDER BY a DESC, order_id LIMIT 5", [vec![I(1000)], vec![F(0.5)]]),
+        (Fixed, Exact, "SELECT user_id, COUNT(DISTINCT qty) FROM t_order WHERE amount BETWEEN ? AND ? GROUP BY user_id ORDER BY user_id", [vec![I(-100), I(100)], vec![Value::NULL, I(0)]]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_with_parameters_merge_per_execution() {
+    let (_db, mut sharded, _ref_db, mut reference) = both().await;
+    let mut failures = Vec::new();
+    for (order, strings, sql, runs) in parameterised() {
+        let stmt = sharded
+            .prep(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let direct = reference.prep(sql).await.unwrap();
+        for params in runs {
+            let want: Vec<Row> = reference
+                .exec(&direct, params.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let want = comparable(want.into_iter().map(Row::unwrap).collect(), strings);
+            match sharded.exec::<Row, _, _>(&stmt, params.clone()).await {
+                Ok(got) => {
+                    let got = comparable(got.into_iter().map(Row::unwrap).collect(), strings);
+                    if !same_rows(order, &got, &want) {
+                        failures.push(format!(
+                            "{sql} {params:?}\n  {} rows vs {}: {:?} vs {:?}",
+                            got.len(),
+                            want.len(),
+                            got.first(),
+                            want.first()
+                        ));
+                    }
+                }
+                Err(e) => failures.push(format!("{sql} {params:?}\n  dbmesh failed: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

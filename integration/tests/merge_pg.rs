@@ -14,7 +14,7 @@ use dbmesh_integration::{
     merge_inserts, pg_connect, pg_port, pg_sqlstate, same_rows, PgDatabase, PgMsg, PgRaw, RowOrder,
     ShardedDb, MERGE_ORDERS, MERGE_PG_DDL, ORDERS_RULES,
 };
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage};
 use RowOrder::{Any, Fixed, Ties};
 
@@ -166,6 +166,14 @@ const GROUPING: &[Query] = &[
     (Fixed, "SELECT count(*), sum(quantity), avg(unit_price), max(unit_price) FROM t_order_item"),
     (Fixed, "SELECT sku, count(*), sum(quantity), avg(unit_price) FROM t_order_item GROUP BY sku ORDER BY sku"),
     (Fixed, "SELECT sum(price * 3), avg(price / 7) FROM t_order"),
+    (Fixed, "SELECT user_id, min(price), max(created), sum(amount) FROM t_order WHERE price IS NULL GROUP BY user_id ORDER BY user_id"),
+    (Ties(&[0]), "SELECT count(*) AS c FROM t_order GROUP BY user_id HAVING count(*) > 70 ORDER BY c DESC"),
+    (Fixed, "SELECT user_id, 1 AS one, 'k' AS k, count(*) FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, "SELECT 'all' AS scope, count(*), max(order_id) FROM t_order"),
+    (Fixed, "SELECT user_id, count(*) FROM t_order GROUP BY user_id, user_id ORDER BY user_id"),
+    (Fixed, "SELECT min(order_id) FROM t_order GROUP BY user_id ORDER BY min(order_id)"),
+    (Fixed, "SELECT user_id, count(amount), count(DISTINCT amount), sum(DISTINCT amount), sum(amount), avg(amount), min(amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, "WITH x AS (SELECT user_id, amount FROM t_order) SELECT user_id, sum(amount) FROM x GROUP BY user_id ORDER BY user_id"),
 ];
 
 /// HAVING on aggregates and keys; count(DISTINCT) and sum(DISTINCT), by group and over
@@ -264,6 +272,10 @@ const DISTINCT: &[Query] = &[
         Any,
         "SELECT DISTINCT user_id % 4, count(*) FROM t_order GROUP BY user_id",
     ),
+    (
+        Fixed,
+        "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10",
+    ),
 ];
 
 /// UNION and UNION ALL (with ORDER BY and LIMIT of their own); joins of binding tables,
@@ -299,6 +311,9 @@ const UNIONS_AND_JOINS: &[Query] = &[
     (Fixed, "SELECT p.id, count(o.order_id), max(o.created) FROM t_province p JOIN t_order o ON o.province_id = p.id GROUP BY p.id ORDER BY p.id DESC"),
     (Fixed, "SELECT d.user_id, count(*), sum(d.amount) FROM (SELECT user_id, amount FROM t_order WHERE amount > 0) d GROUP BY d.user_id ORDER BY d.user_id"),
     (Fixed, "SELECT order_id FROM t_order WHERE order_id IN (SELECT order_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id"),
+    (Fixed, "SELECT o.order_id, (SELECT count(*) FROM t_order_item i WHERE i.order_id = o.order_id AND i.user_id = o.user_id) AS n FROM t_order o ORDER BY n DESC, o.order_id LIMIT 30"),
+    (Fixed, "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id AND i.user_id = o.user_id AND i.quantity < 0) ORDER BY order_id"),
+    (Fixed, "SELECT count(*), sum(quantity) FROM t_order JOIN t_order_item USING (order_id, user_id)"),
 ];
 
 /// A column value as raw bytes (binary format), whatever its type.
@@ -511,6 +526,69 @@ async fn unions_and_colocated_joins_merge_like_selects() {
     differential(UNIONS_AND_JOINS).await;
 }
 
+/// Values of one execution of a parameterised statement.
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// Prepared statements with parameters: dbmesh plans a merged statement per execution
+/// with the values written in (LIMIT $n, HAVING ... > $n, $n in the select list), so each
+/// is run twice with different values.
+fn parameterised() -> Vec<(RowOrder, &'static str, [Params; 2])> {
+    fn p<T: ToSql + Sync + Send + 'static>(v: T) -> Box<dyn ToSql + Sync + Send> {
+        Box::new(v)
+    }
+    vec![
+        (Fixed, "SELECT order_id, amount FROM t_order WHERE amount > $1 ORDER BY amount, order_id LIMIT $2", [vec![p(400i32), p(10i64)], vec![p(-500i32), p(3000i64)]]),
+        (Fixed, "SELECT order_id FROM t_order ORDER BY order_id LIMIT $1 OFFSET $2", [vec![p(10i64), p(2995i64)], vec![p(0i64), p(0i64)]]),
+        (Fixed, "SELECT user_id, count(*) FROM t_order WHERE created >= $1::text::date GROUP BY user_id HAVING count(*) > $2 ORDER BY user_id", [vec![p("2024-06-01"), p(30i64)], vec![p("2025-01-01"), p(0i64)]]),
+        (Any, "SELECT status, sum(price), count(*) FROM t_order WHERE status = $1 GROUP BY status", [vec![p("OPEN")], vec![p("open ")]]),
+        (Fixed, "SELECT count(*), avg(price), sum(amount) FROM t_order WHERE price::float8 BETWEEN $1 AND $2", [vec![p(-10.5f64), p(100.25f64)], vec![p(100000f64), p(200000f64)]]),
+        (Fixed, "SELECT DISTINCT user_id FROM t_order WHERE qty = $1 ORDER BY user_id LIMIT $2 OFFSET $3", [vec![p(3i16), p(5i64), p(2i64)], vec![p(-10i16), p(100i64), p(0i64)]]),
+        (Fixed, "SELECT order_id FROM t_order WHERE user_id IN ($1, $2) ORDER BY order_id DESC LIMIT $3", [vec![p(3i32), p(4i32), p(7i64)], vec![p(8i32), p(8i32), p(1i64)]]),
+        (Fixed, "SELECT user_id, sum(amount) FROM t_order GROUP BY user_id HAVING sum(amount) > $1 ORDER BY user_id", [vec![p(0i64)], vec![p(-1000i64)]]),
+        (Fixed, "SELECT o.order_id, i.item_id FROM t_order o JOIN t_order_item i ON o.order_id = i.order_id AND o.user_id = i.user_id WHERE i.quantity = $1 ORDER BY i.item_id LIMIT $2", [vec![p(6i32), p(20i64)], vec![p(-2i32), p(5i64)]]),
+        (Any, "SELECT amount FROM t_order WHERE amount > $1 UNION SELECT quantity FROM t_order_item WHERE quantity < $2", [vec![p(480i32), p(0i32)], vec![p(100000i32), p(-100i32)]]),
+        (Fixed, "SELECT created, count(*) FROM t_order WHERE created < $1::text::date GROUP BY created ORDER BY created DESC LIMIT $2", [vec![p("2023-03-01"), p(5i64)], vec![p("2030-01-01"), p(1i64)]]),
+        (Fixed, "SELECT $1::text AS tag, count(*), max(amount) FROM t_order WHERE amount < $2", [vec![p("x"), p(0i32)], vec![p("it's"), p(-1000i32)]]),
+        (Fixed, "SELECT order_id, amount + $1 AS a FROM t_order ORDER BY a DESC, order_id LIMIT 5", [vec![p(1000i32)], vec![p(-7i32)]]),
+        (Fixed, "SELECT order_id, score * $1 AS a FROM t_order ORDER BY a DESC NULLS LAST, order_id LIMIT 5", [vec![p(0.5f64)], vec![p(-2.25f64)]]),
+        (Fixed, "SELECT user_id, count(DISTINCT qty) FROM t_order WHERE amount BETWEEN $1 AND $2 GROUP BY user_id ORDER BY user_id", [vec![p(-100i32), p(100i32)], vec![p(None::<i32>), p(0i32)]]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_with_parameters_merge_per_execution() {
+    let s = setup().await;
+    let mut failures = Vec::new();
+    for (order, sql, runs) in parameterised() {
+        for params in runs {
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let raw = |rows: Vec<tokio_postgres::Row>| -> Vec<Vec<Raw>> {
+                rows.iter()
+                    .map(|r| (0..r.len()).map(|i| r.get::<_, Raw>(i)).collect())
+                    .collect()
+            };
+            let want = raw(s
+                .reference
+                .query(sql, &refs)
+                .await
+                .unwrap_or_else(|e| panic!("reference: {sql}: {e:?}")));
+            match s.proxy.query(sql, &refs).await {
+                Ok(got) => {
+                    let got = raw(got);
+                    if !same_rows(order, &got, &want) {
+                        failures.push(format!("{sql} {params:?}\n  {}", difference(&got, &want)));
+                    }
+                }
+                Err(e) => failures.push(format!("{sql} {params:?}\n  dbmesh failed: {e:?}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_leaves_connections_usable() {
     let s = setup().await;
@@ -565,6 +643,7 @@ async fn unsupported_constructs_give_0a000_and_the_connection_stays_usable() {
         "SELECT user_id FROM t_order EXCEPT SELECT user_id FROM t_order_item",
         "SELECT user_id FROM t_order INTERSECT SELECT user_id FROM t_order_item",
         "SELECT sum(amount) / count(amount) FROM t_order",
+        "SELECT user_id, bool_or(amount > 0) FROM t_order GROUP BY user_id",
         "SELECT user_id, avg(DISTINCT amount) FROM t_order GROUP BY user_id",
         "SELECT DISTINCT ON (user_id) user_id, order_id FROM t_order ORDER BY user_id, order_id",
         "SELECT user_id, count(*) FROM t_order GROUP BY ROLLUP (user_id)",

@@ -694,7 +694,7 @@ fn row_counts_bound_as_doubles_or_strings_are_written_as_integers() {
     let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
     assert_eq!(
         units(&plan, sql)[0].1,
-        "SELECT user_id FROM t_order_0 WHERE user_id = 7 AND amount >= 1.0 ORDER BY amount LIMIT 2, 3"
+        "SELECT user_id FROM t_order_0 WHERE user_id = 7 AND amount >= 1e0 ORDER BY amount LIMIT 2, 3"
     );
     let sql = "SELECT user_id FROM t_order WHERE user_id = ? LIMIT ? OFFSET ?";
     let prepared = r.prepare(sql).unwrap();
@@ -706,8 +706,30 @@ fn row_counts_bound_as_doubles_or_strings_are_written_as_integers() {
     let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
     // What is not a whole number stays what it is, for the server to refuse.
     assert!(
-        units(&plan, sql)[0].1.ends_with("LIMIT 5 OFFSET 2.5"),
+        units(&plan, sql)[0].1.ends_with("LIMIT 5 OFFSET 2.5e0"),
         "{:?}",
         units(&plan, sql)
+    );
+}
+
+#[test]
+fn floats_are_written_as_float_literals() {
+    // `0.5` would be DECIMAL / numeric and change the type of `amount + ?`.
+    let sql = "SELECT amount + ?, amount - ? FROM t_order WHERE user_id = 7 AND order_id = 2";
+    let r = mysql();
+    let prepared = r.prepare(sql).unwrap();
+    let values = [ParamValue::Float(0.5), ParamValue::Float(-1250.0)];
+    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
+    assert_eq!(
+        units(&plan, sql)[0].1,
+        "SELECT amount + 5e-1, amount - -1.25e3 FROM t_order_0 WHERE user_id = 7 AND order_id = 2"
+    );
+    let sql = "SELECT amount + $1, amount - $2 FROM t_order WHERE user_id = 7 AND order_id = 2";
+    let r = router(Dialect::Postgres);
+    let prepared = r.prepare(sql).unwrap();
+    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
+    assert_eq!(
+        units(&plan, sql)[0].1,
+        "SELECT amount + 5e-1::DOUBLE PRECISION, amount - -1.25e3::DOUBLE PRECISION FROM t_order_0 WHERE user_id = 7 AND order_id = 2"
     );
 }
