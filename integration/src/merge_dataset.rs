@@ -5,7 +5,8 @@
 //!
 //! What the rows hold, on purpose: NULLs in every nullable column, duplicates in every
 //! column but the keys, strings that differ only in case or by a trailing space, the empty
-//! string, negative numbers, decimals, dates over three years, and floats that are
+//! string, negative numbers, decimals, dates over three years, date-times with
+//! milliseconds, and floats that are
 //! multiples of 1/4 (so that their sums are exact in any order). `t_order_item` is bound
 //! to `t_order` (the same `user_id` and `order_id` as its order, so joins stay on one
 //! data source); `t_province` is a broadcast table.
@@ -21,7 +22,7 @@ pub const MERGE_ORDERS: i64 = 3000;
 pub const MERGE_MYSQL_DDL: [&str; 3] = [
     "CREATE TABLE t_order (order_id BIGINT NOT NULL PRIMARY KEY, user_id INT NOT NULL, \
      amount INT, status VARCHAR(16), price DECIMAL(10,2), created DATE, score DOUBLE, \
-     qty SMALLINT NOT NULL, province_id INT)",
+     qty SMALLINT NOT NULL, province_id INT, updated DATETIME(3))",
     "CREATE TABLE t_order_item (item_id BIGINT NOT NULL PRIMARY KEY, order_id BIGINT NOT NULL, \
      user_id INT NOT NULL, sku VARCHAR(32), quantity INT NOT NULL, unit_price DECIMAL(8,2))",
     "CREATE TABLE t_province (id INT NOT NULL PRIMARY KEY, name VARCHAR(32))",
@@ -31,7 +32,7 @@ pub const MERGE_MYSQL_DDL: [&str; 3] = [
 pub const MERGE_PG_DDL: [&str; 3] = [
     "CREATE TABLE t_order (order_id BIGINT NOT NULL PRIMARY KEY, user_id INT NOT NULL, \
      amount INT, status VARCHAR(16), price NUMERIC(10,2), created DATE, score FLOAT8, \
-     qty SMALLINT NOT NULL, province_id INT)",
+     qty SMALLINT NOT NULL, province_id INT, updated TIMESTAMP(3))",
     "CREATE TABLE t_order_item (item_id BIGINT NOT NULL PRIMARY KEY, order_id BIGINT NOT NULL, \
      user_id INT NOT NULL, sku VARCHAR(32), quantity INT NOT NULL, unit_price NUMERIC(8,2))",
     "CREATE TABLE t_province (id INT NOT NULL PRIMARY KEY, name VARCHAR(32))",
@@ -147,8 +148,24 @@ pub fn merge_inserts() -> Vec<String> {
         } else {
             rng.below(PROVINCES.len() as u64 + 1).to_string()
         };
+        // Date-times with milliseconds over 60 days, on quarter hours (plus a second or not):
+        // duplicates, and values equal but for the milliseconds.
+        let updated = if rng.null(15) {
+            "NULL".to_string()
+        } else {
+            let second = rng.below(96) * 900 + rng.below(2);
+            let day = date(rng.below(60));
+            format!(
+                "'{} {:02}:{:02}:{:02}.{:03}'",
+                day.trim_matches('\''),
+                second / 3600,
+                second / 60 % 60,
+                second % 60,
+                rng.below(4) * 250
+            )
+        };
         orders.push(format!(
-            "({order_id}, {user_id}, {amount}, {status}, {price}, {created}, {score}, {qty}, {province})"
+            "({order_id}, {user_id}, {amount}, {status}, {price}, {created}, {score}, {qty}, {province}, {updated})"
         ));
         for k in 0..rng.below(4) {
             let sku = quoted(SKUS[rng.below(SKUS.len() as u64) as usize]);
@@ -167,7 +184,7 @@ pub fn merge_inserts() -> Vec<String> {
     let mut statements = Vec::new();
     for chunk in orders.chunks(300) {
         statements.push(format!(
-            "INSERT INTO t_order (order_id, user_id, amount, status, price, created, score, qty, province_id) VALUES {}",
+            "INSERT INTO t_order (order_id, user_id, amount, status, price, created, score, qty, province_id, updated) VALUES {}",
             chunk.join(", ")
         ));
     }

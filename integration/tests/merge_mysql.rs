@@ -82,6 +82,8 @@ const ORDERING: &[Query] = &[
     (Fixed, Exact, "SELECT order_id, created + INTERVAL 1 DAY AS d FROM t_order ORDER BY d DESC, order_id"),
     (Fixed, Exact, "SELECT *, order_id * 2 AS d FROM t_order ORDER BY d DESC"),
     (Fixed, Exact, "SELECT o.*, i.sku FROM t_order o JOIN t_order_item i ON o.order_id = i.order_id ORDER BY i.item_id"),
+    (Fixed, Exact, "SELECT order_id, updated FROM t_order ORDER BY updated DESC, order_id"),
+    (Ties(&[0]), Exact, "SELECT updated, order_id FROM t_order ORDER BY updated"),
 ];
 
 /// LIMIT / OFFSET: in range, at and past the end, `LIMIT m, n`, `LIMIT 0`, over sorted
@@ -178,6 +180,10 @@ const GROUPING: &[Query] = &[
     (Fixed, Exact, "SELECT MIN(order_id) FROM t_order GROUP BY user_id ORDER BY MIN(order_id)"),
     (Fixed, Exact, "SELECT user_id, COUNT(amount), COUNT(DISTINCT amount), SUM(DISTINCT amount), SUM(amount), AVG(amount), MIN(amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
     (Fixed, Exact, "WITH x AS (SELECT user_id, amount FROM t_order) SELECT user_id, SUM(amount) FROM x GROUP BY user_id ORDER BY user_id"),
+    (Fixed, Exact, "SELECT DATE(updated) AS d, COUNT(*), MIN(updated), MAX(updated) FROM t_order GROUP BY DATE(updated) ORDER BY d"),
+    (Fixed, Exact, "SELECT MIN(updated), MAX(updated), COUNT(updated), COUNT(DISTINCT updated) FROM t_order"),
+    (Fixed, Exact, "SELECT user_id, MAX(updated) FROM t_order GROUP BY user_id ORDER BY MAX(updated) DESC, user_id LIMIT 5"),
+    (Fixed, Exact, "SELECT updated, COUNT(*) FROM t_order GROUP BY updated ORDER BY updated DESC LIMIT 20"),
 ];
 
 /// HAVING on aggregates, aliases and keys; COUNT(DISTINCT) and SUM(DISTINCT), by group and
@@ -211,6 +217,7 @@ const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
     (Fixed, Exact, "SELECT COUNT(*) AS n FROM t_order HAVING n > 10"),
     (Fixed, Exact, "SELECT COUNT(*) FROM t_order HAVING COUNT(*) > 100000"),
     (Fixed, Exact, "SELECT user_id, SUM(score) FROM t_order GROUP BY user_id HAVING SUM(score) > 10.5 ORDER BY user_id"),
+    (Fixed, Exact, "SELECT user_id, MIN(updated) FROM t_order GROUP BY user_id HAVING MIN(updated) < '2023-01-02 12:00:00' ORDER BY user_id"),
 ];
 
 /// SELECT DISTINCT: one and several columns, `_ci` strings, with ORDER BY and LIMIT.
@@ -290,6 +297,11 @@ const DISTINCT: &[Query] = &[
         Fixed,
         Exact,
         "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10",
+    ),
+    (
+        Fixed,
+        Exact,
+        "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated",
     ),
 ];
 

@@ -79,6 +79,8 @@ const ORDERING: &[Query] = &[
     (Fixed, "SELECT o.*, i.sku FROM t_order o JOIN t_order_item i ON o.order_id = i.order_id AND o.user_id = i.user_id ORDER BY i.item_id"),
     (Fixed, "SELECT price::text AS p, order_id FROM t_order ORDER BY p, order_id"),
     (Fixed, "SELECT order_id, amount FROM t_order WHERE amount > 100000 ORDER BY amount"),
+    (Fixed, "SELECT order_id, updated FROM t_order ORDER BY updated DESC, order_id"),
+    (Ties(&[0]), "SELECT updated, order_id FROM t_order ORDER BY updated NULLS FIRST"),
 ];
 
 /// LIMIT / OFFSET / FETCH: in range, at and past the end, OFFSET alone, LIMIT 0 and ALL,
@@ -174,6 +176,10 @@ const GROUPING: &[Query] = &[
     (Fixed, "SELECT min(order_id) FROM t_order GROUP BY user_id ORDER BY min(order_id)"),
     (Fixed, "SELECT user_id, count(amount), count(DISTINCT amount), sum(DISTINCT amount), sum(amount), avg(amount), min(amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
     (Fixed, "WITH x AS (SELECT user_id, amount FROM t_order) SELECT user_id, sum(amount) FROM x GROUP BY user_id ORDER BY user_id"),
+    (Fixed, "SELECT updated::date AS d, count(*), min(updated), max(updated) FROM t_order GROUP BY updated::date ORDER BY d"),
+    (Fixed, "SELECT min(updated), max(updated), count(updated), count(DISTINCT updated) FROM t_order"),
+    (Fixed, "SELECT user_id, max(updated) FROM t_order GROUP BY user_id ORDER BY max(updated) DESC, user_id LIMIT 5"),
+    (Fixed, "SELECT updated, count(*) FROM t_order GROUP BY updated ORDER BY updated DESC LIMIT 20"),
 ];
 
 /// HAVING on aggregates and keys; count(DISTINCT) and sum(DISTINCT), by group and over
@@ -209,6 +215,7 @@ const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
     (Fixed, "SELECT count(DISTINCT user_id), sum(DISTINCT amount) FROM t_order WHERE false"),
     (Fixed, "SELECT count(DISTINCT sku), sum(DISTINCT unit_price) FROM t_order_item"),
     (Fixed, "SELECT sum(DISTINCT order_id), sum(DISTINCT qty) FROM t_order"),
+    (Fixed, "SELECT user_id, min(updated) FROM t_order GROUP BY user_id HAVING min(updated) < TIMESTAMP '2023-01-02 12:00:00' ORDER BY user_id"),
 ];
 
 /// SELECT DISTINCT: one and several columns, with ORDER BY and LIMIT.
@@ -275,6 +282,10 @@ const DISTINCT: &[Query] = &[
     (
         Fixed,
         "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10",
+    ),
+    (
+        Fixed,
+        "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated",
     ),
 ];
 
