@@ -662,6 +662,12 @@ async fn unsupported_constructs_give_0a000_and_the_connection_stays_usable() {
         "SELECT sku, sum(quantity) FROM t_order_item GROUP BY sku HAVING sku LIKE 'a%'",
         "SELECT c, count(*) FROM (SELECT user_id, count(*) AS c FROM t_order GROUP BY user_id) d GROUP BY c",
         "(SELECT order_id FROM t_order) ORDER BY order_id LIMIT 3",
+        "SELECT count(*) FROM t_order o JOIN t_order_item i ON o.user_id = i.user_id",
+        "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id",
+        "SELECT d.order_id FROM (SELECT order_id FROM t_order ORDER BY order_id LIMIT 5) d ORDER BY d.order_id",
+        "SELECT * FROM (SELECT DISTINCT user_id FROM t_order) d",
+        "SELECT count(*) FROM t_order WHERE amount > (SELECT avg(amount) FROM t_order)",
+        "WITH u AS (SELECT user_id, count(*) AS c FROM t_order GROUP BY user_id) SELECT * FROM u",
     ] {
         let e = s.proxy.simple_query(sql).await.expect_err(sql);
         assert_eq!(pg_sqlstate(&e), "0A000", "{sql}: {e}");
