@@ -4,7 +4,9 @@
 //! `o.order_id IN (SELECT i.order_id ...)`, or a subquery correlated on it. Combined on
 //! anything else (`o.user_id = i.user_id`), a row of `t_order_0` may belong with a row of
 //! `t_order_item_1`, which no unit sees: rows would be missing, or counted once per unit.
-//! Such SELECTs are refused rather than answered wrong.
+//! Such SELECTs are refused rather than answered wrong. The same holds for a sharded table
+//! combined with itself (a self-join, a subquery over it correlated with it): both
+//! references become one actual table per unit.
 //!
 //! What is checked, per SELECT: the binding tables of its FROM and of the subqueries in
 //! its expressions must be connected by equalities of their key columns (the table
@@ -57,10 +59,11 @@ fn selects_of<'a>(body: &'a SetExpr, out: &mut Vec<&'a Select>) {
     }
 }
 
-/// One FROM's tables: (name in scope: alias or table name, logical table), lower case.
-type Scope = Vec<(String, String)>;
+/// One FROM's tables: (name in scope: alias or table name, logical table, occurrence:
+/// which scope and name, so that a table joined with itself counts twice), lower case.
+type Scope = Vec<(String, String, String)>;
 
-fn scope_of(from: &[TableWithJoins]) -> Scope {
+fn scope_of(from: &[TableWithJoins], tag: usize) -> Scope {
     let mut scope = Vec::new();
     let mut factors: Vec<&TableFactor> = Vec::new();
     for t in from {
@@ -75,7 +78,8 @@ fn scope_of(from: &[TableWithJoins]) -> Scope {
                     let seen = alias
                         .as_ref()
                         .map_or(table.clone(), |a| a.name.value.to_lowercase());
-                    scope.push((seen, table));
+                    let occurrence = format!("{tag}:{seen}");
+                    scope.push((seen, table, occurrence));
                 }
             }
             TableFactor::NestedJoin {
@@ -91,13 +95,14 @@ fn scope_of(from: &[TableWithJoins]) -> Scope {
 }
 
 fn check_select(rules: &ShardingRules, select: &Select) -> Result<(), Error> {
-    let outer = scope_of(&select.from);
-    // The binding tables combined here, and the subqueries' scopes.
-    let mut members: Vec<String> = Vec::new();
-    let add = |scope: &Scope, members: &mut Vec<String>| {
-        for (_, table) in scope {
-            if key_column(rules, table).is_some() && !members.contains(table) {
-                members.push(table.clone());
+    let outer = scope_of(&select.from, 0);
+    // The sharded tables combined here (occurrence, logical table), and the subqueries'
+    // scopes.
+    let mut members: Vec<(String, String)> = Vec::new();
+    let add = |scope: &Scope, members: &mut Vec<(String, String)>| {
+        for (_, table, occurrence) in scope {
+            if key_column(rules, table).is_some() && !members.iter().any(|(o, _)| o == occurrence) {
+                members.push((occurrence.clone(), table.clone()));
             }
         }
     };
@@ -130,8 +135,9 @@ fn check_select(rules: &ShardingRules, select: &Select) -> Result<(), Error> {
     }
     let scopes: Vec<Scope> = subqueries
         .iter()
-        .map(|q| match q.body.as_ref() {
-            SetExpr::Select(s) => scope_of(&s.from),
+        .enumerate()
+        .map(|(i, q)| match q.body.as_ref() {
+            SetExpr::Select(s) => scope_of(&s.from, i + 1),
             _ => Vec::new(),
         })
         .collect();
@@ -147,14 +153,15 @@ fn check_select(rules: &ShardingRules, select: &Select) -> Result<(), Error> {
     for column in &using {
         let keyed: Vec<&String> = outer
             .iter()
-            .map(|(_, t)| t)
-            .filter(|t| is_key(t, column))
+            .filter(|(_, t, _)| is_key(t, column))
+            .map(|(_, _, o)| o)
             .collect();
         for pair in keyed.windows(2) {
             edges.push((pair[0].clone(), pair[1].clone()));
         }
     }
-    let resolve = |expr: &Expr, inner: Option<&Scope>| -> Option<(String, String)> {
+    // An expression's (occurrence, logical table, column).
+    let resolve = |expr: &Expr, inner: Option<&Scope>| -> Option<(String, String, String)> {
         let (qualifier, column) = match expr {
             Expr::CompoundIdentifier(parts) if parts.len() >= 2 => (
                 Some(parts[parts.len() - 2].value.to_lowercase()),
@@ -163,21 +170,20 @@ fn check_select(rules: &ShardingRules, select: &Select) -> Result<(), Error> {
             Expr::Identifier(ident) => (None, ident.value.to_lowercase()),
             _ => return None,
         };
-        let table = match qualifier {
+        let (_, table, occurrence) = match qualifier {
             Some(q) => inner
                 .into_iter()
                 .chain(std::iter::once(&outer))
-                .find_map(|scope| scope.iter().find(|(seen, _)| *seen == q))
-                .map(|(_, t)| t.clone())?,
+                .find_map(|scope| scope.iter().find(|(seen, _, _)| *seen == q))?,
             None => {
                 let scope = inner.filter(|s| !s.is_empty()).unwrap_or(&outer);
                 match scope.as_slice() {
-                    [(_, t)] => t.clone(),
+                    [only] => only,
                     _ => return None,
                 }
             }
         };
-        Some((table, column))
+        Some((occurrence.clone(), table.clone(), column))
     };
     let mut equalities: Vec<(&Expr, &Expr, Option<&Scope>)> = Vec::new();
     for e in &exprs {
@@ -191,8 +197,9 @@ fn check_select(rules: &ShardingRules, select: &Select) -> Result<(), Error> {
         }
     }
     for (left, right, scope) in &equalities {
-        if let (Some((a, x)), Some((b, y))) = (resolve(left, *scope), resolve(right, *scope)) {
-            if a != b && is_key(&a, &x) && is_key(&b, &y) {
+        if let (Some((a, t, x)), Some((b, u, y))) = (resolve(left, *scope), resolve(right, *scope))
+        {
+            if a != b && is_key(&t, &x) && is_key(&u, &y) {
                 edges.push((a, b));
             }
         }
@@ -216,16 +223,17 @@ fn check_select(rules: &ShardingRules, select: &Select) -> Result<(), Error> {
             else {
                 continue;
             };
-            if let (Some((a, x)), Some((b, y))) = (resolve(left, None), resolve(right, Some(scope)))
+            if let (Some((a, t, x)), Some((b, u, y))) =
+                (resolve(left, None), resolve(right, Some(scope)))
             {
-                if a != b && is_key(&a, &x) && is_key(&b, &y) {
+                if a != b && is_key(&t, &x) && is_key(&u, &y) {
                     edges.push((a, b));
                 }
             }
         }
     }
     // Connected?
-    let mut reached = vec![members[0].clone()];
+    let mut reached = vec![members[0].0.clone()];
     let mut grew = true;
     while grew {
         grew = false;
@@ -238,12 +246,17 @@ fn check_select(rules: &ShardingRules, select: &Select) -> Result<(), Error> {
             }
         }
     }
-    if let Some(apart) = members.iter().find(|m| !reached.contains(m)) {
-        let mut pair = [&members[0], apart];
+    if let Some((_, apart)) = members.iter().find(|(o, _)| !reached.contains(o)) {
+        let mut pair = [&members[0].1, apart];
         pair.sort();
         let [first, apart] = pair;
+        let what = if first == apart {
+            format!("`{first}` with itself")
+        } else {
+            format!("binding tables `{first}` and `{apart}`")
+        };
         return Err(Error::MergeUnsupported(format!(
-            "combining binding tables `{first}` and `{apart}` without equating their sharding columns (`{}`, `{}`) is not supported across shards: dbmesh joins binding tables actual table by actual table, so rows of different actual tables would never meet; join them on those columns",
+            "combining {what} without equating their sharding columns (`{}`, `{}`) is not supported across shards: dbmesh joins sharded tables actual table by actual table, so rows of different actual tables would never meet; join them on those columns",
             key_column(rules, first).unwrap_or_default(),
             key_column(rules, apart).unwrap_or_default(),
         )));
@@ -251,11 +264,10 @@ fn check_select(rules: &ShardingRules, select: &Select) -> Result<(), Error> {
     Ok(())
 }
 
-/// The column that picks a binding table's actual table: the table strategy's when a
+/// The column that picks a sharded table's actual table: the table strategy's when a
 /// data source holds several of its tables, else the database strategy's; `None` for
-/// tables that are not bound or whose key is not one column.
+/// tables that are not sharded or whose key is not one column.
 fn key_column(rules: &ShardingRules, table: &str) -> Option<String> {
-    rules.binding_group(table)?;
     let rule = rules.table(table)?;
     let split = rule
         .data_sources()

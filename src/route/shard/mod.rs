@@ -367,7 +367,6 @@ impl ShardRouter {
             }
         }
         if matches!(analysis.kind, SqlKind::Select { .. })
-            && sharded.len() > 1
             && analysis.sharded_tables_are_bound(ctx.rules)
         {
             binding_join::check(ctx.rules, &analysis.statement)?;

@@ -751,6 +751,8 @@ fn binding_tables_must_be_combined_on_their_sharding_column() {
         "SELECT o.order_id, (SELECT COUNT(*) FROM t_order_item i WHERE i.order_id = o.order_id) FROM t_order o",
         "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id)",
         "SELECT user_id FROM t_order UNION SELECT user_id FROM t_order_item",
+        "SELECT a.order_id FROM t_order a JOIN t_order b ON a.order_id = b.order_id",
+        "SELECT order_id FROM t_order WHERE amount > 0",
     ] {
         assert!(plan(sql).is_ok(), "{sql}: {:?}", plan(sql).err());
     }
@@ -766,6 +768,18 @@ fn binding_tables_must_be_combined_on_their_sharding_column() {
                 message.starts_with(
                     "combining binding tables `t_order` and `t_order_item` without equating their sharding columns (`order_id`, `order_id`)"
                 ),
+                "{sql}: {message}"
+            ),
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+    for sql in [
+        "SELECT a.order_id FROM t_order a JOIN t_order b ON a.user_id = b.user_id",
+        "SELECT o.order_id, (SELECT MAX(amount) FROM t_order x WHERE x.user_id = o.user_id) FROM t_order o",
+    ] {
+        match plan(sql) {
+            Err(Error::MergeUnsupported(message)) => assert!(
+                message.starts_with("combining `t_order` with itself without equating"),
                 "{sql}: {message}"
             ),
             other => panic!("{sql}: expected a refusal, got {other:?}"),
