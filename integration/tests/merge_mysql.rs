@@ -340,6 +340,7 @@ const UNIONS_AND_JOINS: &[Query] = &[
     (Fixed, Exact, "SELECT o.order_id, (SELECT COUNT(*) FROM t_order_item i WHERE i.order_id = o.order_id) AS n FROM t_order o ORDER BY n DESC, o.order_id LIMIT 30"),
     (Fixed, Exact, "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id AND i.quantity < 0) ORDER BY order_id"),
     (Fixed, Exact, "SELECT COUNT(*), SUM(quantity) FROM t_order JOIN t_order_item USING (order_id, user_id)"),
+    (Fixed, Exact, "SELECT a.order_id, b.amount FROM t_order a JOIN t_order b ON a.order_id = b.order_id ORDER BY a.order_id DESC LIMIT 20"),
 ];
 
 /// What a client sees of a result: each column's (name, type, decimals), and the rows.
@@ -623,6 +624,7 @@ const REFUSED: &[&str] = &[
     "SELECT user_id, COUNT(*) FROM t_order GROUP BY user_id HAVING COUNT(*) > (SELECT 1)",
     "SELECT c, COUNT(*) FROM (SELECT user_id, COUNT(*) AS c FROM t_order GROUP BY user_id) d GROUP BY c",
     "(SELECT order_id FROM t_order) ORDER BY order_id LIMIT 3",
+    "SELECT a.order_id FROM t_order a JOIN t_order b ON a.user_id = b.user_id",
     "SELECT COUNT(*) FROM t_order o JOIN t_order_item i ON o.user_id = i.user_id",
     "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id",
     "SELECT user_id, c FROM (SELECT user_id, COUNT(*) AS c FROM t_order GROUP BY user_id) d",

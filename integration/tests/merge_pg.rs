@@ -325,6 +325,7 @@ const UNIONS_AND_JOINS: &[Query] = &[
     (Fixed, "SELECT o.order_id, (SELECT count(*) FROM t_order_item i WHERE i.order_id = o.order_id AND i.user_id = o.user_id) AS n FROM t_order o ORDER BY n DESC, o.order_id LIMIT 30"),
     (Fixed, "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id AND i.user_id = o.user_id AND i.quantity < 0) ORDER BY order_id"),
     (Fixed, "SELECT count(*), sum(quantity) FROM t_order JOIN t_order_item USING (order_id, user_id)"),
+    (Fixed, "SELECT a.order_id, b.amount FROM t_order a JOIN t_order b ON a.order_id = b.order_id ORDER BY a.order_id DESC LIMIT 20"),
 ];
 
 /// A column value as raw bytes (binary format), whatever its type.
@@ -662,6 +663,7 @@ async fn unsupported_constructs_give_0a000_and_the_connection_stays_usable() {
         "SELECT sku, sum(quantity) FROM t_order_item GROUP BY sku HAVING sku LIKE 'a%'",
         "SELECT c, count(*) FROM (SELECT user_id, count(*) AS c FROM t_order GROUP BY user_id) d GROUP BY c",
         "(SELECT order_id FROM t_order) ORDER BY order_id LIMIT 3",
+        "SELECT a.order_id FROM t_order a JOIN t_order b ON a.user_id = b.user_id",
         "SELECT count(*) FROM t_order o JOIN t_order_item i ON o.user_id = i.user_id",
         "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id",
         "SELECT d.order_id FROM (SELECT order_id FROM t_order ORDER BY order_id LIMIT 5) d ORDER BY d.order_id",
