@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use dbmesh;
 
 mod forwarder;
+mod merge_compare;
+mod merge_dataset;
 mod mysql;
 mod mysql_raw;
 mod postgres;
@@ -24,6 +26,8 @@ mod tls_mariadb;
 mod tls_postgres;
 
 pub use forwarder::*;
+pub use merge_compare::*;
+pub use merge_dataset::*;
 pub use mysql::*;
 pub use mysql_raw::*;
 pub use postgres::*;

@@ -11,6 +11,7 @@
 //! connection per data source, fan-out, concatenating or merging results, transactions)
 //! is the wire layer's business.
 
+mod binding_join;
 mod fallback;
 mod insert;
 mod nodes;
@@ -364,6 +365,11 @@ impl ShardRouter {
             for table in &sharded {
                 self.columns.forget(table);
             }
+        }
+        if matches!(analysis.kind, SqlKind::Select { .. })
+            && analysis.sharded_tables_are_bound(ctx.rules)
+        {
+            binding_join::check(ctx.rules, &analysis.statement)?;
         }
         let targets = targets::route(&ctx, analysis, &sharded, is_ddl)?;
         self.check_single_tables(analysis, &targets)?;

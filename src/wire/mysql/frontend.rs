@@ -75,8 +75,7 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>, shutdown: Shutdow
     async move {
         let _ = stream.set_nodelay(true);
         let metrics = ConnectionMetrics::open(Protocol::Mysql);
-        let login =
-            ClientConn::handshake(rt, id, peer, Stream::Plain(stream), (shutdown, metrics));
+        let login = ClientConn::handshake(rt, id, peer, Stream::Plain(stream), (shutdown, metrics));
         let Ok(Some(mut client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await
         else {
             return;

@@ -143,16 +143,24 @@ impl ColumnMeta {
         }
     }
 
-    /// How the merge compares this column's text: byte order for binary strings and for
-    /// `_bin` collations (which the server flags BINARY), by the reported collation
-    /// otherwise (see [`collation_of_id`]); a collation id dbmesh does not know is taken as
+    /// How the merge compares this column's text: byte order for binary strings, byte
+    /// order with PAD SPACE for `_bin` collations (which the server flags BINARY), by the
+    /// reported collation otherwise (see [`collation_of_id`]); a collation id dbmesh does not know is taken as
     /// case-insensitive, MySQL's default.
     pub fn collation(&self) -> Collation {
-        if self.collation_id == BINARY_COLLATION_ID || self.flags.contains(ColumnFlags::BINARY_FLAG)
-        {
+        if self.collation_id == BINARY_COLLATION_ID {
             return Collation::Binary;
         }
-        collation_of_id(self.collation_id).map_or(Collation::CaseInsensitive, |c| c.compare)
+        let known = collation_of_id(self.collation_id).map(|c| c.compare);
+        if self.flags.contains(ColumnFlags::BINARY_FLAG) {
+            // A `_bin` column arrives as the connection's collation plus the flag; those
+            // collations pad, but for the NO PAD ones reported by their own id.
+            return match known {
+                Some(c @ (Collation::Binary | Collation::BinaryPadSpace)) => c,
+                _ => Collation::BinaryPadSpace,
+            };
+        }
+        known.unwrap_or(Collation::CaseInsensitive)
     }
 
     /// What merging needs to know of this column: its collation; the scale of an AVG
@@ -228,15 +236,22 @@ pub struct CollationClass {
 ///
 /// `_bin` and `binary` compare bytes; `_ci` collations compare case-insensitively; the
 /// case-sensitive `_cs` collations have no exact merge equivalent and compare bytes (right
-/// for equality, approximate for the order of mixed-case text).
+/// for equality, approximate for the order of mixed-case text). All but `binary`, MySQL
+/// 8's `_0900_` and MariaDB's NO PAD collations ignore trailing spaces (PAD SPACE).
 pub fn collation_of_id(id: u16) -> Option<CollationClass> {
-    let by_name = |charset: &'static str, name: &str| CollationClass {
-        charset,
-        compare: if name == "binary" || name.ends_with("_bin") || name.ends_with("_cs") {
-            Collation::Binary
-        } else {
-            Collation::CaseInsensitive
-        },
+    let by_name = |charset: &'static str, name: &str| {
+        // MySQL 8's `_0900_` collations and MariaDB's `_nopad_` ones do not pad.
+        let no_pad = name.contains("nopad") || name.contains("0900");
+        let compare = match (
+            name == "binary" || name.ends_with("_bin") || name.ends_with("_cs"),
+            no_pad || name == "binary",
+        ) {
+            (true, true) => Collation::Binary,
+            (true, false) => Collation::BinaryPadSpace,
+            (false, true) => Collation::CaseInsensitiveNoPad,
+            (false, false) => Collation::CaseInsensitive,
+        };
+        CollationClass { charset, compare }
     };
     let known = ServerCollation::from(CollationId::from(id));
     if known.id != CollationId::UNKNOWN_COLLATION_ID {
@@ -245,7 +260,14 @@ pub fn collation_of_id(id: u16) -> Option<CollationClass> {
     match id {
         576..=578 => Some(by_name("utf8mb3", "_ci")),
         608..=610 => Some(by_name("utf8mb4", "_ci")),
-        1025..=2047 => collation_of_id(id - 1024),
+        1025..=2047 => collation_of_id(id - 1024).map(|c| CollationClass {
+            compare: match c.compare {
+                Collation::BinaryPadSpace => Collation::Binary,
+                Collation::CaseInsensitive => Collation::CaseInsensitiveNoPad,
+                other => other,
+            },
+            ..c
+        }),
         2048..=3327 => {
             let charset = match (id - 2048) / 256 {
                 0 => "utf8mb3",

@@ -218,22 +218,26 @@ fn collations_follow_the_binary_flag_and_the_collation_name() {
     let text = |flags, charset| col(ColumnType::MYSQL_TYPE_VAR_STRING, flags, charset, 40, 0);
     assert_eq!(text(0, 45).collation(), Collation::CaseInsensitive);
     // utf8mb4_bin columns arrive as the connection's collation plus the BINARY flag.
-    assert_eq!(text(BINARY, 45).collation(), Collation::Binary);
-    assert_eq!(text(0, 46).collation(), Collation::Binary); // utf8mb4_bin
+    assert_eq!(text(BINARY, 45).collation(), Collation::BinaryPadSpace);
+    assert_eq!(text(0, 46).collation(), Collation::BinaryPadSpace); // utf8mb4_bin
     assert_eq!(text(0, 63).collation(), Collation::Binary); // binary
-    assert_eq!(text(0, 255).collation(), Collation::CaseInsensitive); // utf8mb4_0900_ai_ci
+    assert_eq!(text(0, 255).collation(), Collation::CaseInsensitiveNoPad); // utf8mb4_0900_ai_ci
     assert_eq!(text(0, 278).collation(), Collation::Binary); // utf8mb4_0900_as_cs
     assert_eq!(text(0, 8).collation(), Collation::CaseInsensitive); // latin1_swedish_ci
-    assert_eq!(text(0, 47).collation(), Collation::Binary); // latin1_bin
-    assert_eq!(text(0, 1069).collation(), Collation::CaseInsensitive); // utf8mb4_general_nopad_ci
+    assert_eq!(text(0, 47).collation(), Collation::BinaryPadSpace); // latin1_bin
+    assert_eq!(text(0, 1069).collation(), Collation::CaseInsensitiveNoPad); // utf8mb4_general_nopad_ci
     assert_eq!(text(0, 1070).collation(), Collation::Binary); // utf8mb4_nopad_bin
     assert_eq!(text(0, 2304).collation(), Collation::CaseInsensitive); // utf8mb4_uca1400_ai_ci
-    assert_eq!(text(0, 2307).collation(), Collation::Binary); // utf8mb4_uca1400_as_cs
+    assert_eq!(text(0, 2307).collation(), Collation::BinaryPadSpace); // utf8mb4_uca1400_as_cs
+    assert_eq!(text(BINARY, 1070).collation(), Collation::Binary); // utf8mb4_nopad_bin
     assert_eq!(text(0, 609).collation(), Collation::CaseInsensitive); // utf8mb4_myanmar_ci
     assert_eq!(text(0, 40000).collation(), Collation::CaseInsensitive); // unknown
     assert_eq!(collation_of_id(2304).unwrap().charset, "utf8mb4");
     assert_eq!(collation_of_id(1032).unwrap().charset, "latin1");
-    assert_eq!(text(BINARY, 45).column_info().collation, Collation::Binary);
+    assert_eq!(
+        text(BINARY, 45).column_info().collation,
+        Collation::BinaryPadSpace
+    );
     let sum = col(ColumnType::MYSQL_TYPE_NEWDECIMAL, BINARY, 63, 33, 2).column_info();
     assert_eq!(sum.avg_scale, AvgScale::Fixed(6));
     assert!(sum.sum_is_decimal);
