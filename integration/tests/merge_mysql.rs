@@ -341,6 +341,8 @@ const UNIONS_AND_JOINS: &[Query] = &[
     (Fixed, Exact, "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id AND i.quantity < 0) ORDER BY order_id"),
     (Fixed, Exact, "SELECT COUNT(*), SUM(quantity) FROM t_order JOIN t_order_item USING (order_id, user_id)"),
     (Fixed, Exact, "SELECT a.order_id, b.amount FROM t_order a JOIN t_order b ON a.order_id = b.order_id ORDER BY a.order_id DESC LIMIT 20"),
+    (Fixed, Folded, "SELECT DISTINCT p.name FROM t_order o JOIN t_province p ON o.province_id = p.id WHERE o.amount > 490 ORDER BY p.name"),
+    (Fixed, Folded, "SELECT o.status, p.name, COUNT(*) FROM t_order o JOIN t_province p ON o.province_id = p.id GROUP BY o.status, p.name ORDER BY o.status, p.name"),
 ];
 
 /// What a client sees of a result: each column's (name, type, decimals), and the rows.
@@ -624,6 +626,8 @@ const REFUSED: &[&str] = &[
     "SELECT user_id, COUNT(*) FROM t_order GROUP BY user_id HAVING COUNT(*) > (SELECT 1)",
     "SELECT c, COUNT(*) FROM (SELECT user_id, COUNT(*) AS c FROM t_order GROUP BY user_id) d GROUP BY c",
     "(SELECT order_id FROM t_order) ORDER BY order_id LIMIT 3",
+    "SELECT p.id, o.order_id FROM t_province p LEFT JOIN t_order o ON o.province_id = p.id AND o.amount > 498",
+    "SELECT p.id FROM t_province p WHERE EXISTS (SELECT 1 FROM t_order o WHERE o.province_id = p.id)",
     "SELECT a.order_id FROM t_order a JOIN t_order b ON a.user_id = b.user_id",
     "SELECT COUNT(*) FROM t_order o JOIN t_order_item i ON o.user_id = i.user_id",
     "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id",

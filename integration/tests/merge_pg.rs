@@ -663,6 +663,8 @@ async fn unsupported_constructs_give_0a000_and_the_connection_stays_usable() {
         "SELECT sku, sum(quantity) FROM t_order_item GROUP BY sku HAVING sku LIKE 'a%'",
         "SELECT c, count(*) FROM (SELECT user_id, count(*) AS c FROM t_order GROUP BY user_id) d GROUP BY c",
         "(SELECT order_id FROM t_order) ORDER BY order_id LIMIT 3",
+        "SELECT p.id, o.order_id FROM t_province p LEFT JOIN t_order o ON o.province_id = p.id AND o.amount > 498",
+        "SELECT p.id FROM t_province p WHERE EXISTS (SELECT 1 FROM t_order o WHERE o.province_id = p.id)",
         "SELECT a.order_id FROM t_order a JOIN t_order b ON a.user_id = b.user_id",
         "SELECT count(*) FROM t_order o JOIN t_order_item i ON o.user_id = i.user_id",
         "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id",
