@@ -184,6 +184,11 @@ const GROUPING: &[Query] = &[
     (Fixed, Exact, "SELECT MIN(updated), MAX(updated), COUNT(updated), COUNT(DISTINCT updated) FROM t_order"),
     (Fixed, Exact, "SELECT user_id, MAX(updated) FROM t_order GROUP BY user_id ORDER BY MAX(updated) DESC, user_id LIMIT 5"),
     (Fixed, Exact, "SELECT updated, COUNT(*) FROM t_order GROUP BY updated ORDER BY updated DESC LIMIT 20"),
+    (Fixed, Exact, "SELECT COUNT(DISTINCT status), SUM(DISTINCT amount), AVG(amount), COUNT(amount), MIN(amount) FROM t_order WHERE amount IS NULL"),
+    (Fixed, Exact, "SELECT amount, COUNT(*), SUM(qty) FROM t_order WHERE amount IS NULL GROUP BY amount"),
+    (Fixed, Exact, "SELECT COUNT(1), COUNT(0), COUNT(NULL), SUM(1), MIN(NULL), MAX(1) FROM t_order"),
+    (Fixed, Exact, "SELECT 1 FROM t_order ORDER BY order_id LIMIT 3"),
+    (Fixed, Exact, "SELECT user_id, SUM(CASE WHEN amount > 0 THEN 1 ELSE 0 END) AS pos, COUNT(CASE WHEN qty < 0 THEN 1 END) AS neg FROM t_order GROUP BY user_id ORDER BY user_id"),
 ];
 
 /// HAVING on aggregates, aliases and keys; COUNT(DISTINCT) and SUM(DISTINCT), by group and
@@ -302,6 +307,11 @@ const DISTINCT: &[Query] = &[
         Fixed,
         Exact,
         "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated",
+    ),
+    (
+        Fixed,
+        Exact,
+        "SELECT DISTINCT user_id FROM t_order ORDER BY user_id LIMIT 0",
     ),
 ];
 

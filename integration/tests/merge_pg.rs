@@ -180,6 +180,14 @@ const GROUPING: &[Query] = &[
     (Fixed, "SELECT min(updated), max(updated), count(updated), count(DISTINCT updated) FROM t_order"),
     (Fixed, "SELECT user_id, max(updated) FROM t_order GROUP BY user_id ORDER BY max(updated) DESC, user_id LIMIT 5"),
     (Fixed, "SELECT updated, count(*) FROM t_order GROUP BY updated ORDER BY updated DESC LIMIT 20"),
+    (Fixed, "SELECT count(DISTINCT status), sum(DISTINCT amount), avg(amount), count(amount), min(amount) FROM t_order WHERE amount IS NULL"),
+    (Fixed, "SELECT amount, count(*), sum(qty) FROM t_order WHERE amount IS NULL GROUP BY amount"),
+    (Fixed, "SELECT count(1), count(NULL), sum(1), max(1) FROM t_order"),
+    (Fixed, "SELECT 1 FROM t_order ORDER BY order_id LIMIT 3"),
+    (Fixed, "SELECT user_id, count(*) FILTER (WHERE amount > 0), sum(amount) FILTER (WHERE qty < 0), avg(price) FILTER (WHERE status = 'open') FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, "SELECT count(*) FILTER (WHERE amount > 0), avg(amount) FILTER (WHERE amount < 0) FROM t_order"),
+    (Fixed, "SELECT user_id, sum(CASE WHEN amount > 0 THEN 1 ELSE 0 END) AS pos FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, "SELECT status FROM t_order GROUP BY status ORDER BY status COLLATE \"C\" DESC"),
 ];
 
 /// HAVING on aggregates and keys; count(DISTINCT) and sum(DISTINCT), by group and over
@@ -286,6 +294,10 @@ const DISTINCT: &[Query] = &[
     (
         Fixed,
         "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated",
+    ),
+    (
+        Fixed,
+        "SELECT DISTINCT user_id FROM t_order ORDER BY user_id LIMIT 0",
     ),
 ];
 
