@@ -25,6 +25,7 @@ type Query = (RowOrder, &'static str);
 /// ORDER BY: several keys, ASC / DESC, NULLS FIRST / LAST and the defaults (last
 /// ascending, first descending), keys by position, alias, expression, or not selected;
 /// ties compared group by group.
+#[rustfmt::skip]
 const ORDERING: &[Query] = &[
     (Fixed, "SELECT order_id, user_id, amount FROM t_order ORDER BY order_id"),
     (Fixed, "SELECT * FROM t_order ORDER BY order_id DESC"),
@@ -85,6 +86,7 @@ const ORDERING: &[Query] = &[
 
 /// LIMIT / OFFSET / FETCH: in range, at and past the end, OFFSET alone, LIMIT 0 and ALL,
 /// over sorted rows with total keys (a LIMIT cutting through ties has no one answer).
+#[rustfmt::skip]
 const LIMITS: &[Query] = &[
     (Fixed, "SELECT order_id FROM t_order ORDER BY order_id LIMIT 10"),
     (Fixed, "SELECT order_id, amount FROM t_order ORDER BY amount DESC, order_id LIMIT 7"),
@@ -113,6 +115,7 @@ const LIMITS: &[Query] = &[
 
 /// GROUP BY with every aggregate, group keys of every type (NULL groups too), expressions
 /// as keys, ORDER BY an aggregate; aggregates without GROUP BY, over no rows too.
+#[rustfmt::skip]
 const GROUPING: &[Query] = &[
     (Any, "SELECT user_id, count(*) FROM t_order GROUP BY user_id"),
     (Fixed, "SELECT user_id, count(*), count(amount), sum(amount), min(amount), max(amount), avg(amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
@@ -192,6 +195,7 @@ const GROUPING: &[Query] = &[
 
 /// HAVING on aggregates and keys; count(DISTINCT) and sum(DISTINCT), by group and over
 /// everything.
+#[rustfmt::skip]
 const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
     (Fixed, "SELECT user_id, count(*) FROM t_order GROUP BY user_id HAVING count(*) > 75 ORDER BY user_id"),
     (Fixed, "SELECT user_id, sum(amount) FROM t_order GROUP BY user_id HAVING sum(amount) < 0 ORDER BY user_id"),
@@ -227,83 +231,37 @@ const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
 ];
 
 /// SELECT DISTINCT: one and several columns, with ORDER BY and LIMIT.
+#[rustfmt::skip]
 const DISTINCT: &[Query] = &[
     (Any, "SELECT DISTINCT user_id FROM t_order"),
-    (
-        Fixed,
-        "SELECT DISTINCT user_id FROM t_order ORDER BY user_id DESC",
-    ),
+    (Fixed, "SELECT DISTINCT user_id FROM t_order ORDER BY user_id DESC"),
     (Any, "SELECT DISTINCT status FROM t_order"),
     (Fixed, "SELECT DISTINCT status FROM t_order ORDER BY status"),
-    (
-        Fixed,
-        "SELECT DISTINCT status FROM t_order ORDER BY status DESC NULLS LAST",
-    ),
+    (Fixed, "SELECT DISTINCT status FROM t_order ORDER BY status DESC NULLS LAST"),
     (Any, "SELECT DISTINCT user_id % 3 FROM t_order"),
-    (
-        Fixed,
-        "SELECT DISTINCT created FROM t_order ORDER BY created LIMIT 10",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT user_id, qty FROM t_order ORDER BY user_id DESC, qty",
-    ),
+    (Fixed, "SELECT DISTINCT created FROM t_order ORDER BY created LIMIT 10"),
+    (Fixed, "SELECT DISTINCT user_id, qty FROM t_order ORDER BY user_id DESC, qty"),
     (Any, "SELECT DISTINCT qty, province_id FROM t_order"),
-    (
-        Fixed,
-        "SELECT DISTINCT price FROM t_order WHERE price < 0 ORDER BY price DESC LIMIT 5 OFFSET 3",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT amount FROM t_order ORDER BY amount LIMIT 10 OFFSET 995",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT province_id FROM t_order ORDER BY province_id LIMIT 100 OFFSET 5",
-    ),
+    (Fixed, "SELECT DISTINCT price FROM t_order WHERE price < 0 ORDER BY price DESC LIMIT 5 OFFSET 3"),
+    (Fixed, "SELECT DISTINCT amount FROM t_order ORDER BY amount LIMIT 10 OFFSET 995"),
+    (Fixed, "SELECT DISTINCT province_id FROM t_order ORDER BY province_id LIMIT 100 OFFSET 5"),
     (Any, "SELECT DISTINCT score FROM t_order"),
     (Any, "SELECT DISTINCT sku FROM t_order_item"),
-    (
-        Fixed,
-        "SELECT DISTINCT status, province_id FROM t_order ORDER BY status, province_id NULLS FIRST",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT extract(year FROM created) FROM t_order ORDER BY 1",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT qty FROM t_order ORDER BY qty DESC LIMIT 3",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT user_id FROM t_order WHERE amount > 100000 ORDER BY user_id",
-    ),
-    (
-        Any,
-        "SELECT DISTINCT lower(status), user_id % 2 FROM t_order",
-    ),
-    (
-        Any,
-        "SELECT DISTINCT user_id % 4, count(*) FROM t_order GROUP BY user_id",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT user_id FROM t_order ORDER BY user_id LIMIT 0",
-    ),
+    (Fixed, "SELECT DISTINCT status, province_id FROM t_order ORDER BY status, province_id NULLS FIRST"),
+    (Fixed, "SELECT DISTINCT extract(year FROM created) FROM t_order ORDER BY 1"),
+    (Fixed, "SELECT DISTINCT qty FROM t_order ORDER BY qty DESC LIMIT 3"),
+    (Fixed, "SELECT DISTINCT user_id FROM t_order WHERE amount > 100000 ORDER BY user_id"),
+    (Any, "SELECT DISTINCT lower(status), user_id % 2 FROM t_order"),
+    (Any, "SELECT DISTINCT user_id % 4, count(*) FROM t_order GROUP BY user_id"),
+    (Fixed, "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10"),
+    (Fixed, "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated"),
+    (Fixed, "SELECT DISTINCT user_id FROM t_order ORDER BY user_id LIMIT 0"),
 ];
 
 /// UNION and UNION ALL (with ORDER BY and LIMIT of their own); joins of binding tables,
 /// inner and LEFT; joins with the broadcast table; a derived table and an IN subquery
 /// that each shard can answer for its rows.
+#[rustfmt::skip]
 const UNIONS_AND_JOINS: &[Query] = &[
     (Any, "SELECT user_id FROM t_order UNION SELECT user_id FROM t_order_item"),
     (Any, "SELECT amount FROM t_order WHERE amount > 450 UNION ALL SELECT amount FROM t_order WHERE amount < -450"),
