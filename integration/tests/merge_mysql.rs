@@ -32,6 +32,7 @@ type Query = (RowOrder, Strings, &'static str);
 
 /// ORDER BY: several keys, ASC / DESC, NULLs (first ascending, last descending), keys by
 /// position, alias, expression, or not selected at all; ties compared group by group.
+#[rustfmt::skip]
 const ORDERING: &[Query] = &[
     (Fixed, Exact, "SELECT order_id, user_id, amount FROM t_order ORDER BY order_id"),
     (Fixed, Exact, "SELECT * FROM t_order ORDER BY order_id DESC"),
@@ -88,6 +89,7 @@ const ORDERING: &[Query] = &[
 
 /// LIMIT / OFFSET: in range, at and past the end, `LIMIT m, n`, `LIMIT 0`, over sorted
 /// rows with total keys (a LIMIT cutting through ties has no one answer).
+#[rustfmt::skip]
 const LIMITS: &[Query] = &[
     (Fixed, Exact, "SELECT order_id FROM t_order ORDER BY order_id LIMIT 10"),
     (Fixed, Exact, "SELECT order_id, amount FROM t_order ORDER BY amount DESC, order_id LIMIT 7"),
@@ -116,6 +118,7 @@ const LIMITS: &[Query] = &[
 
 /// GROUP BY with every aggregate, group keys of every type (NULL groups too), expressions
 /// as keys, ORDER BY an aggregate; aggregates without GROUP BY, over no rows too.
+#[rustfmt::skip]
 const GROUPING: &[Query] = &[
     (Any, Exact, "SELECT user_id, COUNT(*) FROM t_order GROUP BY user_id"),
     (Fixed, Exact, "SELECT user_id, COUNT(*), COUNT(amount), SUM(amount), MIN(amount), MAX(amount), AVG(amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
@@ -184,10 +187,16 @@ const GROUPING: &[Query] = &[
     (Fixed, Exact, "SELECT MIN(updated), MAX(updated), COUNT(updated), COUNT(DISTINCT updated) FROM t_order"),
     (Fixed, Exact, "SELECT user_id, MAX(updated) FROM t_order GROUP BY user_id ORDER BY MAX(updated) DESC, user_id LIMIT 5"),
     (Fixed, Exact, "SELECT updated, COUNT(*) FROM t_order GROUP BY updated ORDER BY updated DESC LIMIT 20"),
+    (Fixed, Exact, "SELECT COUNT(DISTINCT status), SUM(DISTINCT amount), AVG(amount), COUNT(amount), MIN(amount) FROM t_order WHERE amount IS NULL"),
+    (Fixed, Exact, "SELECT amount, COUNT(*), SUM(qty) FROM t_order WHERE amount IS NULL GROUP BY amount"),
+    (Fixed, Exact, "SELECT COUNT(1), COUNT(0), COUNT(NULL), SUM(1), MIN(NULL), MAX(1) FROM t_order"),
+    (Fixed, Exact, "SELECT 1 FROM t_order ORDER BY order_id LIMIT 3"),
+    (Fixed, Exact, "SELECT user_id, SUM(CASE WHEN amount > 0 THEN 1 ELSE 0 END) AS pos, COUNT(CASE WHEN qty < 0 THEN 1 END) AS neg FROM t_order GROUP BY user_id ORDER BY user_id"),
 ];
 
 /// HAVING on aggregates, aliases and keys; COUNT(DISTINCT) and SUM(DISTINCT), by group and
 /// over everything, over `_ci` strings too.
+#[rustfmt::skip]
 const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
     (Fixed, Exact, "SELECT user_id, COUNT(*) FROM t_order GROUP BY user_id HAVING COUNT(*) > 75 ORDER BY user_id"),
     (Fixed, Exact, "SELECT user_id, SUM(amount) FROM t_order GROUP BY user_id HAVING SUM(amount) < 0 ORDER BY user_id"),
@@ -221,93 +230,36 @@ const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
 ];
 
 /// SELECT DISTINCT: one and several columns, `_ci` strings, with ORDER BY and LIMIT.
+#[rustfmt::skip]
 const DISTINCT: &[Query] = &[
     (Any, Exact, "SELECT DISTINCT user_id FROM t_order"),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT user_id FROM t_order ORDER BY user_id DESC",
-    ),
+    (Fixed, Exact, "SELECT DISTINCT user_id FROM t_order ORDER BY user_id DESC"),
     (Any, Folded, "SELECT DISTINCT status FROM t_order"),
-    (
-        Fixed,
-        Folded,
-        "SELECT DISTINCT status FROM t_order ORDER BY status",
-    ),
+    (Fixed, Folded, "SELECT DISTINCT status FROM t_order ORDER BY status"),
     (Any, Exact, "SELECT DISTINCT user_id % 3 FROM t_order"),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT created FROM t_order ORDER BY created LIMIT 10",
-    ),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT user_id, qty FROM t_order ORDER BY user_id DESC, qty",
-    ),
+    (Fixed, Exact, "SELECT DISTINCT created FROM t_order ORDER BY created LIMIT 10"),
+    (Fixed, Exact, "SELECT DISTINCT user_id, qty FROM t_order ORDER BY user_id DESC, qty"),
     (Any, Exact, "SELECT DISTINCT qty, province_id FROM t_order"),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT price FROM t_order WHERE price < 0 ORDER BY price DESC LIMIT 5 OFFSET 3",
-    ),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT amount FROM t_order ORDER BY amount LIMIT 10 OFFSET 995",
-    ),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT province_id FROM t_order ORDER BY province_id LIMIT 100 OFFSET 5",
-    ),
+    (Fixed, Exact, "SELECT DISTINCT price FROM t_order WHERE price < 0 ORDER BY price DESC LIMIT 5 OFFSET 3"),
+    (Fixed, Exact, "SELECT DISTINCT amount FROM t_order ORDER BY amount LIMIT 10 OFFSET 995"),
+    (Fixed, Exact, "SELECT DISTINCT province_id FROM t_order ORDER BY province_id LIMIT 100 OFFSET 5"),
     (Any, Exact, "SELECT DISTINCT score FROM t_order"),
     (Any, Folded, "SELECT DISTINCT sku FROM t_order_item"),
-    (
-        Fixed,
-        Folded,
-        "SELECT DISTINCT status, province_id FROM t_order ORDER BY status, province_id",
-    ),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT YEAR(created) FROM t_order ORDER BY 1",
-    ),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT qty FROM t_order ORDER BY qty DESC LIMIT 3",
-    ),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT user_id FROM t_order WHERE amount > 100000 ORDER BY user_id",
-    ),
-    (
-        Any,
-        Folded,
-        "SELECT DISTINCT LOWER(status), user_id % 2 FROM t_order",
-    ),
-    (
-        Any,
-        Folded,
-        "SELECT DISTINCT status COLLATE utf8mb4_bin FROM t_order",
-    ),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10",
-    ),
-    (
-        Fixed,
-        Exact,
-        "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated",
-    ),
+    (Fixed, Folded, "SELECT DISTINCT status, province_id FROM t_order ORDER BY status, province_id"),
+    (Fixed, Exact, "SELECT DISTINCT YEAR(created) FROM t_order ORDER BY 1"),
+    (Fixed, Exact, "SELECT DISTINCT qty FROM t_order ORDER BY qty DESC LIMIT 3"),
+    (Fixed, Exact, "SELECT DISTINCT user_id FROM t_order WHERE amount > 100000 ORDER BY user_id"),
+    (Any, Folded, "SELECT DISTINCT LOWER(status), user_id % 2 FROM t_order"),
+    (Any, Folded, "SELECT DISTINCT status COLLATE utf8mb4_bin FROM t_order"),
+    (Fixed, Exact, "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10"),
+    (Fixed, Exact, "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated"),
+    (Fixed, Exact, "SELECT DISTINCT user_id FROM t_order ORDER BY user_id LIMIT 0"),
 ];
 
 /// UNION and UNION ALL (with ORDER BY and LIMIT of their own); joins of binding tables,
 /// inner and LEFT; joins with the broadcast table; a derived table and an IN subquery
 /// that each shard can answer for its rows.
+#[rustfmt::skip]
 const UNIONS_AND_JOINS: &[Query] = &[
     (Any, Exact, "SELECT user_id FROM t_order UNION SELECT user_id FROM t_order_item"),
     (Any, Exact, "SELECT amount FROM t_order WHERE amount > 450 UNION ALL SELECT amount FROM t_order WHERE amount < -450"),
@@ -341,6 +293,8 @@ const UNIONS_AND_JOINS: &[Query] = &[
     (Fixed, Exact, "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id AND i.quantity < 0) ORDER BY order_id"),
     (Fixed, Exact, "SELECT COUNT(*), SUM(quantity) FROM t_order JOIN t_order_item USING (order_id, user_id)"),
     (Fixed, Exact, "SELECT a.order_id, b.amount FROM t_order a JOIN t_order b ON a.order_id = b.order_id ORDER BY a.order_id DESC LIMIT 20"),
+    (Fixed, Folded, "SELECT DISTINCT p.name FROM t_order o JOIN t_province p ON o.province_id = p.id WHERE o.amount > 490 ORDER BY p.name"),
+    (Fixed, Folded, "SELECT o.status, p.name, COUNT(*) FROM t_order o JOIN t_province p ON o.province_id = p.id GROUP BY o.status, p.name ORDER BY o.status, p.name"),
 ];
 
 /// What a client sees of a result: each column's (name, type, decimals), and the rows.
@@ -624,6 +578,8 @@ const REFUSED: &[&str] = &[
     "SELECT user_id, COUNT(*) FROM t_order GROUP BY user_id HAVING COUNT(*) > (SELECT 1)",
     "SELECT c, COUNT(*) FROM (SELECT user_id, COUNT(*) AS c FROM t_order GROUP BY user_id) d GROUP BY c",
     "(SELECT order_id FROM t_order) ORDER BY order_id LIMIT 3",
+    "SELECT p.id, o.order_id FROM t_province p LEFT JOIN t_order o ON o.province_id = p.id AND o.amount > 498",
+    "SELECT p.id FROM t_province p WHERE EXISTS (SELECT 1 FROM t_order o WHERE o.province_id = p.id)",
     "SELECT a.order_id FROM t_order a JOIN t_order b ON a.user_id = b.user_id",
     "SELECT COUNT(*) FROM t_order o JOIN t_order_item i ON o.user_id = i.user_id",
     "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id",

@@ -25,6 +25,7 @@ type Query = (RowOrder, &'static str);
 /// ORDER BY: several keys, ASC / DESC, NULLS FIRST / LAST and the defaults (last
 /// ascending, first descending), keys by position, alias, expression, or not selected;
 /// ties compared group by group.
+#[rustfmt::skip]
 const ORDERING: &[Query] = &[
     (Fixed, "SELECT order_id, user_id, amount FROM t_order ORDER BY order_id"),
     (Fixed, "SELECT * FROM t_order ORDER BY order_id DESC"),
@@ -85,6 +86,7 @@ const ORDERING: &[Query] = &[
 
 /// LIMIT / OFFSET / FETCH: in range, at and past the end, OFFSET alone, LIMIT 0 and ALL,
 /// over sorted rows with total keys (a LIMIT cutting through ties has no one answer).
+#[rustfmt::skip]
 const LIMITS: &[Query] = &[
     (Fixed, "SELECT order_id FROM t_order ORDER BY order_id LIMIT 10"),
     (Fixed, "SELECT order_id, amount FROM t_order ORDER BY amount DESC, order_id LIMIT 7"),
@@ -113,6 +115,7 @@ const LIMITS: &[Query] = &[
 
 /// GROUP BY with every aggregate, group keys of every type (NULL groups too), expressions
 /// as keys, ORDER BY an aggregate; aggregates without GROUP BY, over no rows too.
+#[rustfmt::skip]
 const GROUPING: &[Query] = &[
     (Any, "SELECT user_id, count(*) FROM t_order GROUP BY user_id"),
     (Fixed, "SELECT user_id, count(*), count(amount), sum(amount), min(amount), max(amount), avg(amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
@@ -180,10 +183,19 @@ const GROUPING: &[Query] = &[
     (Fixed, "SELECT min(updated), max(updated), count(updated), count(DISTINCT updated) FROM t_order"),
     (Fixed, "SELECT user_id, max(updated) FROM t_order GROUP BY user_id ORDER BY max(updated) DESC, user_id LIMIT 5"),
     (Fixed, "SELECT updated, count(*) FROM t_order GROUP BY updated ORDER BY updated DESC LIMIT 20"),
+    (Fixed, "SELECT count(DISTINCT status), sum(DISTINCT amount), avg(amount), count(amount), min(amount) FROM t_order WHERE amount IS NULL"),
+    (Fixed, "SELECT amount, count(*), sum(qty) FROM t_order WHERE amount IS NULL GROUP BY amount"),
+    (Fixed, "SELECT count(1), count(NULL), sum(1), max(1) FROM t_order"),
+    (Fixed, "SELECT 1 FROM t_order ORDER BY order_id LIMIT 3"),
+    (Fixed, "SELECT user_id, count(*) FILTER (WHERE amount > 0), sum(amount) FILTER (WHERE qty < 0), avg(price) FILTER (WHERE status = 'open') FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, "SELECT count(*) FILTER (WHERE amount > 0), avg(amount) FILTER (WHERE amount < 0) FROM t_order"),
+    (Fixed, "SELECT user_id, sum(CASE WHEN amount > 0 THEN 1 ELSE 0 END) AS pos FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, "SELECT status FROM t_order GROUP BY status ORDER BY status COLLATE \"C\" DESC"),
 ];
 
 /// HAVING on aggregates and keys; count(DISTINCT) and sum(DISTINCT), by group and over
 /// everything.
+#[rustfmt::skip]
 const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
     (Fixed, "SELECT user_id, count(*) FROM t_order GROUP BY user_id HAVING count(*) > 75 ORDER BY user_id"),
     (Fixed, "SELECT user_id, sum(amount) FROM t_order GROUP BY user_id HAVING sum(amount) < 0 ORDER BY user_id"),
@@ -219,79 +231,37 @@ const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
 ];
 
 /// SELECT DISTINCT: one and several columns, with ORDER BY and LIMIT.
+#[rustfmt::skip]
 const DISTINCT: &[Query] = &[
     (Any, "SELECT DISTINCT user_id FROM t_order"),
-    (
-        Fixed,
-        "SELECT DISTINCT user_id FROM t_order ORDER BY user_id DESC",
-    ),
+    (Fixed, "SELECT DISTINCT user_id FROM t_order ORDER BY user_id DESC"),
     (Any, "SELECT DISTINCT status FROM t_order"),
     (Fixed, "SELECT DISTINCT status FROM t_order ORDER BY status"),
-    (
-        Fixed,
-        "SELECT DISTINCT status FROM t_order ORDER BY status DESC NULLS LAST",
-    ),
+    (Fixed, "SELECT DISTINCT status FROM t_order ORDER BY status DESC NULLS LAST"),
     (Any, "SELECT DISTINCT user_id % 3 FROM t_order"),
-    (
-        Fixed,
-        "SELECT DISTINCT created FROM t_order ORDER BY created LIMIT 10",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT user_id, qty FROM t_order ORDER BY user_id DESC, qty",
-    ),
+    (Fixed, "SELECT DISTINCT created FROM t_order ORDER BY created LIMIT 10"),
+    (Fixed, "SELECT DISTINCT user_id, qty FROM t_order ORDER BY user_id DESC, qty"),
     (Any, "SELECT DISTINCT qty, province_id FROM t_order"),
-    (
-        Fixed,
-        "SELECT DISTINCT price FROM t_order WHERE price < 0 ORDER BY price DESC LIMIT 5 OFFSET 3",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT amount FROM t_order ORDER BY amount LIMIT 10 OFFSET 995",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT province_id FROM t_order ORDER BY province_id LIMIT 100 OFFSET 5",
-    ),
+    (Fixed, "SELECT DISTINCT price FROM t_order WHERE price < 0 ORDER BY price DESC LIMIT 5 OFFSET 3"),
+    (Fixed, "SELECT DISTINCT amount FROM t_order ORDER BY amount LIMIT 10 OFFSET 995"),
+    (Fixed, "SELECT DISTINCT province_id FROM t_order ORDER BY province_id LIMIT 100 OFFSET 5"),
     (Any, "SELECT DISTINCT score FROM t_order"),
     (Any, "SELECT DISTINCT sku FROM t_order_item"),
-    (
-        Fixed,
-        "SELECT DISTINCT status, province_id FROM t_order ORDER BY status, province_id NULLS FIRST",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT extract(year FROM created) FROM t_order ORDER BY 1",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT qty FROM t_order ORDER BY qty DESC LIMIT 3",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT user_id FROM t_order WHERE amount > 100000 ORDER BY user_id",
-    ),
-    (
-        Any,
-        "SELECT DISTINCT lower(status), user_id % 2 FROM t_order",
-    ),
-    (
-        Any,
-        "SELECT DISTINCT user_id % 4, count(*) FROM t_order GROUP BY user_id",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10",
-    ),
-    (
-        Fixed,
-        "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated",
-    ),
+    (Fixed, "SELECT DISTINCT status, province_id FROM t_order ORDER BY status, province_id NULLS FIRST"),
+    (Fixed, "SELECT DISTINCT extract(year FROM created) FROM t_order ORDER BY 1"),
+    (Fixed, "SELECT DISTINCT qty FROM t_order ORDER BY qty DESC LIMIT 3"),
+    (Fixed, "SELECT DISTINCT user_id FROM t_order WHERE amount > 100000 ORDER BY user_id"),
+    (Any, "SELECT DISTINCT lower(status), user_id % 2 FROM t_order"),
+    (Any, "SELECT DISTINCT user_id % 4, count(*) FROM t_order GROUP BY user_id"),
+    (Fixed, "SELECT DISTINCT * FROM t_order ORDER BY amount, order_id LIMIT 10"),
+    (Fixed, "SELECT DISTINCT updated FROM t_order WHERE updated < '2023-01-03' ORDER BY updated"),
+    (Fixed, "SELECT DISTINCT user_id FROM t_order ORDER BY user_id LIMIT 0"),
 ];
 
 /// UNION and UNION ALL (with ORDER BY and LIMIT of their own); joins of binding tables,
 /// inner and LEFT; joins with the broadcast table; a derived table and an IN subquery
 /// that each shard can answer for its rows.
+#[rustfmt::skip]
 const UNIONS_AND_JOINS: &[Query] = &[
     (Any, "SELECT user_id FROM t_order UNION SELECT user_id FROM t_order_item"),
     (Any, "SELECT amount FROM t_order WHERE amount > 450 UNION ALL SELECT amount FROM t_order WHERE amount < -450"),
@@ -663,6 +633,8 @@ async fn unsupported_constructs_give_0a000_and_the_connection_stays_usable() {
         "SELECT sku, sum(quantity) FROM t_order_item GROUP BY sku HAVING sku LIKE 'a%'",
         "SELECT c, count(*) FROM (SELECT user_id, count(*) AS c FROM t_order GROUP BY user_id) d GROUP BY c",
         "(SELECT order_id FROM t_order) ORDER BY order_id LIMIT 3",
+        "SELECT p.id, o.order_id FROM t_province p LEFT JOIN t_order o ON o.province_id = p.id AND o.amount > 498",
+        "SELECT p.id FROM t_province p WHERE EXISTS (SELECT 1 FROM t_order o WHERE o.province_id = p.id)",
         "SELECT a.order_id FROM t_order a JOIN t_order b ON a.user_id = b.user_id",
         "SELECT count(*) FROM t_order o JOIN t_order_item i ON o.user_id = i.user_id",
         "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item WHERE quantity = 6) ORDER BY order_id",

@@ -48,7 +48,7 @@ pub(super) fn check(rules: &ShardingRules, statement: &Statement) -> Result<(), 
     }
 }
 
-fn selects_of<'a>(body: &'a SetExpr, out: &mut Vec<&'a Select>) {
+pub(super) fn selects_of<'a>(body: &'a SetExpr, out: &mut Vec<&'a Select>) {
     match body {
         SetExpr::Select(select) => out.push(select),
         SetExpr::SetOperation { left, right, .. } => {

@@ -15,6 +15,7 @@ mod binding_join;
 mod fallback;
 mod insert;
 mod nodes;
+mod outer_rows;
 mod params;
 mod prune;
 mod sharding_key;
@@ -373,6 +374,9 @@ impl ShardRouter {
         }
         let targets = targets::route(&ctx, analysis, &sharded, is_ddl)?;
         self.check_single_tables(analysis, &targets)?;
+        if targets.len() > 1 && matches!(analysis.kind, SqlKind::Select { .. }) {
+            outer_rows::check(ctx.rules, &analysis.statement)?;
+        }
         let merge = if self.merge_results
             && targets.len() > 1
             && matches!(analysis.kind, SqlKind::Select { .. })

@@ -786,3 +786,34 @@ fn binding_tables_must_be_combined_on_their_sharding_column() {
         }
     }
 }
+
+#[test]
+fn rows_every_unit_holds_whole_must_not_stand_on_their_own() {
+    let r = mysql();
+    let plan = |sql: &str| {
+        let prepared = r.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        r.plan(&prepared, None, ParamMode::Inline)
+    };
+    for sql in [
+        "SELECT p.id, o.order_id FROM t_order o JOIN t_province p ON o.province_id = p.id",
+        "SELECT p.id, o.order_id FROM t_order o LEFT JOIN t_province p ON o.province_id = p.id",
+        "SELECT p.id, o.order_id FROM t_province p RIGHT JOIN t_order o ON o.province_id = p.id",
+        "SELECT o.order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_province p WHERE p.id = o.province_id)",
+        "SELECT p.id, o.order_id FROM t_province p LEFT JOIN t_order o ON o.province_id = p.id WHERE o.user_id = 7 AND o.order_id = 2",
+    ] {
+        assert!(plan(sql).is_ok(), "{sql}: {:?}", plan(sql).err());
+    }
+    for (sql, what) in [
+        ("SELECT p.id, o.order_id FROM t_province p LEFT JOIN t_order o ON o.province_id = p.id", "an outer join"),
+        ("SELECT p.id, o.order_id FROM t_order o RIGHT JOIN t_province p ON o.province_id = p.id", "an outer join"),
+        ("SELECT p.id FROM t_province p WHERE EXISTS (SELECT 1 FROM t_order o WHERE o.province_id = p.id)", "a subquery"),
+        ("SELECT (SELECT COUNT(*) FROM t_order)", "a subquery"),
+    ] {
+        match plan(sql) {
+            Err(Error::MergeUnsupported(message)) => {
+                assert!(message.starts_with(what), "{sql}: {message}")
+            }
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+}
