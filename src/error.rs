@@ -12,6 +12,10 @@ pub enum Error {
         host: String,
         using_password: bool,
     },
+    /// The user has `require_tls = true` and connected over plain TCP. MySQL answers a
+    /// `REQUIRE SSL` account the same way: access denied, after the password was checked.
+    #[error("Access denied for user '{user}'@'{host}' (using password: YES): this user must connect with TLS (require_tls)")]
+    TlsRequired { user: String, host: String },
     /// The logical database is not defined in the configuration.
     #[error("Unknown database '{0}'")]
     UnknownDatabase(String),

@@ -5,6 +5,7 @@
 //! `wire` (protocol bytes) → `session` (per-client state) → `sql` (classify / analyse) →
 //! `route` (which data source) → `execute` (pools, backend connections) → back through `wire`.
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod execute;
@@ -13,7 +14,9 @@ pub mod rewrite;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod shutdown;
 pub mod sql;
+pub mod tls;
 pub mod txn;
 pub mod wire;
 

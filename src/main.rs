@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         println!("{}: OK", path.display());
         return ExitCode::SUCCESS;
     }
-    init_logging(config.server.log_level.as_deref());
+    init_logging(config.server.log_level.as_deref(), config.server.log_format);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = config.server.worker_threads {
         rt.worker_threads(n);
@@ -60,6 +60,15 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
+        // Handlers first: a signal arriving while the listeners start must not kill the
+        // process with the default action.
+        let signals = match ShutdownSignals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("dbmesh: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let server = match dbmesh::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -67,31 +76,58 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        wait_for_shutdown_signal().await;
-        tracing::info!("shutting down");
+        signals.wait().await;
+        tracing::info!(
+            timeout_ms = server.runtime.config.server.shutdown_timeout.as_millis() as u64,
+            "shutting down: no new connections; open transactions may finish"
+        );
         server.stop().await;
+        tracing::info!("stopped");
         ExitCode::SUCCESS
     })
 }
 
-fn init_logging(level: Option<&str>) {
+/// Logs go to stderr, filtered by `RUST_LOG` or else `[server] log_level`, as text or as
+/// one JSON object per line (with the connection and statement spans) per `log_format`.
+fn init_logging(level: Option<&str>, format: dbmesh::config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = match (std::env::var("RUST_LOG").ok(), level) {
         (Some(env), _) => EnvFilter::new(env),
         (None, Some(l)) => EnvFilter::new(l),
         (None, None) => EnvFilter::new("info"),
     };
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        dbmesh::config::LogFormat::Text => fmt.init(),
+        dbmesh::config::LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
-async fn wait_for_shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM (what container runtimes and systemd send) and SIGINT (Ctrl-C).
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use mysql_common::constants::CapabilityFlags;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::{BackendKind, Config, MysqlAuthPlugin};
 use crate::execute::Cluster;
+use crate::shutdown::{Shutdown, ShutdownSignal};
 use crate::txn::Coordinator;
 use crate::wire::mysql::auth::AuthState;
 use crate::wire::mysql::backend::{
@@ -134,7 +134,8 @@ async fn probe_mysql(config: &Config) -> ServerInfo {
             }
         }
     }
-    // Compression and TLS are not offered (yet); never let them through.
+    // Compression is not offered; TLS is dbmesh's own business (the frontend announces
+    // CLIENT_SSL when `server.tls_cert` is set), whatever the backend offers.
     info.capabilities &= !(CapabilityFlags::CLIENT_COMPRESS | CapabilityFlags::CLIENT_SSL);
     if let Some(v) = &config.server.mysql_server_version {
         info.version = v.clone();
@@ -147,7 +148,9 @@ pub struct Server {
     pub runtime: Arc<Runtime>,
     pub mysql_addr: Option<SocketAddr>,
     pub postgres_addr: Option<SocketAddr>,
-    stop: watch::Sender<bool>,
+    /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`), when configured.
+    pub admin_addr: Option<SocketAddr>,
+    shutdown: ShutdownSignal,
     tasks: Vec<JoinHandle<()>>,
     recovery: Option<JoinHandle<()>>,
 }
@@ -157,7 +160,7 @@ impl Server {
     /// ephemeral port (tests read it from `mysql_addr`).
     pub async fn start(config: Config) -> std::io::Result<Server> {
         let runtime = Runtime::new(config).await;
-        let (stop, stopped) = watch::channel(false);
+        let shutdown = ShutdownSignal::new();
         let mut tasks = Vec::new();
         let recovery = start_xa_recovery(&runtime);
         let mut mysql_addr = None;
@@ -166,7 +169,7 @@ impl Server {
             let bound = listener.local_addr()?;
             info!(%bound, "MySQL listener ready");
             mysql_addr = Some(bound);
-            let task = accept(listener, runtime.clone(), stopped.clone(), Protocol::Mysql);
+            let task = accept(listener, runtime.clone(), &shutdown, Protocol::Mysql);
             tasks.push(tokio::spawn(task));
         }
         let mut postgres_addr = None;
@@ -175,32 +178,47 @@ impl Server {
             let bound = listener.local_addr()?;
             info!(%bound, "PostgreSQL listener ready");
             postgres_addr = Some(bound);
-            let task = accept(
-                listener,
-                runtime.clone(),
-                stopped.clone(),
-                Protocol::Postgres,
-            );
+            let task = accept(listener, runtime.clone(), &shutdown, Protocol::Postgres);
             tasks.push(tokio::spawn(task));
+        }
+        let mut admin_addr = None;
+        if let Some(addr) = runtime.config.server.admin_listen {
+            let (bound, task) =
+                crate::admin::start(addr, runtime.clone(), shutdown.subscribe()).await?;
+            admin_addr = Some(bound);
+            tasks.push(task);
         }
         Ok(Server {
             runtime,
             mysql_addr,
             postgres_addr,
-            stop,
+            admin_addr,
+            shutdown,
             tasks,
             recovery,
         })
     }
 
-    /// Stops accepting new connections; connections already open finish on their own.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Some(recovery) = self.recovery {
+    /// Graceful shutdown: stops accepting, closes sessions idle outside a transaction, lets
+    /// sessions in a transaction finish it (each closes when its transaction ends), and
+    /// returns when all are closed or `server.shutdown_timeout_ms` has passed, whichever
+    /// comes first. Connections still open then are closed when the runtime ends.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(recovery) = self.recovery.take() {
             recovery.abort();
         }
-        for t in self.tasks {
+        for t in self.tasks.drain(..) {
             let _ = t.await;
+        }
+        let deadline = self.runtime.config.server.shutdown_timeout;
+        if self.shutdown.drained(deadline).await {
+            info!("every client connection closed");
+        } else {
+            warn!(
+                timeout_ms = deadline.as_millis() as u64,
+                "shutdown deadline passed with client connections open; closing them"
+            );
         }
     }
 }
@@ -237,10 +255,25 @@ enum Protocol {
     Postgres,
 }
 
-async fn accept(
+/// The accept loop of one listener; each connection gets its own [`Shutdown`], so the
+/// server can wait for it. Returns (dropping the listener: new connections are refused)
+/// when the shutdown starts.
+fn accept(
     listener: TcpListener,
     runtime: Arc<Runtime>,
-    mut stopped: watch::Receiver<bool>,
+    signal: &ShutdownSignal,
+    protocol: Protocol,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let connections = signal.subscribe();
+    let mut stopped = signal.subscribe();
+    async move { accept_loop(listener, runtime, connections, &mut stopped, protocol).await }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    connections: Shutdown,
+    stopped: &mut Shutdown,
     protocol: Protocol,
 ) {
     loop {
@@ -248,9 +281,10 @@ async fn accept(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let rt = runtime.clone();
+                    let shutdown = connections.clone();
                     match protocol {
-                        Protocol::Mysql => tokio::spawn(crate::wire::mysql::serve_client(stream, rt)),
-                        Protocol::Postgres => tokio::spawn(crate::wire::postgres::serve_client(stream, rt)),
+                        Protocol::Mysql => tokio::spawn(crate::wire::mysql::serve_client(stream, rt, shutdown)),
+                        Protocol::Postgres => tokio::spawn(crate::wire::postgres::serve_client(stream, rt, shutdown)),
                     };
                 }
                 Err(e) => {
@@ -259,7 +293,7 @@ async fn accept(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            _ = stopped.changed() => return,
+            _ = stopped.started() => return,
         }
     }
 }

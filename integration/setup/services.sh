@@ -5,7 +5,7 @@
 #   * MariaDB   at 127.0.0.1:3306, root with an empty password over TCP
 #   * PostgreSQL at 127.0.0.1:5432, user postgres with trust auth,
 #     max_prepared_transactions = 100; psql and pgbench
-#   * sysbench (the MySQL load tests)
+#   * sysbench (the MySQL load tests); openssl (RSA test keys)
 #   * cargo (checked only: it must already be installed)
 #   * python3 + PyMySQL, mysql-connector-python, cryptography, psycopg, SQLAlchemy
 #   * node + npm and the mysql2/pg drivers in integration/drivers/node_modules
@@ -84,10 +84,12 @@ command -v sysbench >/dev/null || missing+=(sysbench)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# openssl: RSA key pairs for the caching_sha2_password and TLS tests.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
-    log "packages: mariadb, postgresql, sysbench, python3, node, npm present"
+    log "packages: mariadb, postgresql, sysbench, openssl, python3, node, npm present"
 fi
 
 # ------------------------------------------------------------- mariadb ----

@@ -13,6 +13,8 @@ pub use dbmesh;
 
 mod bank;
 mod forwarder;
+mod merge_compare;
+mod merge_dataset;
 mod mysql;
 mod mysql_raw;
 mod postgres;
@@ -20,9 +22,14 @@ mod postgres_raw;
 mod process;
 mod sharded;
 mod sharded_pg;
+mod tls;
+mod tls_mariadb;
+mod tls_postgres;
 
 pub use bank::*;
 pub use forwarder::*;
+pub use merge_compare::*;
+pub use merge_dataset::*;
 pub use mysql::*;
 pub use mysql_raw::*;
 pub use postgres::*;
@@ -30,6 +37,9 @@ pub use postgres_raw::*;
 pub use process::*;
 pub use sharded::*;
 pub use sharded_pg::*;
+pub use tls::*;
+pub use tls_mariadb::*;
+pub use tls_postgres::*;
 
 /// The application user every test config defines.
 pub const APP_USER: &str = "app";

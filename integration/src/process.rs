@@ -133,8 +133,18 @@ impl ChildProxy {
         self.child.id()
     }
 
-    /// Waits for the process to end on its own (an armed failpoint aborts it).
-    pub async fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+    /// Sends signal `name` (`TERM`, `INT`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        // The shell's builtin `kill`: no procps needed.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -s {name} {}", self.pid())])
+            .status()
+            .expect("sh runs");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Waits for the process to exit and returns how it did.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;

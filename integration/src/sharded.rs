@@ -55,6 +55,8 @@ pub struct Extra {
     pub database_keys: String,
     /// Tables appended to the file; `{logical}` is replaced by the logical name.
     pub tables: String,
+    /// `max_connections` per data source and `checkout_timeout_ms` (default 32, 5000).
+    pub pools: Option<(u32, u64)>,
 }
 
 /// The physical databases behind one sharded logical database.
@@ -85,6 +87,25 @@ impl ShardedDb {
             .collect();
         let urls: Vec<String> = shards.iter().map(MysqlDatabase::url).collect();
         Self::start("mysql", rules, &urls, Shards::Mysql(shards)).await
+    }
+
+    /// [`ShardedDb::mysql`] with pools of `max_connections` per data source and a checkout
+    /// timeout of `checkout_timeout_ms` (for tests of pool exhaustion).
+    pub async fn mysql_with_pools(
+        rules: &str,
+        count: usize,
+        max_connections: u32,
+        checkout_timeout_ms: u64,
+    ) -> ShardedDb {
+        let shards: Vec<MysqlDatabase> = (0..count)
+            .map(|i| MysqlDatabase::create(&format!("shard{i}")))
+            .collect();
+        let urls: Vec<String> = shards.iter().map(MysqlDatabase::url).collect();
+        let extra = Extra {
+            pools: Some((max_connections, checkout_timeout_ms)),
+            ..Extra::default()
+        };
+        Self::start_with("mysql", rules, &urls, Shards::Mysql(shards), None, &extra).await
     }
 
     /// `count` PostgreSQL databases as `ds_0..`, `rules` as the rule file.
@@ -163,6 +184,7 @@ impl ShardedDb {
         extra_user: Option<(&str, &str)>,
         extra: &Extra,
     ) -> ShardedDb {
+        let (max_connections, checkout_timeout_ms) = extra.pools.unwrap_or((32, 5000));
         let dir = TempDir::new("rules");
         let rules_path = dir.path.join("rules.toml");
         std::fs::write(&rules_path, rules).expect("write rule file");
@@ -173,7 +195,7 @@ impl ShardedDb {
         let mut sources = String::new();
         for (i, url) in urls.iter().enumerate() {
             sources.push_str(&format!(
-                "[databases.{logical}.data_sources.ds_{i}]\nurl = \"{url}\"\nmax_connections = 32\n\n"
+                "[databases.{logical}.data_sources.ds_{i}]\nurl = \"{url}\"\nmax_connections = {max_connections}\n\n"
             ));
         }
         let toml = format!(
@@ -181,7 +203,7 @@ impl ShardedDb {
 [server]
 {backend}_listen = "127.0.0.1:0"
 connect_timeout_ms = 2000
-checkout_timeout_ms = 5000
+checkout_timeout_ms = {checkout_timeout_ms}
 
 [[users]]
 name = "{APP_USER}"

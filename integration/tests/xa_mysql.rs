@@ -28,6 +28,7 @@ async fn bank(database_keys: &str) -> Bank {
             "[transaction]\ninstance_id = \"{instance}\"\nlog_path = \"{}\"\n",
             log.display()
         ),
+        ..Extra::default()
     };
     let db = ShardedDb::mysql_with(BANK_RULES, 2, &extra).await;
     let mut conn = Conn::new(db.mysql_opts()).await.unwrap();

@@ -26,6 +26,7 @@ async fn bank(database_keys: &str) -> Bank {
             "[transaction]\ninstance_id = \"{instance}\"\nlog_path = \"{}\"\n",
             log.display()
         ),
+        ..Extra::default()
     };
     let db = ShardedDb::postgres_with(BANK_RULES, 2, &extra).await;
     let client = db.pg_client().await;

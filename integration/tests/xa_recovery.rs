@@ -136,7 +136,7 @@ async fn crash_and_restart(pg: bool, point: &str, committed: bool) {
     let mut crashing =
         ChildProxy::start_with_env(&toml, port, &[("DBMESH_FAILPOINTS", point)]).await;
     transfer_into_crash(&db, pg, port).await;
-    let status = crashing.wait_for_exit().await;
+    let status = crashing.wait_exit().await;
     assert!(!status.success(), "{point}: dbmesh aborted ({status})");
     assert!(crashing.log().contains(point), "{}", crashing.log());
     if point != "xa_after_first_prepare" {
@@ -206,7 +206,7 @@ async fn second_instance_recovers(pg: bool) {
         ChildProxy::start_with_env(&toml, port, &[("DBMESH_FAILPOINTS", "xa_after_decision")])
             .await;
     transfer_into_crash(&db, pg, port).await;
-    assert!(!crashing.wait_for_exit().await.success());
+    assert!(!crashing.wait_exit().await.success());
     assert_eq!(
         prepared(&db, pg, &first).await.len(),
         2,

@@ -27,6 +27,10 @@ pub struct DataSourceUrl {
     pub database: String,
     /// Query parameters in the order written, percent-decoded.
     pub params: Vec<(String, String)>,
+    /// TLS towards this backend, from `sslmode` / `ssl-mode` (+ `sslrootcert` /
+    /// `ssl-ca`); `None` = plain TCP. Set by validation, which knows where relative CA
+    /// paths start.
+    pub tls: Option<crate::tls::BackendTls>,
 }
 
 impl DataSourceUrl {
@@ -86,9 +90,33 @@ impl DataSourceUrl {
                 password,
                 database,
                 params,
+                tls: None,
             }),
             _ => Err(problems),
         }
+    }
+}
+
+/// URL parameters naming the TLS mode: libpq's, MySQL clients' and mysql_async's.
+const TLS_MODE_PARAMS: [&str; 3] = ["sslmode", "ssl-mode", "ssl_mode"];
+/// URL parameters naming the CA file that signs the backend's certificate.
+const TLS_CA_PARAMS: [&str; 4] = ["sslrootcert", "ssl-ca", "ssl_ca", "sslca"];
+
+/// A URL parameter as written: name and value.
+pub type Param<'a> = (&'a str, &'a str);
+
+impl DataSourceUrl {
+    /// The TLS mode and CA file the URL's parameters ask for, as written (the last one
+    /// wins, as in libpq); each with its parameter name.
+    pub fn tls_params(&self) -> (Option<Param<'_>>, Option<Param<'_>>) {
+        let find = |names: &[&str]| {
+            self.params
+                .iter()
+                .rev()
+                .find(|(k, _)| names.contains(&k.to_ascii_lowercase().as_str()))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+        };
+        (find(&TLS_MODE_PARAMS), find(&TLS_CA_PARAMS))
     }
 }
 
@@ -167,6 +195,7 @@ mod tests {
                 password: String::new(),
                 database: "shop_ds_0".into(),
                 params: vec![],
+                tls: None,
             }
         );
     }
@@ -227,5 +256,21 @@ mod tests {
         assert!(problems[2].contains("no user"));
         assert!(problems[3].contains("no database"));
         assert!(DataSourceUrl::parse("not a url").unwrap_err()[0].contains("not a valid URL"));
+    }
+
+    #[test]
+    fn finds_tls_parameters_in_either_spelling() {
+        let url = DataSourceUrl::parse(
+            "mysql://root@db/shop?ssl-mode=VERIFY_CA&ssl-ca=ca.pem&charset=utf8mb4",
+        )
+        .unwrap();
+        assert_eq!(
+            url.tls_params(),
+            (Some(("ssl-mode", "VERIFY_CA")), Some(("ssl-ca", "ca.pem")))
+        );
+        let url = DataSourceUrl::parse("postgres://u@db/shop?sslmode=require").unwrap();
+        assert_eq!(url.tls_params(), (Some(("sslmode", "require")), None));
+        let url = DataSourceUrl::parse("postgres://u@db/shop").unwrap();
+        assert_eq!(url.tls_params(), (None, None));
     }
 }

@@ -19,6 +19,8 @@ mod field_names;
 mod model;
 mod raw;
 pub mod rules;
+#[cfg(test)]
+mod tls_tests;
 mod transaction;
 mod validate;
 
@@ -27,8 +29,8 @@ use std::path::Path;
 pub use data_source_url::DataSourceUrl;
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
-    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, PostgresAuthMethod,
-    ServerConfig, TransactionConfig, TransactionType, TxnLogConfig, UserConfig,
+    BackendKind, Config, DataSourceConfig, DatabaseConfig, LogFormat, MysqlAuthPlugin,
+    PostgresAuthMethod, ServerConfig, TransactionConfig, TransactionType, TxnLogConfig, UserConfig,
 };
 pub use rules::{KeyGen, ShardingRules, Strategy, TableRule};
 
@@ -237,6 +239,7 @@ url = "postgres://postgres@127.0.0.1/shop_ds_0"
                 password: String::new(),
                 database: "shop_ds_0".into(),
                 params: vec![],
+                tls: None,
             }
         );
         let ds_1 = &shop.data_sources["ds_1"];
@@ -288,11 +291,49 @@ backend = "postgres"
         assert_eq!(s.connect_timeout, Duration::from_millis(5000));
         assert_eq!(s.checkout_timeout, Duration::from_millis(10000));
         assert_eq!((s.worker_threads, s.log_level.as_deref()), (None, None));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.slow_statement, None);
+        assert_eq!(s.shutdown_timeout, Duration::from_millis(30_000));
         assert!(config.users[0].databases.is_empty());
         assert_eq!(config.databases["shop"].default_data_source, "only");
         assert_eq!(
             config.databases["shop"].data_sources["only"].max_connections,
             32
+        );
+    }
+
+    #[test]
+    fn operations_keys_are_read_and_checked() {
+        let rest = "[[users]]\nname = \"app\"\npassword = \"x\"\n[databases.shop]\nbackend = \"mysql\"\n[databases.shop.data_sources.ds_0]\nurl = \"mysql://root@mariadb/shop_ds_0\"\n";
+        let ok = format!("[server]\nmysql_listen = \"127.0.0.1:0\"\nlog_format = \"json\"\nslow_statement_ms = 250\nshutdown_timeout_ms = 5000\n{rest}");
+        let config = parse_with_env(&ok, Path::new("dbmesh.toml"), &env(&[])).unwrap();
+        let s = &config.server;
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.slow_statement, Some(Duration::from_millis(250)));
+        assert_eq!(s.shutdown_timeout, Duration::from_millis(5000));
+        // A host name (a compose service) is a valid data source host.
+        assert_eq!(
+            config.databases["shop"].data_sources["ds_0"].url.host,
+            "mariadb"
+        );
+
+        let bad = "[server]\nmysql_listen = \"127.0.0.1:0\"\nlog_format = \"xml\"\nshutdown_timeout_ms = 0\n";
+        let problems = problems(bad, &[]);
+        let at = |key: &str| problems.iter().find(|p| p.key == key).map(|p| p.line);
+        assert_eq!(at("server.log_format"), Some(Some(3)), "{problems:?}");
+        assert_eq!(
+            at("server.shutdown_timeout_ms"),
+            Some(Some(4)),
+            "{problems:?}"
+        );
+        let format = problems
+            .iter()
+            .find(|p| p.key == "server.log_format")
+            .unwrap();
+        assert!(
+            format.message.contains("\"text\", \"json\""),
+            "{}",
+            format.message
         );
     }
 

@@ -65,6 +65,17 @@ pub struct ServerConfig {
     pub snowflake_worker_id: Option<u16>,
     /// Log filter (e.g. `info` or `dbmesh=debug`); `None` = `RUST_LOG` or the binary's default.
     pub log_level: Option<String>,
+    /// `tls_cert` / `tls_key` / `tls_min_version`: TLS offered to clients of both
+    /// listeners; `None` = plain TCP only (clients asking for TLS are told no).
+    pub tls: Option<crate::tls::ServerTls>,
+    /// How log lines are written: human-readable text or one JSON object per line.
+    pub log_format: LogFormat,
+    /// Statements taking at least this long are logged (with their route) at WARN;
+    /// `None` = no slow-statement log.
+    pub slow_statement: Option<Duration>,
+    /// After SIGTERM / SIGINT, how long open transactions may take to finish before every
+    /// connection is closed.
+    pub shutdown_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -76,6 +87,36 @@ impl ServerConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(5_000);
     /// `checkout_timeout_ms` when not set.
     pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(10_000);
+    /// `shutdown_timeout_ms` when not set.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(30_000);
+}
+
+/// `[server] log_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event, spans as `conn{...}:statement{...}` prefixes.
+    #[default]
+    Text,
+    /// One JSON object per line, with the current span and its parents (for log shippers).
+    Json,
+}
+
+impl LogFormat {
+    /// Every format, in the order listed in error messages.
+    pub const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+
+    /// The format's name in the config file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// The format called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
 }
 
 /// `[transaction]`: the XA coordinator of this dbmesh instance.
@@ -203,6 +244,8 @@ pub struct UserConfig {
     pub postgres_auth: PostgresAuthMethod,
     /// May run admin statements.
     pub admin: bool,
+    /// Logins over plain TCP are refused; only TLS connections may log in as this user.
+    pub require_tls: bool,
 }
 
 impl UserConfig {
@@ -329,6 +372,7 @@ mod tests {
             mysql_auth_plugin: None,
             postgres_auth: PostgresAuthMethod::default(),
             admin: false,
+            require_tls: false,
         }
     }
 

@@ -26,6 +26,14 @@ pub(super) struct RawServer {
     pub worker_threads: Option<Spanned<usize>>,
     pub snowflake_worker_id: Option<Spanned<i64>>,
     pub log_level: Option<Spanned<String>>,
+    // TLS towards clients (docs/tls.md).
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    pub tls_min_version: Option<Spanned<String>>,
+    // Operations: logs, slow statements, shutdown.
+    pub log_format: Option<Spanned<String>>,
+    pub slow_statement_ms: Option<Spanned<u64>>,
+    pub shutdown_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// `[transaction]`: the XA coordinator's instance id, transaction log and recovery.
@@ -54,6 +62,8 @@ pub(super) struct RawUser {
     pub postgres_auth: Option<Spanned<String>>,
     #[serde(default)]
     pub admin: bool,
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 /// One `[databases.<name>]` table.

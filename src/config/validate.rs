@@ -12,8 +12,8 @@ use super::data_source_url::DataSourceUrl;
 use super::document::{DatabaseSection, Document, Section};
 use super::error::{child_key, index_key, Report};
 use super::model::{
-    BackendKind, Config, DataSourceConfig, DatabaseConfig, MysqlAuthPlugin, PostgresAuthMethod,
-    ServerConfig, TransactionType, UserConfig,
+    BackendKind, Config, DataSourceConfig, DatabaseConfig, LogFormat, MysqlAuthPlugin,
+    PostgresAuthMethod, ServerConfig, TransactionType, UserConfig,
 };
 use super::raw::{RawDataSource, RawServer, RawUser};
 
@@ -35,7 +35,13 @@ pub(super) fn validate(document: Document, cx: &Context<'_>, report: &mut Report
     let database_names: BTreeSet<&str> =
         document.databases.iter().map(|d| d.name.as_str()).collect();
     let server = server(document.server.as_ref(), cx, report);
-    let users = users(&document.users, &database_names, cx, report);
+    let users = users(
+        &document.users,
+        &database_names,
+        server.tls.is_some(),
+        cx,
+        report,
+    );
     let databases: BTreeMap<String, DatabaseConfig> = document
         .databases
         .iter()
@@ -71,6 +77,10 @@ fn server(
         worker_threads: None,
         snowflake_worker_id: None,
         log_level: None,
+        tls: None,
+        log_format: LogFormat::Text,
+        slow_statement: None,
+        shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,
     };
     let Some(section) = section else {
         report.at(
@@ -209,12 +219,99 @@ fn server(
         }
         server.log_level = Some(level.get_ref().clone());
     }
+    server.tls = server_tls(raw, cx, report);
+    operations(raw, &mut server, report);
     server
+}
+
+/// `tls_cert` + `tls_key` (+ `tls_min_version`): both files exist, parse, and belong
+/// together.
+fn server_tls(
+    raw: &RawServer,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<crate::tls::ServerTls> {
+    use crate::tls::{ServerTls, TlsVersion};
+    let key = |field: &str| child_key("server", field);
+    let min_version = match &raw.tls_min_version {
+        None => TlsVersion::default(),
+        Some(v) => TlsVersion::from_name(v.get_ref()).unwrap_or_else(|| {
+            report.at(
+                Some(v.span()),
+                key("tls_min_version"),
+                bad_value(v.get_ref(), TlsVersion::ALL.map(|t| t.name())),
+            );
+            TlsVersion::default()
+        }),
+    };
+    let cert = existing_file(raw.tls_cert.as_ref(), &key("tls_cert"), cx, report);
+    let private = existing_file(raw.tls_key.as_ref(), &key("tls_key"), cx, report);
+    match (&raw.tls_cert, &raw.tls_key) {
+        (Some(_), None) => report.at(
+            raw.tls_cert.as_ref().map(|c| c.span()),
+            key("tls_key"),
+            "tls_cert is set but tls_key is not; TLS needs both the certificate and its private key",
+        ),
+        (None, Some(_)) => report.at(
+            raw.tls_key.as_ref().map(|k| k.span()),
+            key("tls_cert"),
+            "tls_key is set but tls_cert is not; TLS needs both the certificate and its private key",
+        ),
+        (None, None) => {
+            if let Some(v) = &raw.tls_min_version {
+                report.at(
+                    Some(v.span()),
+                    key("tls_min_version"),
+                    "has no effect without tls_cert and tls_key",
+                );
+            }
+        }
+        (Some(_), Some(_)) => {}
+    }
+    let (cert, private) = (cert?, private?);
+    if !cert.is_file() || !private.is_file() {
+        return None; // already reported
+    }
+    match ServerTls::load(&cert, &private, min_version) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            report.at(raw.tls_cert.as_ref().map(|c| c.span()), key("tls_cert"), e);
+            None
+        }
+    }
+}
+
+/// The operations keys of `[server]`: log format, slow-statement log, shutdown deadline.
+fn operations(raw: &RawServer, server: &mut ServerConfig, report: &mut Report) {
+    let key = |field: &str| child_key("server", field);
+    if let Some(format) = &raw.log_format {
+        match LogFormat::from_name(format.get_ref()) {
+            Some(f) => server.log_format = f,
+            None => report.at(
+                Some(format.span()),
+                key("log_format"),
+                bad_value(format.get_ref(), LogFormat::ALL.map(|f| f.name())),
+            ),
+        }
+    }
+    // 0 would log every statement: allowed, a debugging aid.
+    server.slow_statement = raw
+        .slow_statement_ms
+        .as_ref()
+        .map(|ms| Duration::from_millis(*ms.get_ref()));
+    if let Some(ms) = positive(
+        raw.shutdown_timeout_ms.as_ref(),
+        &key("shutdown_timeout_ms"),
+        report,
+    ) {
+        server.shutdown_timeout = Duration::from_millis(ms);
+    }
 }
 
 fn users(
     sections: &[Section<RawUser>],
     database_names: &BTreeSet<&str>,
+    tls_configured: bool,
     cx: &Context<'_>,
     report: &mut Report,
 ) -> Vec<UserConfig> {
@@ -278,6 +375,14 @@ fn users(
             }
         }
 
+        if raw.require_tls && !tls_configured {
+            report.at(
+                Some(section.span.clone()),
+                key("require_tls"),
+                format!("user `{name}` requires TLS but the server offers none; set server.tls_cert and server.tls_key"),
+            );
+        }
+
         users.push(UserConfig {
             name: name.clone(),
             password: password.unwrap_or_default(),
@@ -289,6 +394,7 @@ fn users(
             ),
             postgres_auth: postgres_auth(raw.postgres_auth.as_ref(), &key("postgres_auth"), report),
             admin: raw.admin,
+            require_tls: raw.require_tls,
         });
     }
     users
@@ -464,11 +570,59 @@ fn data_source(
     if let Some(password) = password {
         url.password = password;
     }
+    url.tls = backend_tls(&url, &raw.url, &key("url"), cx, report);
     Some(DataSourceConfig {
         name: name.to_string(),
         url,
         max_connections,
     })
+}
+
+/// The TLS a data source URL asks for: a known mode, and a CA file that exists and
+/// holds certificates (relative paths start at the config file's directory).
+fn backend_tls(
+    url: &DataSourceUrl,
+    raw: &Spanned<String>,
+    key: &str,
+    cx: &Context<'_>,
+    report: &mut Report,
+) -> Option<crate::tls::BackendTls> {
+    use crate::tls::{BackendTls, BackendTlsMode};
+    let (mode, ca) = url.tls_params();
+    let mode = match mode {
+        None => BackendTlsMode::Disable,
+        Some((name, value)) => match BackendTlsMode::from_name(value) {
+            Some(m) => m,
+            None => {
+                report.at(
+                    Some(raw.span()),
+                    key,
+                    format!(
+                        "{name}={value} is not a TLS mode; use one of disable, prefer, require, verify-ca, verify-full (or DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY)"
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    if mode == BackendTlsMode::Disable {
+        if let Some((name, _)) = ca {
+            report.at(
+                Some(raw.span()),
+                key,
+                format!("{name} has no effect without a TLS mode; add sslmode=verify-full (PostgreSQL) or ssl-mode=VERIFY_IDENTITY (MySQL)"),
+            );
+        }
+        return None;
+    }
+    let ca_path = ca.map(|(_, path)| cx.base_dir.join(path));
+    match BackendTls::new(mode, &url.host, ca_path.as_deref()) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            report.at(Some(raw.span()), key, e);
+            None
+        }
+    }
 }
 
 fn listen_address(

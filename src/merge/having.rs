@@ -7,8 +7,12 @@
 //! condition is true.
 
 use std::cmp::Ordering;
+use std::str::FromStr;
 
-use super::{Collation, CompareOp, Having, Inputs, MergeError, Operator, Pull, Row};
+use bigdecimal::BigDecimal;
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::{Collation, CompareOp, Having, Inputs, MergeError, Operator, Pull, Row, Value};
 
 /// Drops the rows for which the condition is not true.
 #[derive(Debug)]
@@ -57,6 +61,8 @@ pub fn evaluate(
             if actual.is_null() || value.is_null() {
                 return Ok(None);
             }
+            let coerced = coerce_literal(value, actual);
+            let value = coerced.as_ref().unwrap_or(value);
             let order = actual.compare(value, collations[*column]).ok_or_else(|| {
                 MergeError(format!(
                     "HAVING: column {} cannot be compared: {actual:?} with {value:?}",
@@ -79,6 +85,39 @@ pub fn evaluate(
     })
 }
 
+/// A string literal compared with a date, a timestamp or a number stands for a value of
+/// that type, as both backends read it (`HAVING MIN(created) >= '2025-06-01'`: PostgreSQL
+/// types the literal as the other side, MySQL converts it to compare); `None` when no
+/// conversion applies (and the values compare as they are, or fail to).
+fn coerce_literal(literal: &Value, like: &Value) -> Option<Value> {
+    let Value::Text(text) = literal else {
+        return None;
+    };
+    let text = text.trim();
+    let datetime = || {
+        [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M",
+        ]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    };
+    let date = || NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+    match like {
+        Value::Date(_) => date()
+            .map(Value::Date)
+            .or_else(|| datetime().map(Value::DateTime)),
+        Value::DateTime(_) => datetime()
+            .or_else(|| date().and_then(|d| d.and_hms_opt(0, 0, 0)))
+            .map(Value::DateTime),
+        Value::Int(_) | Value::UInt(_) | Value::Decimal(_) | Value::Float(_) => {
+            BigDecimal::from_str(text).ok().map(Value::Decimal)
+        }
+        _ => None,
+    }
+}
+
 fn holds(op: CompareOp, order: Ordering) -> bool {
     match op {
         CompareOp::Eq => order.is_eq(),
@@ -95,7 +134,6 @@ mod tests {
     use super::*;
     use crate::merge::iterator::Concat;
     use crate::merge::test_support::{dec, int, row, run, shards, text};
-    use crate::merge::Value;
 
     fn compare(column: usize, op: CompareOp, value: Value) -> Having {
         Having::Compare { column, op, value }
@@ -152,5 +190,43 @@ mod tests {
         assert_eq!(evaluate(&at_least, &avg, &collations), Ok(Some(true)));
         let wrong = compare(0, CompareOp::Eq, text("x"));
         assert!(evaluate(&wrong, &avg, &collations).is_err());
+    }
+
+    #[test]
+    fn string_literals_compare_as_dates_timestamps_and_numbers() {
+        let collations = [Collation::Binary];
+        let day = |s| Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
+        let since = compare(0, CompareOp::GtEq, text("2025-06-01"));
+        assert_eq!(
+            evaluate(&since, &row(vec![day("2025-06-01")]), &collations),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            evaluate(&since, &row(vec![day("2025-05-31")]), &collations),
+            Ok(Some(false))
+        );
+        let noon = compare(0, CompareOp::Lt, text("2025-06-01 12:00:00"));
+        assert_eq!(
+            evaluate(&noon, &row(vec![day("2025-06-01")]), &collations),
+            Ok(Some(true))
+        );
+        let midnight = Value::DateTime(day_time("2025-06-01 00:00:00"));
+        assert_eq!(
+            evaluate(
+                &compare(0, CompareOp::Eq, text("2025-06-01")),
+                &row(vec![midnight]),
+                &collations
+            ),
+            Ok(Some(true))
+        );
+        let count = compare(0, CompareOp::Gt, text("2.5"));
+        assert_eq!(
+            evaluate(&count, &row(vec![int(3)]), &collations),
+            Ok(Some(true))
+        );
+    }
+
+    fn day_time(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
     }
 }

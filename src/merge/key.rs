@@ -19,8 +19,8 @@ pub enum KeyValue {
     Number(BigDecimal),
     /// NaN and infinities, by their bits.
     FloatBits(u64),
-    /// Text as its collation compares it: under [`Collation::CaseInsensitive`] lowercased
-    /// and without trailing spaces.
+    /// Text as its collation compares it: lowercased when it folds case, without trailing
+    /// spaces when it pads.
     Text(String),
     Bytes(Vec<u8>),
     /// DATE and DATETIME (a date is its midnight, as [`Value::compare`] has it).
@@ -40,14 +40,18 @@ impl KeyValue {
                 Ok(d) if f.is_finite() => KeyValue::Number(d),
                 _ => KeyValue::FloatBits(f.to_bits()),
             },
-            Value::Text(s) => KeyValue::Text(match collation {
-                Collation::Binary => s.clone(),
-                Collation::CaseInsensitive => s
-                    .trim_end_matches(' ')
-                    .chars()
-                    .flat_map(char::to_lowercase)
-                    .collect(),
-            }),
+            Value::Text(s) => {
+                let s = if collation.pads() {
+                    s.trim_end_matches(' ')
+                } else {
+                    s.as_str()
+                };
+                KeyValue::Text(if collation.folds_case() {
+                    s.chars().flat_map(char::to_lowercase).collect()
+                } else {
+                    s.to_string()
+                })
+            }
             Value::Bytes(b) => KeyValue::Bytes(b.clone()),
             Value::Date(d) => match d.and_hms_opt(0, 0, 0) {
                 Some(midnight) => KeyValue::DateTime(midnight),
@@ -104,5 +108,26 @@ mod tests {
         let b = KeyValue::new(&Value::Text("A".into()), Collation::Binary);
         assert_ne!(a, b);
         assert_ne!(KeyValue::new(&Value::Null, Collation::Binary), a);
+    }
+
+    #[test]
+    fn pad_space_collations_drop_trailing_spaces_from_keys() {
+        let key = |s: &str, c| KeyValue::new(&Value::Text(s.into()), c);
+        assert_eq!(
+            key("a ", Collation::BinaryPadSpace),
+            key("a", Collation::BinaryPadSpace)
+        );
+        assert_ne!(
+            key("A", Collation::BinaryPadSpace),
+            key("a", Collation::BinaryPadSpace)
+        );
+        assert_ne!(
+            key("a ", Collation::CaseInsensitiveNoPad),
+            key("A", Collation::CaseInsensitiveNoPad)
+        );
+        assert_eq!(
+            key("ab", Collation::CaseInsensitiveNoPad),
+            key("AB", Collation::CaseInsensitiveNoPad)
+        );
     }
 }

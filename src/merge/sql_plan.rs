@@ -66,6 +66,7 @@ mod having;
 mod limit;
 mod select;
 mod select_list;
+mod subqueries;
 mod union;
 
 #[cfg(test)]
@@ -150,7 +151,10 @@ fn shift_having(having: &mut Having, shift: &dyn Fn(&mut usize)) {
 /// DISTINCT ON, ROLLUP, and grouped queries over subqueries that group per shard.
 pub fn plan_select(statement: &Statement, dialect: Dialect) -> Result<Option<SelectMerge>, Error> {
     match statement {
-        Statement::Query(query) => plan_query(query, dialect),
+        Statement::Query(query) => {
+            subqueries::check(query)?;
+            plan_query(query, dialect)
+        }
         _ => Ok(None),
     }
 }

@@ -37,14 +37,35 @@ pub enum Value {
 /// How a text column's values compare, as the backend reports the column's collation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Collation {
-    /// Byte order of the UTF-8 text: MySQL `_bin` collations and `binary`, PostgreSQL "C"
-    /// and "POSIX".
+    /// Byte order of the UTF-8 text, trailing spaces significant (NO PAD): MySQL binary
+    /// strings and NO PAD `_bin` collations, PostgreSQL "C" and "POSIX".
     #[default]
     Binary,
-    /// Case- (and accent-) insensitive: MySQL's default `utf8mb4_general_ci`,
-    /// `utf8mb4_unicode_ci`, `utf8mb4_0900_ai_ci` and the other `_ci` collations: 'a' and
-    /// 'A' are equal, and trailing spaces are ignored (PAD SPACE).
+    /// Byte order, trailing spaces ignored (PAD SPACE: `'a'` = `'a '`): MySQL's and
+    /// MariaDB's `_bin` collations (`utf8mb4_bin`, `latin1_bin`), which pad.
+    BinaryPadSpace,
+    /// Case- insensitive, trailing spaces ignored (PAD SPACE): MySQL's default
+    /// `utf8mb4_general_ci`, `utf8mb4_unicode_ci` and the other `_ci` collations that pad:
+    /// 'a', 'A' and 'a ' are equal. Accents are not folded (see [`compare_text`]).
     CaseInsensitive,
+    /// Case-insensitive, trailing spaces significant: the NO PAD `_ci` collations
+    /// (MariaDB's `_nopad_ci`, MySQL 8's `utf8mb4_0900_ai_ci`).
+    CaseInsensitiveNoPad,
+}
+
+impl Collation {
+    /// Whether trailing spaces are ignored (PAD SPACE).
+    pub fn pads(self) -> bool {
+        matches!(self, Collation::BinaryPadSpace | Collation::CaseInsensitive)
+    }
+
+    /// Whether case is ignored.
+    pub fn folds_case(self) -> bool {
+        matches!(
+            self,
+            Collation::CaseInsensitive | Collation::CaseInsensitiveNoPad
+        )
+    }
 }
 
 /// Where NULLs sort.
@@ -141,26 +162,40 @@ impl Value {
 }
 
 /// Text comparison under `collation`. Case-insensitive compares the Unicode simple
-/// lowercase of each character and ignores trailing spaces, which agrees with MySQL's
-/// general and unicode `_ci` collations on everything but accents and a few expansions
-/// (`ß` = `ss` in unicode_ci).
+/// lowercase of each character, which agrees with MySQL's general and unicode `_ci`
+/// collations on everything but accents and a few expansions (`ß` = `ss` in unicode_ci).
+/// PAD SPACE compares the shorter string as if padded with spaces, as MySQL does (so
+/// `'a\t'` sorts before `'a'`, and `'a '` equals `'a'`); NO PAD compares the strings as
+/// they are.
 pub fn compare_text(a: &str, b: &str, collation: Collation) -> Ordering {
-    match collation {
-        Collation::Binary => a.as_bytes().cmp(b.as_bytes()),
-        Collation::CaseInsensitive => {
-            let a = a.trim_end_matches(' ');
-            let b = b.trim_end_matches(' ');
-            let mut x = a.chars().flat_map(char::to_lowercase);
-            let mut y = b.chars().flat_map(char::to_lowercase);
-            loop {
-                match (x.next(), y.next()) {
-                    (None, None) => return Ordering::Equal,
-                    (None, Some(_)) => return Ordering::Less,
-                    (Some(_), None) => return Ordering::Greater,
-                    (Some(c), Some(d)) if c != d => return c.cmp(&d),
-                    _ => {}
-                }
+    match (collation.folds_case(), collation.pads()) {
+        (false, false) => a.as_bytes().cmp(b.as_bytes()),
+        (false, true) => padded_cmp(a.bytes(), b.bytes(), b' '),
+        (true, pads) => {
+            let x = a.chars().flat_map(char::to_lowercase);
+            let y = b.chars().flat_map(char::to_lowercase);
+            if pads {
+                padded_cmp(x, y, ' ')
+            } else {
+                x.cmp(y)
             }
+        }
+    }
+}
+
+/// Compares two sequences, the shorter taken as padded with `space`.
+fn padded_cmp<T: Ord + Copy>(
+    mut x: impl Iterator<Item = T>,
+    mut y: impl Iterator<Item = T>,
+    space: T,
+) -> Ordering {
+    loop {
+        let (c, d) = match (x.next(), y.next()) {
+            (None, None) => return Ordering::Equal,
+            (c, d) => (c.unwrap_or(space), d.unwrap_or(space)),
+        };
+        if c != d {
+            return c.cmp(&d);
         }
     }
 }
@@ -199,6 +234,30 @@ mod tests {
         assert_eq!(compare_text("abc ", "ABC", ci), Ordering::Equal);
         assert_eq!(compare_text("a", "B", ci), Ordering::Less);
         assert_eq!(compare_text("a", "B", Collation::Binary), Ordering::Greater);
+    }
+
+    #[test]
+    fn pad_space_pads_the_shorter_string_and_no_pad_does_not() {
+        use Collation::*;
+        assert_eq!(
+            compare_text("open ", "open", BinaryPadSpace),
+            Ordering::Equal
+        );
+        assert_eq!(compare_text("open ", "open", Binary), Ordering::Greater);
+        assert_eq!(compare_text("Open", "open", BinaryPadSpace), Ordering::Less);
+        // A tab is below a space: padded, 'a\t' < 'a' (trimming would say greater).
+        assert_eq!(compare_text("a\t", "a", BinaryPadSpace), Ordering::Less);
+        assert_eq!(compare_text("a\t", "A", CaseInsensitive), Ordering::Less);
+        assert_eq!(
+            compare_text("a ", "A", CaseInsensitiveNoPad),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_text("ab", "AB", CaseInsensitiveNoPad),
+            Ordering::Equal
+        );
+        assert!(BinaryPadSpace.pads() && CaseInsensitive.pads());
+        assert!(!Binary.pads() && !CaseInsensitiveNoPad.pads());
     }
 
     #[test]

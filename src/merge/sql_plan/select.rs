@@ -2,7 +2,7 @@
 
 use sqlparser::ast::{
     Distinct, Expr, GroupByExpr, OrderBy, OrderByExpr, OrderByKind, OrderByOptions, OrderBySort,
-    Query, Select, SelectItem, SetExpr, TableFactor, Value as SqlValue,
+    Query, Select, SelectItem, SetExpr, Value as SqlValue,
 };
 
 use super::aggregates::{self, Call};
@@ -43,9 +43,6 @@ pub(super) fn plan(
             .iter()
             .any(|o| aggregates::contains_aggregate(&o.expr));
     let distinct = matches!(select.distinct, Some(Distinct::Distinct));
-    if grouping {
-        check_derived_tables(query, select)?;
-    }
     if !grouping && !distinct && order.is_empty() && limits.is_none() {
         return Ok(None);
     }
@@ -494,63 +491,4 @@ fn check_clauses(query: &Query, select: &Select) -> Result<(), Error> {
     }
     order_by_exprs(query.order_by.as_ref())?;
     Ok(())
-}
-
-/// A grouped query over a derived table (or CTE) that itself groups, aggregates or limits
-/// per shard would aggregate partial results as if they were rows: refused.
-fn check_derived_tables(query: &Query, select: &Select) -> Result<(), Error> {
-    let spans = |subquery: &Query| {
-        unsupported_because(
-            format!("the subquery `({subquery})` that spans shards"),
-            "it groups, aggregates or limits rows shard by shard and the outer query aggregates over them; run it without sharding or aggregate in one query",
-        )
-    };
-    for cte in query.with.iter().flat_map(|w| &w.cte_tables) {
-        if merges_rows(&cte.query) {
-            return Err(spans(&cte.query));
-        }
-    }
-    let mut factors: Vec<&TableFactor> = Vec::new();
-    for from in &select.from {
-        factors.push(&from.relation);
-        factors.extend(from.joins.iter().map(|j| &j.relation));
-    }
-    while let Some(factor) = factors.pop() {
-        match factor {
-            TableFactor::Derived { subquery, .. } if merges_rows(subquery) => {
-                return Err(spans(subquery))
-            }
-            TableFactor::NestedJoin {
-                table_with_joins, ..
-            } => {
-                factors.push(&table_with_joins.relation);
-                factors.extend(table_with_joins.joins.iter().map(|j| &j.relation));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Whether a subquery's result per shard differs from its share of the whole result.
-fn merges_rows(query: &Query) -> bool {
-    if query.limit_clause.is_some() || query.fetch.is_some() {
-        return true;
-    }
-    match query.body.as_ref() {
-        SetExpr::Select(select) => {
-            matches!(select.distinct, Some(Distinct::Distinct | Distinct::On(_)))
-                || !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
-                || select.having.is_some()
-                || select.projection.iter().any(|item| match item {
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                        aggregates::contains_aggregate(e)
-                    }
-                    _ => false,
-                })
-        }
-        SetExpr::Query(inner) => merges_rows(inner),
-        SetExpr::SetOperation { .. } => true,
-        _ => false,
-    }
 }

@@ -478,7 +478,7 @@ fn aggregating_over_a_subquery_that_groups_per_shard_is_refused() {
     );
     assert_eq!(
         message,
-        "the subquery `(SELECT user_id FROM t_order GROUP BY user_id)` that spans shards is not supported across shards: it groups, aggregates or limits rows shard by shard and the outer query aggregates over them; run it without sharding or aggregate in one query"
+        "the subquery `(SELECT user_id FROM t_order GROUP BY user_id)` that spans shards is not supported across shards: as a derived table it groups, aggregates, de-duplicates or limits rows shard by shard, so each shard would answer with its own rows only; run it on one data source or write it as one query"
     );
     let cte = refused(
         Dialect::Postgres,
@@ -490,6 +490,63 @@ fn aggregating_over_a_subquery_that_groups_per_shard_is_refused() {
         ),
         "{cte}"
     );
+}
+
+#[test]
+fn subqueries_that_answer_per_shard_are_refused_whatever_the_outer_query_does() {
+    for (dialect, sql, what) in [
+        (
+            Dialect::MySql,
+            "SELECT d.order_id FROM (SELECT order_id FROM t_order ORDER BY order_id LIMIT 5) d ORDER BY d.order_id",
+            "a derived table",
+        ),
+        (
+            Dialect::Postgres,
+            "SELECT * FROM (SELECT DISTINCT user_id FROM t_order) d",
+            "a derived table",
+        ),
+        (
+            Dialect::MySql,
+            "SELECT o.a FROM t_order o JOIN (SELECT user_id, count(*) AS c FROM t_order_item GROUP BY user_id) i ON o.user_id = i.user_id",
+            "a derived table",
+        ),
+        (
+            Dialect::Postgres,
+            "WITH u AS (SELECT user_id FROM t_order UNION SELECT user_id FROM t_order_item) SELECT * FROM u",
+            "a WITH query",
+        ),
+        (
+            Dialect::MySql,
+            "SELECT count(*) FROM t_order WHERE amount > (SELECT avg(amount) FROM t_order)",
+            "an uncorrelated subquery",
+        ),
+        (
+            Dialect::Postgres,
+            "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item GROUP BY user_id HAVING count(*) > 2) ORDER BY order_id",
+            "an uncorrelated subquery",
+        ),
+        (
+            Dialect::MySql,
+            "SELECT order_id, (SELECT max(amount) FROM t_order) FROM t_order",
+            "an uncorrelated subquery",
+        ),
+    ] {
+        let message = refused(dialect, sql);
+        assert!(message.contains(&format!("as {what} it groups")), "{sql}: {message}");
+    }
+}
+
+#[test]
+fn subqueries_that_filter_rows_or_are_correlated_are_merged() {
+    for sql in [
+        "SELECT order_id FROM t_order WHERE order_id IN (SELECT order_id FROM t_order_item WHERE sku = 'x') ORDER BY order_id",
+        "SELECT o.order_id, (SELECT count(*) FROM t_order_item i WHERE i.order_id = o.order_id) AS n FROM t_order o ORDER BY n",
+        "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id) ORDER BY order_id",
+        "SELECT order_id FROM t_order WHERE EXISTS (SELECT 1 FROM t_order_item) ORDER BY order_id",
+        "SELECT d.user_id FROM (SELECT user_id FROM t_order WHERE amount > 0) d ORDER BY d.user_id",
+    ] {
+        assert!(plan_select(&parse(Dialect::MySql, sql), Dialect::MySql).is_ok(), "{sql}");
+    }
 }
 
 #[test]

@@ -11,9 +11,11 @@
 //! connection per data source, fan-out, concatenating or merging results, transactions)
 //! is the wire layer's business.
 
+mod binding_join;
 mod fallback;
 mod insert;
 mod nodes;
+mod outer_rows;
 mod params;
 mod prune;
 mod sharding_key;
@@ -365,8 +367,16 @@ impl ShardRouter {
                 self.columns.forget(table);
             }
         }
+        if matches!(analysis.kind, SqlKind::Select { .. })
+            && analysis.sharded_tables_are_bound(ctx.rules)
+        {
+            binding_join::check(ctx.rules, &analysis.statement)?;
+        }
         let targets = targets::route(&ctx, analysis, &sharded, is_ddl)?;
         self.check_single_tables(analysis, &targets)?;
+        if targets.len() > 1 && matches!(analysis.kind, SqlKind::Select { .. }) {
+            outer_rows::check(ctx.rules, &analysis.statement)?;
+        }
         let merge = if self.merge_results
             && targets.len() > 1
             && matches!(analysis.kind, SqlKind::Select { .. })

@@ -71,17 +71,30 @@ impl ParamValue {
             }
             ParamValue::Int(v) => Value::Number(v.to_string(), false),
             ParamValue::UInt(v) => Value::Number(v.to_string(), false),
+            // A float stays a float: `0.5` would be a DECIMAL (MySQL) or numeric
+            // (PostgreSQL) literal, and change the type of what it takes part in (a
+            // column `amount + ?`, a comparison made in DECIMAL instead of DOUBLE). MySQL
+            // reads a literal with an exponent as DOUBLE; PostgreSQL needs a cast.
             ParamValue::Float(v) if v.is_finite() => {
-                let text = format!("{v:?}");
-                if let Some(positive) = text.strip_prefix('-') {
+                let positive = Expr::value(Value::Number(format!("{:e}", v.abs()), false));
+                let positive = match dialect {
+                    Dialect::MySql => positive,
+                    Dialect::Postgres => float8(positive),
+                };
+                if v.is_sign_negative() && *v != 0.0 {
                     return Expr::UnaryOp {
                         op: UnaryOperator::Minus,
-                        expr: Box::new(Expr::value(Value::Number(positive.to_string(), false))),
+                        expr: Box::new(positive),
                     };
                 }
-                Value::Number(text, false)
+                return positive;
             }
-            ParamValue::Float(v) => Value::SingleQuotedString(v.to_string()),
+            ParamValue::Float(v) => match dialect {
+                Dialect::MySql => Value::SingleQuotedString(v.to_string()),
+                Dialect::Postgres => {
+                    return float8(Expr::value(Value::SingleQuotedString(v.to_string())))
+                }
+            },
             ParamValue::Text(text) => Value::SingleQuotedString(quote_text(text, dialect)),
             ParamValue::Bytes(bytes) => {
                 let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
@@ -101,6 +114,16 @@ impl ParamValue {
             }
         };
         Expr::value(value)
+    }
+}
+
+/// `expr::DOUBLE PRECISION`.
+fn float8(expr: Expr) -> Expr {
+    Expr::Cast {
+        kind: sqlparser::ast::CastKind::DoubleColon,
+        expr: Box::new(expr),
+        data_type: sqlparser::ast::DataType::DoublePrecision,
+        format: None,
     }
 }
 

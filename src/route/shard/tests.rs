@@ -694,7 +694,7 @@ fn row_counts_bound_as_doubles_or_strings_are_written_as_integers() {
     let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
     assert_eq!(
         units(&plan, sql)[0].1,
-        "SELECT user_id FROM t_order_0 WHERE user_id = 7 AND amount >= 1.0 ORDER BY amount LIMIT 2, 3"
+        "SELECT user_id FROM t_order_0 WHERE user_id = 7 AND amount >= 1e0 ORDER BY amount LIMIT 2, 3"
     );
     let sql = "SELECT user_id FROM t_order WHERE user_id = ? LIMIT ? OFFSET ?";
     let prepared = r.prepare(sql).unwrap();
@@ -706,8 +706,114 @@ fn row_counts_bound_as_doubles_or_strings_are_written_as_integers() {
     let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
     // What is not a whole number stays what it is, for the server to refuse.
     assert!(
-        units(&plan, sql)[0].1.ends_with("LIMIT 5 OFFSET 2.5"),
+        units(&plan, sql)[0].1.ends_with("LIMIT 5 OFFSET 2.5e0"),
         "{:?}",
         units(&plan, sql)
     );
+}
+
+#[test]
+fn floats_are_written_as_float_literals() {
+    // `0.5` would be DECIMAL / numeric and change the type of `amount + ?`.
+    let sql = "SELECT amount + ?, amount - ? FROM t_order WHERE user_id = 7 AND order_id = 2";
+    let r = mysql();
+    let prepared = r.prepare(sql).unwrap();
+    let values = [ParamValue::Float(0.5), ParamValue::Float(-1250.0)];
+    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
+    assert_eq!(
+        units(&plan, sql)[0].1,
+        "SELECT amount + 5e-1, amount - -1.25e3 FROM t_order_0 WHERE user_id = 7 AND order_id = 2"
+    );
+    let sql = "SELECT amount + $1, amount - $2 FROM t_order WHERE user_id = 7 AND order_id = 2";
+    let r = router(Dialect::Postgres);
+    let prepared = r.prepare(sql).unwrap();
+    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
+    assert_eq!(
+        units(&plan, sql)[0].1,
+        "SELECT amount + 5e-1::DOUBLE PRECISION, amount - -1.25e3::DOUBLE PRECISION FROM t_order_0 WHERE user_id = 7 AND order_id = 2"
+    );
+}
+
+#[test]
+fn binding_tables_must_be_combined_on_their_sharding_column() {
+    let r = mysql();
+    let plan = |sql: &str| {
+        let prepared = r.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        r.plan(&prepared, None, ParamMode::Inline)
+    };
+    for sql in [
+        "SELECT * FROM t_order o JOIN t_order_item i ON o.order_id = i.order_id",
+        "SELECT * FROM t_order o JOIN t_order_item i ON i.order_id = o.order_id AND o.user_id = i.user_id",
+        "SELECT * FROM t_order, t_order_item WHERE t_order.order_id = t_order_item.order_id AND amount > 1",
+        "SELECT * FROM t_order JOIN t_order_item USING (order_id, user_id)",
+        "SELECT order_id FROM t_order WHERE order_id IN (SELECT order_id FROM t_order_item WHERE sku = 'x')",
+        "SELECT o.order_id FROM t_order o WHERE o.order_id IN (SELECT i.order_id FROM t_order_item i)",
+        "SELECT o.order_id, (SELECT COUNT(*) FROM t_order_item i WHERE i.order_id = o.order_id) FROM t_order o",
+        "SELECT order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_order_item i WHERE i.order_id = o.order_id)",
+        "SELECT user_id FROM t_order UNION SELECT user_id FROM t_order_item",
+        "SELECT a.order_id FROM t_order a JOIN t_order b ON a.order_id = b.order_id",
+        "SELECT order_id FROM t_order WHERE amount > 0",
+    ] {
+        assert!(plan(sql).is_ok(), "{sql}: {:?}", plan(sql).err());
+    }
+    for sql in [
+        "SELECT COUNT(*) FROM t_order o JOIN t_order_item i ON o.user_id = i.user_id",
+        "SELECT * FROM t_order, t_order_item",
+        "SELECT order_id FROM t_order WHERE user_id IN (SELECT user_id FROM t_order_item WHERE sku = 'x')",
+        "SELECT o.order_id, (SELECT COUNT(*) FROM t_order_item i WHERE i.user_id = o.user_id) FROM t_order o",
+        "SELECT * FROM t_order o JOIN t_order_item i ON o.order_id = i.item_id",
+    ] {
+        match plan(sql) {
+            Err(Error::MergeUnsupported(message)) => assert!(
+                message.starts_with(
+                    "combining binding tables `t_order` and `t_order_item` without equating their sharding columns (`order_id`, `order_id`)"
+                ),
+                "{sql}: {message}"
+            ),
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+    for sql in [
+        "SELECT a.order_id FROM t_order a JOIN t_order b ON a.user_id = b.user_id",
+        "SELECT o.order_id, (SELECT MAX(amount) FROM t_order x WHERE x.user_id = o.user_id) FROM t_order o",
+    ] {
+        match plan(sql) {
+            Err(Error::MergeUnsupported(message)) => assert!(
+                message.starts_with("combining `t_order` with itself without equating"),
+                "{sql}: {message}"
+            ),
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn rows_every_unit_holds_whole_must_not_stand_on_their_own() {
+    let r = mysql();
+    let plan = |sql: &str| {
+        let prepared = r.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        r.plan(&prepared, None, ParamMode::Inline)
+    };
+    for sql in [
+        "SELECT p.id, o.order_id FROM t_order o JOIN t_province p ON o.province_id = p.id",
+        "SELECT p.id, o.order_id FROM t_order o LEFT JOIN t_province p ON o.province_id = p.id",
+        "SELECT p.id, o.order_id FROM t_province p RIGHT JOIN t_order o ON o.province_id = p.id",
+        "SELECT o.order_id FROM t_order o WHERE EXISTS (SELECT 1 FROM t_province p WHERE p.id = o.province_id)",
+        "SELECT p.id, o.order_id FROM t_province p LEFT JOIN t_order o ON o.province_id = p.id WHERE o.user_id = 7 AND o.order_id = 2",
+    ] {
+        assert!(plan(sql).is_ok(), "{sql}: {:?}", plan(sql).err());
+    }
+    for (sql, what) in [
+        ("SELECT p.id, o.order_id FROM t_province p LEFT JOIN t_order o ON o.province_id = p.id", "an outer join"),
+        ("SELECT p.id, o.order_id FROM t_order o RIGHT JOIN t_province p ON o.province_id = p.id", "an outer join"),
+        ("SELECT p.id FROM t_province p WHERE EXISTS (SELECT 1 FROM t_order o WHERE o.province_id = p.id)", "a subquery"),
+        ("SELECT (SELECT COUNT(*) FROM t_order)", "a subquery"),
+    ] {
+        match plan(sql) {
+            Err(Error::MergeUnsupported(message)) => {
+                assert!(message.starts_with(what), "{sql}: {message}")
+            }
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
 }

@@ -10,12 +10,14 @@ use std::time::Duration;
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 use super::auth::{self, CACHING_SHA2, FAST_AUTH_SUCCESS, NATIVE, PERFORM_FULL_AUTH};
 use super::err::MysqlError;
-use super::packet::{PacketError, PacketReader, PacketWriter};
+use super::packet::{read_packet_unbuffered, PacketError, PacketReader, PacketWriter};
 use super::response::{ResponseKind, ResponseTracker, Section, Step};
 use crate::config::DataSourceUrl;
 
@@ -91,8 +93,8 @@ pub struct ConnectOptions<'a> {
 
 /// An authenticated connection to a backend server.
 pub struct BackendConn {
-    pub(crate) reader: PacketReader<OwnedReadHalf>,
-    pub(crate) writer: PacketWriter<OwnedWriteHalf>,
+    pub(crate) reader: PacketReader<ReadHalf>,
+    pub(crate) writer: PacketWriter<WriteHalf>,
     pub profile: Profile,
     pub capabilities: CapabilityFlags,
     /// The backend's thread id (for KILL).
@@ -130,13 +132,10 @@ impl BackendConn {
 
     async fn connect_inner(opts: ConnectOptions<'_>) -> Result<BackendConn, BackendError> {
         let url = opts.url;
-        let stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
-        stream.set_nodelay(true)?;
-        let (r, w) = stream.into_split();
-        let mut reader = PacketReader::new(r, opts.max_packet as usize + 1024);
-        let mut writer = PacketWriter::new(w);
-
-        let greeting = reader.read_packet().await?;
+        let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
+        tcp.set_nodelay(true)?;
+        let mut stream = Stream::Plain(tcp);
+        let greeting = read_packet_unbuffered(&mut stream, opts.max_packet as usize + 1024).await?;
         if greeting.payload.first() == Some(&0xFF) {
             return Err(BackendError::Server(parse_err(&greeting.payload)));
         }
@@ -154,7 +153,7 @@ impl BackendConn {
         let wanted = CapabilityFlags::from_bits_truncate(opts.profile.capabilities)
             & PROFILE_CAPABILITIES
             | BASE_CAPABILITIES;
-        let caps = wanted & server_caps;
+        let mut caps = wanted & server_caps;
         // A MariaDB server clears CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) and offers extended
         // capabilities; they are used when the client also cleared it.
         let server_mariadb = if server_caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
@@ -177,6 +176,34 @@ impl BackendConn {
             // Answer with native; the server will switch us to what it wants.
             plugin = NATIVE.to_vec();
         }
+        let mut seq = greeting.seq.wrapping_add(1);
+        if let Some(tls) = &url.tls {
+            if server_caps.contains(CapabilityFlags::CLIENT_SSL) {
+                // The SSL request: the first 32 bytes of a handshake response.
+                caps |= CapabilityFlags::CLIENT_SSL;
+                let mut request = Vec::with_capacity(36);
+                request.extend_from_slice(&[32, 0, 0, seq]);
+                request.extend_from_slice(&caps.bits().to_le_bytes());
+                request.extend_from_slice(&opts.max_packet.to_le_bytes());
+                request.push(opts.profile.collation);
+                request.extend_from_slice(&[0u8; 19]);
+                request.extend_from_slice(&mariadb.bits().to_le_bytes());
+                stream.write_all(&request).await?;
+                seq = seq.wrapping_add(1);
+                stream = stream.connect_tls(tls).await.map_err(|e| {
+                    BackendError::Protocol(format!("TLS handshake with {}: {e}", url.host))
+                })?;
+            } else if tls.mode.required() {
+                return Err(BackendError::Protocol(format!(
+                    "{}:{} does not offer TLS, which the data source URL requires",
+                    url.host, url.port
+                )));
+            }
+        }
+        let over_tls = stream.is_tls();
+        let (r, w) = stream.into_split();
+        let mut reader = PacketReader::new(r, opts.max_packet as usize + 1024);
+        let mut writer = PacketWriter::new(w);
         let password = url.password.as_str();
         let response = scramble_for(&plugin, &nonce, password);
         let db = (!url.database.is_empty()).then_some(url.database.as_bytes());
@@ -196,7 +223,6 @@ impl BackendConn {
         // `HandshakeResponse::new` picks a collation from the server version; the backend must
         // use the client's (capabilities u32, max packet u32, then the collation byte).
         out[8] = opts.profile.collation;
-        let mut seq = greeting.seq.wrapping_add(1);
         writer.write_packet(&mut seq, &out);
         writer.flush().await?;
 
@@ -229,6 +255,13 @@ impl BackendConn {
                 }
                 Some(0x01) if plugin == CACHING_SHA2 => match p.get(1) {
                     Some(&FAST_AUTH_SUCCESS) => {}
+                    Some(&PERFORM_FULL_AUTH) if over_tls => {
+                        // Over TLS the password goes in clear, as MySQL clients do.
+                        let mut plain = password.as_bytes().to_vec();
+                        plain.push(0);
+                        writer.write_packet(&mut seq, &plain);
+                        writer.flush().await?;
+                    }
                     Some(&PERFORM_FULL_AUTH) => {
                         writer.write_packet(&mut seq, &[auth::REQUEST_PUBLIC_KEY]);
                         writer.flush().await?;

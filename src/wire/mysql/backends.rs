@@ -132,24 +132,51 @@ impl ClientConn {
     /// Replays the session's recorded SET statements that this connection has not run yet.
     pub(crate) async fn replay_session_state(&mut self, index: usize) -> Result<(), Error> {
         let held = &mut self.backends[index];
-        let applied = held.conn.applied_session_state;
-        for sql in self.session.set_statements_since(applied) {
-            match held.conn.query_internal(sql).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    debug!(data_source = %held.ds.name, "replaying `{sql}` failed: {}", e.message)
-                }
-                Err(e) => {
-                    let err = Error::BackendLost {
-                        data_source: held.ds.name.clone(),
-                        cause: e.to_string(),
-                    };
-                    self.drop_backend(index);
-                    return Err(err);
-                }
-            }
+        if let Err(e) = replay_set_statements(held, self.session.set_statements_since(0)).await {
+            self.drop_backend(index);
+            return Err(e);
         }
-        self.backends[index].conn.applied_session_state = self.session.set_statement_count();
         Ok(())
     }
+
+    /// A connection to `ds` besides the session's own, for one statement only (a merged
+    /// SELECT that reads two actual tables of one data source at the same time): taken from
+    /// the pool (waiting up to the checkout timeout) and brought to the session's state.
+    /// [`ClientConn::give_back_extra`] returns it.
+    pub(crate) async fn open_extra(&self, ds: &Arc<DataSource>) -> Result<Held, Error> {
+        let mut held = self.open_backend(ds).await?;
+        replay_set_statements(&mut held, self.session.set_statements_since(0)).await?;
+        Ok(held)
+    }
+
+    /// Returns a connection of [`ClientConn::open_extra`] to its pool, reset to a clean
+    /// session; one that broke or could not be reset is closed instead.
+    pub(crate) async fn give_back_extra(mut held: Held) {
+        if held.conn.healthy && held.conn.reset().await.is_ok() {
+            let profile = held.conn.profile;
+            held.ds.mysql.give_back(held.lease, held.conn, profile);
+        }
+    }
+}
+
+/// Runs the recorded SET statements `held` has not run yet. A statement the server refuses
+/// is skipped (it failed for the client too); a broken connection is an error.
+async fn replay_set_statements(held: &mut Held, statements: &[String]) -> Result<(), Error> {
+    let applied = held.conn.applied_session_state;
+    for sql in &statements[applied.min(statements.len())..] {
+        match held.conn.query_internal(sql).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(data_source = %held.ds.name, "replaying `{sql}` failed: {}", e.message)
+            }
+            Err(e) => {
+                return Err(Error::BackendLost {
+                    data_source: held.ds.name.clone(),
+                    cause: e.to_string(),
+                })
+            }
+        }
+    }
+    held.conn.applied_session_state = statements.len();
+    Ok(())
 }

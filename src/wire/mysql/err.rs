@@ -65,7 +65,9 @@ impl From<&Error> for MysqlError {
         use code::*;
         let msg = e.to_string();
         match e {
-            Error::AccessDenied { .. } => MysqlError::new(ER_ACCESS_DENIED_ERROR, "28000", msg),
+            Error::AccessDenied { .. } | Error::TlsRequired { .. } => {
+                MysqlError::new(ER_ACCESS_DENIED_ERROR, "28000", msg)
+            }
             Error::UnknownDatabase(_) => MysqlError::new(ER_BAD_DB_ERROR, "42000", msg),
             Error::DatabaseAccessDenied { .. } => {
                 MysqlError::new(ER_DBACCESS_DENIED_ERROR, "42000", msg)

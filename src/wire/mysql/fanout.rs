@@ -11,6 +11,8 @@
 //! After a failure no further unit is started, every unit already sent is drained (so each
 //! connection is left clean), and the client gets the first error.
 
+use std::time::Instant;
+
 use bytes::Buf;
 
 use super::backend::BackendConn;
@@ -21,6 +23,7 @@ use super::kill::KillTarget;
 use super::packet::{frame_at, PacketWriter, FLUSH_THRESHOLD};
 use super::relay::RelayError;
 use super::response::{ResponseKind, Step};
+use crate::admin::metrics as m;
 use crate::error::Error;
 
 /// One unit ready to run on a held connection.
@@ -34,6 +37,9 @@ pub(crate) struct Dispatch {
     pub command: Vec<u8>,
     /// A backend statement prepared for this execution only, closed after it.
     pub close_after: Option<u32>,
+    /// The SQL of the backend statement `command` executes (COM_STMT_EXECUTE), so that the
+    /// unit can be prepared again on another connection of its data source (`merged.rs`).
+    pub statement_sql: Option<String>,
 }
 
 /// A COM_QUERY payload.
@@ -75,9 +81,12 @@ impl ClientConn {
         let mut concat = Concat::new(self.deprecate_eof(), merge);
         self.point_kill_at_all(&units);
         let mut sent = vec![false; units.len()];
+        // When each unit was sent, for the backend latency metric.
+        let mut sent_at = vec![Instant::now(); units.len()];
         for i in 0..units.len() {
             let first_on_backend = units[..i].iter().all(|u| u.backend != units[i].backend);
             if first_on_backend {
+                sent_at[i] = Instant::now();
                 sent[i] = self.send_unit(&units[i], &mut concat).await;
             }
         }
@@ -88,6 +97,8 @@ impl ClientConn {
             let b = units[i].backend;
             match self.drain_unit(b, &mut concat).await {
                 Ok(()) => {
+                    let ds = &self.backends[b].ds;
+                    m::backend_round_trip(&ds.database, &ds.name, sent_at[i].elapsed());
                     if let Some(id) = units[i].close_after {
                         queue_close(&mut self.backends[b].conn, id);
                     }
@@ -116,6 +127,7 @@ impl ClientConn {
                 continue;
             }
             if let Some(next) = (i + 1..units.len()).find(|&j| units[j].backend == b) {
+                sent_at[next] = Instant::now();
                 sent[next] = self.send_unit(&units[next], &mut concat).await;
             }
         }
@@ -124,6 +136,10 @@ impl ClientConn {
         let status = self.status_flags();
         self.note_last_insert_id(concat.last_insert_id());
         for p in concat.finish(status) {
+            if let (Some(0xFF), Some(code)) = (p.first(), p.get(1..3)) {
+                m::mysql_error(u16::from_le_bytes([code[0], code[1]]));
+                self.statement_failed = true;
+            }
             self.writer.write_packet(&mut self.seq, &p);
         }
         Ok(())

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -16,19 +15,24 @@ use super::err::{code, MysqlError};
 use super::handshake::{self, AuthIo};
 use super::kill::KillTarget;
 use super::ok::{ok_payload, STATUS_AUTOCOMMIT, STATUS_IN_TRANS, STATUS_MORE_RESULTS};
-use super::packet::{PacketError, PacketReader, PacketWriter};
+use super::packet::{read_packet_unbuffered, Packet, PacketError, PacketReader, PacketWriter};
 use super::prepared::PreparedStatement;
 use super::relay::{relay, RelayEnd, RelayError};
 use super::response::{ResponseKind, ResponseTracker};
 use super::resultset::{write_text_resultset, ColumnDef, ResultFormat};
 use super::sharded_txn::ShardedTxn;
+use crate::admin::metrics::{
+    self as m, ConnectionMetrics, Protocol, RouteKind, StatementTimer, TxnOutcome,
+};
 use crate::config::{BackendKind, UserConfig};
 use crate::error::Error;
 use crate::execute::pool::Lease;
 use crate::execute::DataSource;
 use crate::server::Runtime;
 use crate::session::Session;
+use crate::shutdown::Shutdown;
 use crate::sql::{classify, StatementKind};
+use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 pub(crate) const COM_QUIT: u8 = 0x01;
 pub(crate) const COM_INIT_DB: u8 = 0x02;
@@ -61,7 +65,7 @@ pub(crate) struct Held {
 }
 
 /// Serves one client until it quits or breaks the protocol.
-pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
+pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>, shutdown: Shutdown) {
     let id = rt.next_connection_id();
     let peer = stream
         .peer_addr()
@@ -70,10 +74,8 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
     let span = info_span!("mysql", conn = id, peer = %peer);
     async move {
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        let reader = PacketReader::new(r, rt.config.server.max_packet_size as usize);
-        let writer = PacketWriter::new(w);
-        let login = ClientConn::handshake(rt, id, peer, reader, writer);
+        let metrics = ConnectionMetrics::open(Protocol::Mysql);
+        let login = ClientConn::handshake(rt, id, peer, Stream::Plain(stream), (shutdown, metrics));
         let Ok(Some(mut client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await
         else {
             return;
@@ -87,8 +89,8 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
 
 pub(crate) struct ClientConn {
     pub rt: Arc<Runtime>,
-    pub reader: PacketReader<OwnedReadHalf>,
-    pub writer: PacketWriter<OwnedWriteHalf>,
+    pub reader: PacketReader<ReadHalf>,
+    pub writer: PacketWriter<WriteHalf>,
     pub connection_id: u32,
     pub nonce: [u8; 20],
     pub capabilities: CapabilityFlags,
@@ -100,6 +102,8 @@ pub(crate) struct ClientConn {
     pub next_statement_id: u32,
     /// Next sequence id towards the client within the current command.
     pub seq: u8,
+    /// The client connection is TLS.
+    pub over_tls: bool,
     /// Signalled by another connection's `KILL CONNECTION <our id>`.
     pub killed: Arc<tokio::sync::Notify>,
     /// The backend thread `KILL QUERY <our id>` currently targets.
@@ -116,6 +120,13 @@ pub(crate) struct ClientConn {
     /// response's final OK / EOF must say `SERVER_MORE_RESULTS_EXISTS`
     /// (`multi_statement.rs`).
     pub more_results: bool,
+    /// Tells the command loop the proxy is shutting down (graceful shutdown).
+    pub shutdown: Shutdown,
+    pub metrics: ConnectionMetrics,
+    /// How the statement running now was routed (sharded plans set it), for the metrics.
+    pub route: RouteKind,
+    /// The statement running now sent the client an error (metrics: transaction outcome).
+    pub statement_failed: bool,
 }
 
 impl ClientConn {
@@ -123,16 +134,41 @@ impl ClientConn {
         rt: Arc<Runtime>,
         connection_id: u32,
         peer: String,
-        mut reader: PacketReader<OwnedReadHalf>,
-        mut writer: PacketWriter<OwnedWriteHalf>,
+        mut stream: Stream,
+        (shutdown, metrics): (Shutdown, ConnectionMetrics),
     ) -> Option<ClientConn> {
         let nonce = auth::new_nonce();
-        let info = rt.mysql.clone();
+        let mut info = rt.mysql.clone();
+        let tls = rt.config.server.tls.as_ref();
+        if tls.is_some() {
+            info.capabilities |= CapabilityFlags::CLIENT_SSL;
+        }
+        let max = rt.config.server.max_packet_size as usize;
         let mut seq = 0u8;
-        writer.write_packet(&mut seq, &handshake::greeting(&info, connection_id, &nonce));
-        writer.flush().await.ok()?;
+        let mut greeting = PacketWriter::new(&mut stream);
+        greeting.write_packet(&mut seq, &handshake::greeting(&info, connection_id, &nonce));
+        greeting.flush().await.ok()?;
 
-        let hello = match reader.read_packet_seq(seq).await {
+        // Until TLS is settled the connection is read packet by packet, unbuffered.
+        let mut first = read_in_sequence(&mut stream, max, seq).await;
+        if let (Some(tls), Ok(pkt)) = (tls, &first) {
+            if handshake::is_ssl_request(&pkt.payload) {
+                seq = pkt.seq.wrapping_add(1);
+                stream = match stream.accept_tls(&tls.acceptor()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        debug!("TLS handshake failed: {e}");
+                        return None;
+                    }
+                };
+                first = read_in_sequence(&mut stream, max, seq).await;
+            }
+        }
+        let over_tls = stream.is_tls();
+        let (r, w) = stream.into_split();
+        let mut reader = PacketReader::new(r, max);
+        let mut writer = PacketWriter::new(w);
+        let hello = match first {
             Ok(pkt) => handshake::parse_hello(&pkt.payload),
             Err(e) => {
                 debug!("handshake failed: {e}");
@@ -174,6 +210,7 @@ impl ClientConn {
                 &nonce,
                 &hello.plugin,
                 hello.auth_data.clone(),
+                over_tls,
             )
             .await
             .ok()?,
@@ -200,18 +237,31 @@ impl ClientConn {
             statements: HashMap::new(),
             next_statement_id: 1,
             seq,
+            over_tls,
             killed: Arc::new(tokio::sync::Notify::new()),
             kill_thread: None,
             txn: None,
             last_insert_id: 0,
             multi_statements: capabilities.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
             more_results: false,
+            shutdown,
+            metrics,
+            route: RouteKind::Single,
+            statement_failed: false,
         };
         if !ok {
             conn.send_error(&Error::AccessDenied {
                 user: hello.user.clone(),
                 host: peer,
                 using_password: !hello.auth_data.is_empty(),
+            });
+            let _ = conn.writer.flush().await;
+            return None;
+        }
+        if conn.session.user.require_tls && !over_tls {
+            conn.send_error(&Error::TlsRequired {
+                user: hello.user.clone(),
+                host: peer,
             });
             let _ = conn.writer.flush().await;
             return None;
@@ -243,6 +293,9 @@ impl ClientConn {
                     let _ = self.writer.flush().await;
                     return;
                 }
+                // Shutting down: a session outside a transaction just closes, as mysqld
+                // does; one inside a transaction closes when it ends (below).
+                _ = self.shutdown.started(), if !self.in_transaction() => return,
             };
             let pkt = match read {
                 Ok(p) => p,
@@ -261,43 +314,100 @@ impl ClientConn {
                 let _ = self.writer.flush().await;
                 return;
             };
-            let outcome = match command {
-                COM_QUIT => return,
-                COM_QUERY => self.com_query(pkt.payload).await,
-                COM_INIT_DB => {
-                    let db = String::from_utf8_lossy(&pkt.payload[1..]).into_owned();
-                    self.use_database(&db);
-                    Ok(())
-                }
-                COM_PING => {
-                    self.send_ok();
-                    Ok(())
-                }
-                COM_FIELD_LIST => {
-                    self.forward_routed(&pkt.payload, ResponseKind::FieldList)
-                        .await
-                }
-                COM_STATISTICS => {
-                    self.forward_routed(&pkt.payload, ResponseKind::Single)
-                        .await
-                }
-                COM_SET_OPTION => self.set_option(&pkt.payload).await,
-                COM_STMT_PREPARE => self.stmt_prepare(&pkt.payload).await,
-                COM_STMT_EXECUTE => self.stmt_execute(pkt.payload).await,
-                COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(pkt.payload).await,
-                COM_STMT_CLOSE => self.stmt_close(&pkt.payload).await,
-                COM_STMT_RESET => self.stmt_reset(pkt.payload).await,
-                COM_STMT_FETCH => self.stmt_fetch(pkt.payload).await,
-                COM_RESET_CONNECTION => self.reset_connection().await,
-                COM_CHANGE_USER => self.change_user(&pkt.payload).await,
-                other => {
-                    self.send_error(&Error::UnknownCommand(other));
-                    Ok(())
-                }
+            if command == COM_QUIT {
+                return;
+            }
+            let timer = match command {
+                COM_QUERY => Some(StatementTimer::start(&pkt.payload[1..])),
+                COM_STMT_EXECUTE => Some(self.execute_timer(&pkt.payload)),
+                _ => None,
             };
+            let span = match &timer {
+                Some(t) => tracing::debug_span!("statement", r#type = t.kind()),
+                None => tracing::trace_span!("command", command),
+            };
+            let in_txn = self.in_transaction();
+            let sharded_txn = self.txn.is_some();
+            self.route = RouteKind::Single;
+            self.statement_failed = false;
+            let outcome = self.command(command, pkt.payload).instrument(span).await;
+            if let Some(t) = timer {
+                self.statement_done(t, in_txn, sharded_txn);
+            }
             if outcome.is_err() || self.writer.flush().await.is_err() {
                 return;
             }
+            self.metrics
+                .bytes(self.reader.received(), self.writer.sent());
+            if self.shutdown.is_shutdown() && !self.in_transaction() {
+                return;
+            }
+        }
+    }
+
+    /// One command, answered by dbmesh or routed.
+    async fn command(&mut self, command: u8, payload: bytes::BytesMut) -> Result<(), Fatal> {
+        match command {
+            COM_QUERY => self.com_query(payload).await,
+            COM_INIT_DB => {
+                let db = String::from_utf8_lossy(&payload[1..]).into_owned();
+                self.use_database(&db);
+                Ok(())
+            }
+            COM_PING => {
+                self.send_ok();
+                Ok(())
+            }
+            COM_FIELD_LIST => self.forward_routed(&payload, ResponseKind::FieldList).await,
+            COM_STATISTICS => self.forward_routed(&payload, ResponseKind::Single).await,
+            COM_SET_OPTION => self.set_option(&payload).await,
+            COM_STMT_PREPARE => self.stmt_prepare(&payload).await,
+            COM_STMT_EXECUTE => self.stmt_execute(payload).await,
+            COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(payload).await,
+            COM_STMT_CLOSE => self.stmt_close(&payload).await,
+            COM_STMT_RESET => self.stmt_reset(payload).await,
+            COM_STMT_FETCH => self.stmt_fetch(payload).await,
+            COM_RESET_CONNECTION => self.reset_connection().await,
+            COM_CHANGE_USER => self.change_user(&payload).await,
+            other => {
+                self.send_error(&Error::UnknownCommand(other));
+                Ok(())
+            }
+        }
+    }
+
+    /// In a transaction: the backend's (passthrough) or dbmesh's over several data sources.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.session.in_transaction || self.txn.is_some()
+    }
+
+    /// The timer of a COM_STMT_EXECUTE, typed by its prepared statement's SQL.
+    fn execute_timer(&self, payload: &[u8]) -> StatementTimer {
+        let sql = super::prepared::statement_id(payload)
+            .and_then(|id| self.statements.get(&id))
+            .map(|s| s.sql.as_slice())
+            .unwrap_or_default();
+        StatementTimer::start(sql)
+    }
+
+    /// A statement ended: statement metrics, and the transaction it ended, if any.
+    fn statement_done(&mut self, timer: StatementTimer, was_in_txn: bool, sharded_txn: bool) {
+        let kind = timer.kind();
+        let database = self.session.database.as_deref().unwrap_or("");
+        let slow = self.rt.config.server.slow_statement;
+        timer.finish(Protocol::Mysql, database, self.route, slow);
+        if was_in_txn && !self.in_transaction() {
+            let txn_type = match (sharded_txn, self.session.database.as_deref()) {
+                (true, Some(db)) => self
+                    .rt
+                    .config
+                    .databases
+                    .get(db)
+                    .map_or("local", |d| txn_type_label(d.transaction)),
+                _ => "single",
+            };
+            let outcome = TxnOutcome::of(kind, self.statement_failed);
+            m::transaction(Protocol::Mysql, txn_type, outcome);
         }
     }
 
@@ -335,12 +445,14 @@ impl ClientConn {
     }
 
     pub(crate) fn send_error(&mut self, e: &Error) {
-        let p = MysqlError::from(e).payload();
-        self.writer.write_packet(&mut self.seq, &p);
+        let e = MysqlError::from(e);
+        self.send_mysql_error(&e);
     }
 
     /// Sends an error already in wire form (a backend's, or one naming a data source).
     pub(crate) fn send_mysql_error(&mut self, e: &MysqlError) {
+        m::mysql_error(e.code);
+        self.statement_failed = true;
         self.writer.write_packet(&mut self.seq, &e.payload());
     }
 
@@ -567,6 +679,7 @@ impl ClientConn {
         self.point_kill_at(index);
         let held = &mut self.backends[index];
         let mut tracker = ResponseTracker::new(kind, held.conn.deprecate_eof());
+        let started = std::time::Instant::now();
         let sent = held.conn.send_command(payload).await;
         let mut result = match sent {
             Ok(()) => {
@@ -620,6 +733,12 @@ impl ClientConn {
                     return Ok(None);
                 }
             }
+        }
+        let ds = &self.backends[index].ds;
+        m::backend_round_trip(&ds.database, &ds.name, started.elapsed());
+        if let Some(errno) = tracker.error_code {
+            m::mysql_error(errno);
+            self.statement_failed = true;
         }
         if let Some(status) = tracker.status {
             self.session.in_transaction = status & STATUS_IN_TRANS != 0;
@@ -675,6 +794,22 @@ impl ClientConn {
 
 /// Turns a framing failure into the ERR packet the client gets before the connection closes
 /// (none when the client simply went away).
+/// The next connection-phase packet, which must carry sequence id `expected`.
+async fn read_in_sequence(
+    stream: &mut Stream,
+    max: usize,
+    expected: u8,
+) -> Result<Packet, PacketError> {
+    let pkt = read_packet_unbuffered(stream, max).await?;
+    if pkt.seq != expected {
+        return Err(PacketError::Sequence {
+            got: pkt.seq,
+            expected,
+        });
+    }
+    Ok(pkt)
+}
+
 fn packet_error_reply(e: &PacketError) -> Option<MysqlError> {
     match e {
         PacketError::Closed | PacketError::Io(_) => None,
@@ -699,5 +834,15 @@ fn placeholder_user(name: &str) -> UserConfig {
         mysql_auth_plugin: None,
         postgres_auth: Default::default(),
         admin: false,
+        require_tls: false,
+    }
+}
+
+/// The `type` label of a sharded database's transactions.
+fn txn_type_label(t: crate::config::TransactionType) -> &'static str {
+    match t {
+        crate::config::TransactionType::Local => "local",
+        crate::config::TransactionType::Xa => "xa",
+        crate::config::TransactionType::Saga => "saga",
     }
 }

@@ -76,6 +76,15 @@ pub struct ClientHello {
     pub max_packet: u32,
 }
 
+/// Is this the SSL request, the short handshake response (capabilities, max packet size,
+/// collation, filler) a client sends with CLIENT_SSL before starting TLS?
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32 && {
+        let caps = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
+        CapabilityFlags::from_bits_truncate(caps).contains(CapabilityFlags::CLIENT_SSL)
+    }
+}
+
 /// Parses the client's handshake response; `None` when it is not one.
 pub fn parse_hello(payload: &[u8]) -> Option<ClientHello> {
     if payload.len() < 32 {
@@ -130,6 +139,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AuthIo<'_, R, W> {
 /// Checks the client's credentials for `user`, switching the client to the plugin the user
 /// requires and running `caching_sha2_password` full authentication when needed. Returns
 /// whether the client proved the password. The final OK/ERR is left to the caller.
+/// Over TLS the full authentication takes the password in clear, as MySQL does.
+#[allow(clippy::too_many_arguments)]
 pub async fn authenticate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     io: &mut AuthIo<'_, R, W>,
     state: &AuthState,
@@ -138,6 +149,7 @@ pub async fn authenticate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     nonce: &[u8; 20],
     client_plugin: &[u8],
     mut auth_data: Vec<u8>,
+    over_tls: bool,
 ) -> Result<bool, PacketError> {
     let required = user.mysql_auth_plugin.unwrap_or(default_plugin);
     let name = auth::plugin_name(required);
@@ -171,6 +183,14 @@ pub async fn authenticate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             // Not cached since start-up: full authentication, as MySQL does.
             io.send(&[0x01, PERFORM_FULL_AUTH]).await?;
             let reply = io.recv().await?;
+            if over_tls && reply != [REQUEST_PUBLIC_KEY] {
+                let clear = reply.strip_suffix(&[0]).unwrap_or(&reply);
+                let ok = auth::secrets_equal(clear, password.as_bytes());
+                if ok {
+                    state.remember_sha2(&user.name, password);
+                }
+                return Ok(ok);
+            }
             let keys = match state.rsa().await {
                 Ok(k) => k,
                 Err(e) => {
@@ -181,7 +201,7 @@ pub async fn authenticate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             // A client that already has the public key (from an earlier login on this
             // connection, or configured with it) sends the encrypted password straight away;
             // the others ask for the key first. Anything else (a cleartext password, which
-            // is only acceptable over TLS) fails to decrypt and is refused.
+            // is only acceptable over TLS, handled above) fails to decrypt and is refused.
             let block = if reply == [REQUEST_PUBLIC_KEY] {
                 let mut key_packet = vec![0x01];
                 key_packet.extend_from_slice(keys.public_pem().as_bytes());
@@ -229,6 +249,17 @@ mod tests {
         assert_eq!(hs.auth_plugin_name_ref(), Some(NATIVE));
         assert_eq!(hs.capabilities(), info.capabilities);
         assert_eq!(hs.default_collation(), 45);
+    }
+
+    #[test]
+    fn recognises_the_ssl_request() {
+        let mut request = vec![0u8; 32];
+        let caps = CapabilityFlags::CLIENT_PROTOCOL_41 | CapabilityFlags::CLIENT_SSL;
+        request[..4].copy_from_slice(&caps.bits().to_le_bytes());
+        assert!(is_ssl_request(&request));
+        request[..4].copy_from_slice(&CapabilityFlags::CLIENT_PROTOCOL_41.bits().to_le_bytes());
+        assert!(!is_ssl_request(&request));
+        assert!(!is_ssl_request(&[0u8; 40]));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! the units fan out as in `fanout.rs`, and their rows go through the plan's operator
 //! tree (`crate::merge`) instead of being concatenated.
 //!
-//! 1. Every data source's first unit is sent before anything is read, so the servers work
-//!    in parallel; then the header (column count and definitions) of each running unit is
-//!    read, so that a shard's error reaches the client as a plain ERR, before any result.
+//! 1. The units are sent before anything is read, so the servers work in parallel (see
+//!    *Connections* for which); then the header (column count and definitions) of each
+//!    running unit is read, so that a shard's error reaches the client as a plain ERR,
+//!    before any result.
 //! 2. The first unit's column definitions describe the client's result: the plan is
 //!    resolved with their count ([`SelectMerge::resolve`]), the tree is built from their
 //!    [`ColumnInfo`]s, and the client gets the first `visible_columns` definitions, an AVG
@@ -15,14 +16,27 @@
 //!    written; [`Pull::NeedInput`]`(i)` reads exactly one row packet (or the end) of unit
 //!    `i`, decoding only the columns the plan reads; [`Pull::End`] ends the result.
 //!
-//! # Memory
+//! # Connections and memory
 //!
 //! A unit is read only as far as the operators ask, and TCP holds back the rest, so
-//! memory is what the operators hold (see `crate::merge`) plus the read buffers. One
-//! exception: a session holds one connection per data source, so the units of one data
-//! source (`t_order_0` and `t_order_1` on `ds_0`) run one after the other on it. When the
-//! tree asks for a unit whose connection is still busy with an earlier unit, the rest of
-//! that earlier unit is read into its input queue first, then the unit is sent.
+//! memory is what the operators hold (see `crate::merge`) plus the read buffers, as long
+//! as every unit being read has a connection of its own. A session holds one connection
+//! per data source, and the units of one data source (`t_order_0` and `t_order_1` on
+//! `ds_0`) would otherwise run one after the other on it:
+//!
+//! - Outside a transaction (autocommit on, none open), the first unit of each data
+//!   source runs on the session's connection and every other unit on a connection of its
+//!   own, checked out from the data source's pool for this statement (waiting up to the
+//!   checkout timeout; the client gets the pool's timeout error otherwise), brought to
+//!   the session's state (its SET statements replayed, the unit's statement prepared
+//!   again when it is a COM_STMT_EXECUTE), and given back reset after the statement.
+//!   Nothing is buffered; a statement over `n` actual tables of one data source takes `n`
+//!   of its pool's connections while it runs.
+//! - Inside a transaction every unit must see the transaction, so they share its
+//!   connection: when the tree asks for a unit whose connection is still busy with an
+//!   earlier unit, the rest of that earlier unit is read into its input queue first, then
+//!   the unit is sent. That buffering is unbounded (an ORDER BY over two actual tables of
+//!   one data source holds all but one row of the first).
 //!
 //! # Ending early
 //!
@@ -42,7 +56,8 @@ use bytes::Bytes;
 use super::backend::parse_err;
 use super::err::MysqlError;
 use super::fanout::{queue_close, Dispatch};
-use super::frontend::{ClientConn, Fatal, COM_STMT_EXECUTE};
+use super::frontend::{ClientConn, Fatal, Held, COM_STMT_EXECUTE, COM_STMT_PREPARE};
+use super::kill::KillTarget;
 use super::ok::{end_of_rows_payload, eof_payload, is_terminator, STATUS_MORE_RESULTS};
 use super::packet::{frame_at, FLUSH_THRESHOLD};
 use super::response::{ResponseKind, ResponseTracker, Section};
@@ -55,11 +70,21 @@ use crate::merge::sql_plan::SelectMerge;
 use crate::merge::{AggregateFunction, AvgScale, ColumnInfo, Inputs, MergePlan, Operator, Pull};
 use mysql_common::constants::{ColumnFlags, ColumnType, MariadbCapabilities};
 
+/// The connection a unit runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On {
+    /// The session's held connection `ClientConn::backends[i]`.
+    Session(usize),
+    /// `MergedRun::extra[i]`, checked out for this statement.
+    Extra(usize),
+}
+
 /// Where one unit's response is.
 #[derive(Debug)]
 struct UnitRun {
     dispatch: Dispatch,
-    sent: bool,
+    /// Where it was sent; `None` until then.
+    on: Option<On>,
     tracker: Option<ResponseTracker>,
     /// Its column definitions, once its header was read.
     columns: Option<Vec<ColumnMeta>>,
@@ -78,9 +103,36 @@ enum Stop {
 /// The running units of one merged statement.
 struct MergedRun {
     units: Vec<UnitRun>,
+    /// Connections checked out for this statement (outside a transaction).
+    extra: Vec<Held>,
+    /// A unit whose session connection is busy gets a connection of its own (outside a
+    /// transaction), instead of waiting for it.
+    own_connections: bool,
     binary: bool,
     /// Columns of the rows to decode into values.
     decode: Vec<usize>,
+}
+
+impl MergedRun {
+    /// The connection unit `i` was sent on.
+    fn on(&self, i: usize) -> On {
+        self.units[i].on.expect("a sent unit")
+    }
+
+    /// The unit still being answered on `on`, if any.
+    fn busy(&self, on: On) -> Option<usize> {
+        self.units
+            .iter()
+            .position(|u| u.on == Some(on) && !u.finished)
+    }
+}
+
+/// The connection `on` names.
+fn held<'a>(backends: &'a mut [Held], extra: &'a mut [Held], on: On) -> &'a mut Held {
+    match on {
+        On::Session(b) => &mut backends[b],
+        On::Extra(e) => &mut extra[e],
+    }
 }
 
 impl ClientConn {
@@ -101,16 +153,21 @@ impl ClientConn {
                 .into_iter()
                 .map(|dispatch| UnitRun {
                     dispatch,
-                    sent: false,
+                    on: None,
                     tracker: None,
                     columns: None,
                     finished: false,
                 })
                 .collect(),
+            extra: Vec::new(),
+            own_connections: self.txn.is_none()
+                && !self.session.in_transaction
+                && self.session.autocommit,
             binary,
             decode: Vec::new(),
         };
-        let outcome = self.merge_units(&mut run, &merge).await;
+        let mut inputs = Inputs::new(run.units.len());
+        let outcome = self.merge_units(&mut run, &mut inputs, &merge).await;
         let result = match outcome {
             Ok(()) => Ok(()),
             Err(Stop::Client) => {
@@ -123,6 +180,12 @@ impl ClientConn {
             Err(Stop::Error(e)) => Err(e),
         };
         self.finish_units(&mut run).await;
+        if !run.extra.is_empty() {
+            self.point_kill_at_run(&mut run, false);
+        }
+        for extra in run.extra.drain(..) {
+            ClientConn::give_back_extra(extra).await;
+        }
         self.drop_unhealthy_backends();
         self.refresh_transaction_status();
         match result {
@@ -134,21 +197,29 @@ impl ClientConn {
             Err(e) => {
                 // Before the header this is the whole answer; after it, the ERR replaces the
                 // rest of the rows, as a server's error mid-result does.
-                self.writer.write_packet(&mut self.seq, &e.payload());
+                self.send_mysql_error(&e);
             }
         }
         Ok(())
     }
 
-    async fn merge_units(&mut self, run: &mut MergedRun, merge: &SelectMerge) -> Result<(), Stop> {
+    async fn merge_units(
+        &mut self,
+        run: &mut MergedRun,
+        inputs: &mut Inputs,
+        merge: &SelectMerge,
+    ) -> Result<(), Stop> {
         for i in 0..run.units.len() {
             let b = run.units[i].dispatch.backend;
-            if run.units[..i].iter().all(|u| u.dispatch.backend != b) {
-                self.send_merged_unit(run, i).await?;
+            if run.own_connections || run.units[..i].iter().all(|u| u.dispatch.backend != b) {
+                self.start_unit(run, inputs, i).await?;
             }
         }
+        if !run.extra.is_empty() {
+            self.point_kill_at_run(run, true);
+        }
         for i in 0..run.units.len() {
-            if run.units[i].sent {
+            if run.units[i].on.is_some() {
                 self.read_header(run, i).await?;
             }
         }
@@ -174,9 +245,34 @@ impl ClientConn {
             self.writer
                 .write_packet(&mut self.seq, &eof_payload(status));
         }
-        let mut inputs = Inputs::new(run.units.len());
-        self.pull_rows(run, tree.as_mut(), &mut inputs, &client_columns)
+        self.pull_rows(run, tree.as_mut(), inputs, &client_columns)
             .await
+    }
+
+    /// Points `KILL QUERY <our id>` at every connection the units were sent on, or, with
+    /// `extra` false, at the session's own connections only (before the extra ones go back
+    /// to the pool, where a KILL must no longer reach them).
+    fn point_kill_at_run(&mut self, run: &mut MergedRun, extra: bool) {
+        let mut targets: Vec<KillTarget> = Vec::new();
+        for i in 0..run.units.len() {
+            let on = match run.units[i].on {
+                Some(on) if extra => on,
+                None if extra => continue,
+                _ => On::Session(run.units[i].dispatch.backend),
+            };
+            let h = held(&mut self.backends, &mut run.extra, on);
+            if !targets
+                .iter()
+                .any(|t| t.thread_id == h.conn.connection_id && t.url == h.ds.url)
+            {
+                targets.push(KillTarget {
+                    url: h.ds.url.clone(),
+                    thread_id: h.conn.connection_id,
+                });
+            }
+        }
+        self.rt.mysql_kill.set_targets(self.connection_id, targets);
+        self.kill_thread = None;
     }
 
     /// The operator loop: rows out to the client, rows in from the units as asked.
@@ -213,7 +309,7 @@ impl ClientConn {
     }
 
     /// Reads one row (or the end) of unit `i` into `inputs`, sending the unit first when it
-    /// has not been (reading the rest of the earlier unit on its connection).
+    /// has not been.
     async fn read_input(
         &mut self,
         run: &mut MergedRun,
@@ -224,25 +320,97 @@ impl ClientConn {
             inputs.end(i);
             return Ok(());
         }
-        if !run.units[i].sent {
-            let b = run.units[i].dispatch.backend;
-            let busy = (0..i).find(|&k| {
-                run.units[k].dispatch.backend == b && run.units[k].sent && !run.units[k].finished
-            });
-            if let Some(k) = busy {
-                // Finishing unit k sends the next unit on its connection (maybe this one).
-                while !run.units[k].finished {
-                    self.read_one(run, inputs, k).await?;
-                }
-            }
-            if !run.units[i].sent {
-                self.send_merged_unit(run, i).await?;
+        if run.units[i].on.is_none() {
+            self.start_unit(run, inputs, i).await?;
+            if !run.extra.is_empty() {
+                self.point_kill_at_run(run, true);
             }
         }
         if run.units[i].columns.is_none() {
             self.read_header(run, i).await?;
         }
         self.read_one(run, inputs, i).await
+    }
+
+    /// Sends unit `i` on its data source's session connection when that is free, else on a
+    /// connection of its own (outside a transaction), else (inside one) once the earlier
+    /// units on the session connection are read to their end into their input queues.
+    async fn start_unit(
+        &mut self,
+        run: &mut MergedRun,
+        inputs: &mut Inputs,
+        i: usize,
+    ) -> Result<(), Stop> {
+        let session = On::Session(run.units[i].dispatch.backend);
+        while run.units[i].on.is_none() {
+            let Some(k) = run.busy(session) else {
+                return self.send_merged_unit(run, i, session).await;
+            };
+            if run.own_connections {
+                let on = self.extra_connection(run, i).await?;
+                return self.send_merged_unit(run, i, on).await;
+            }
+            // Finishing unit k sends the next unit on its connection (maybe this one).
+            while !run.units[k].finished {
+                self.read_one(run, inputs, k).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A free connection of this statement's own to unit `i`'s data source, checked out
+    /// when there is none, with the unit's statement prepared on it if it executes one.
+    async fn extra_connection(&mut self, run: &mut MergedRun, i: usize) -> Result<On, Stop> {
+        let b = run.units[i].dispatch.backend;
+        let ds = self.backends[b].ds.clone();
+        let free = (0..run.extra.len())
+            .find(|&e| Arc::ptr_eq(&run.extra[e].ds, &ds) && run.busy(On::Extra(e)).is_none());
+        let e = match free {
+            Some(e) => e,
+            None => {
+                let extra = self
+                    .open_extra(&ds)
+                    .await
+                    .map_err(|e| Stop::Error(MysqlError::from(&e)))?;
+                run.extra.push(extra);
+                run.extra.len() - 1
+            }
+        };
+        let dispatch = &mut run.units[i].dispatch;
+        let Some(sql) = dispatch.statement_sql.as_deref() else {
+            return Ok(On::Extra(e));
+        };
+        let mut prepare = vec![COM_STMT_PREPARE];
+        prepare.extend_from_slice(sql.as_bytes());
+        let extra = &mut run.extra[e];
+        let stmt = match extra
+            .conn
+            .run_internal(&prepare, ResponseKind::Prepare)
+            .await
+        {
+            Ok(Ok(t)) => t.prepare.map(|p| p.statement_id).ok_or_else(|| {
+                Stop::Error(MysqlError::from(&Error::Malformed(
+                    "PREPARE_OK expected from the backend".into(),
+                )))
+            })?,
+            Ok(Err(err)) => return Err(Stop::Error(err)),
+            Err(err) => {
+                extra.conn.healthy = false;
+                return Err(Stop::Error(MysqlError::from(&Error::BackendLost {
+                    data_source: extra.ds.name.clone(),
+                    cause: err.to_string(),
+                })));
+            }
+        };
+        // The statement prepared for this execution on the session's connection is not
+        // executed there: close it. Every packet of the unit names the new one.
+        if let Some(id) = dispatch.close_after.replace(stmt) {
+            queue_close(&mut self.backends[b].conn, id);
+        }
+        for packet in std::iter::once(&mut dispatch.command).chain(&mut dispatch.preamble) {
+            packet[1..5].copy_from_slice(&stmt.to_le_bytes());
+        }
+        Ok(On::Extra(e))
     }
 
     /// Reads the next packet of unit `i`'s rows: a row into `inputs`, or its end.
@@ -256,14 +424,14 @@ impl ClientConn {
             self.read_header(run, i).await?;
         }
         let payload = self.next_packet(run, i).await?;
+        let on = run.on(i);
         let unit = &mut run.units[i];
         let tracker = unit.tracker.as_mut().expect("a unit being read");
         if payload.first() == Some(&0xFF) || is_terminator(&payload) {
             tracker.on_packet(&payload);
             unit.finished = true;
-            let b = unit.dispatch.backend;
             if let Some(s) = tracker.status {
-                self.backends[b].conn.status = s;
+                held(&mut self.backends, &mut run.extra, on).conn.status = s;
             }
             if payload.first() == Some(&0xFF) {
                 return Err(Stop::Error(parse_err(&payload)));
@@ -288,29 +456,36 @@ impl ClientConn {
         Ok(())
     }
 
-    /// Unit `i` is done: close its one-off statement, and send the next unit on its
-    /// connection unless that one waits to be asked for.
+    /// Unit `i` is done: close its one-off statement, and send the next unit of its data
+    /// source on its connection unless that one waits to be asked for.
     async fn after_unit(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
-        let b = run.units[i].dispatch.backend;
+        let on = run.on(i);
         if let Some(id) = run.units[i].dispatch.close_after {
-            queue_close(&mut self.backends[b].conn, id);
+            queue_close(&mut held(&mut self.backends, &mut run.extra, on).conn, id);
         }
-        if let Some(next) = (i + 1..run.units.len()).find(|&j| run.units[j].dispatch.backend == b) {
-            if !run.units[next].sent {
-                self.send_merged_unit(run, next).await?;
+        let b = run.units[i].dispatch.backend;
+        let next = (i + 1..run.units.len()).find(|&j| run.units[j].dispatch.backend == b);
+        if let Some(next) = next {
+            if run.units[next].on.is_none() {
+                self.send_merged_unit(run, next, on).await?;
             }
         }
         Ok(())
     }
 
-    /// Sends unit `i`'s commands.
-    async fn send_merged_unit(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
+    /// Sends unit `i`'s commands on `on`.
+    async fn send_merged_unit(
+        &mut self,
+        run: &mut MergedRun,
+        i: usize,
+        on: On,
+    ) -> Result<(), Stop> {
         let unit = &mut run.units[i];
-        let held = &mut self.backends[unit.dispatch.backend];
+        let held = held(&mut self.backends, &mut run.extra, on);
         for p in &unit.dispatch.preamble {
             held.conn.queue_command(p);
         }
-        unit.sent = true;
+        unit.on = Some(on);
         unit.tracker = Some(ResponseTracker::new(
             ResponseKind::Query,
             held.conn.deprecate_eof(),
@@ -331,7 +506,8 @@ impl ClientConn {
     /// Reads unit `i`'s column count and definitions (and the EOF after them).
     async fn read_header(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
         let extended = {
-            let conn = &self.backends[run.units[i].dispatch.backend].conn;
+            let on = run.on(i);
+            let conn = &held(&mut self.backends, &mut run.extra, on).conn;
             conn.server_mariadb_capabilities
                 .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA)
                 && conn.profile.mariadb_capabilities
@@ -390,22 +566,25 @@ impl ClientConn {
     /// The next logical packet of unit `i`'s response. The client's pending output is
     /// flushed before waiting on a backend.
     async fn next_packet(&mut self, run: &mut MergedRun, i: usize) -> Result<Vec<u8>, Stop> {
-        let b = run.units[i].dispatch.backend;
-        let buffered = frame_at(self.backends[b].conn.reader.buffer(), 0).is_some();
+        let on = run.on(i);
+        let buffered = {
+            let h = held(&mut self.backends, &mut run.extra, on);
+            frame_at(h.conn.reader.buffer(), 0).is_some()
+        };
         if !buffered && self.writer.pending() > 0 {
             self.writer.flush().await.map_err(|_| Stop::Client)?;
         }
-        let held = &mut self.backends[b];
-        match held.conn.reader.read_packet().await {
+        let h = held(&mut self.backends, &mut run.extra, on);
+        match h.conn.reader.read_packet().await {
             Ok(p) => {
-                held.conn.next_seq = p.seq.wrapping_add(1);
+                h.conn.next_seq = p.seq.wrapping_add(1);
                 Ok(p.payload.to_vec())
             }
             Err(e) => {
-                held.conn.healthy = false;
+                h.conn.healthy = false;
                 run.units[i].finished = true;
                 Err(Stop::Error(MysqlError::from(&Error::BackendLost {
-                    data_source: held.ds.name.clone(),
+                    data_source: h.ds.name.clone(),
                     cause: e.to_string(),
                 })))
             }
@@ -414,17 +593,17 @@ impl ClientConn {
 
     /// Reads and discards the rest of unit `i`'s response.
     async fn discard_rest(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
+        let on = run.on(i);
         loop {
             let tracker = run.units[i].tracker.as_ref().expect("a sent unit");
             if tracker.is_done() {
                 break;
             }
             let payload = self.next_packet(run, i).await?;
-            let b = run.units[i].dispatch.backend;
             let tracker = run.units[i].tracker.as_mut().expect("a sent unit");
             tracker.on_packet(&payload);
             if let Some(s) = tracker.status {
-                self.backends[b].conn.status = s;
+                held(&mut self.backends, &mut run.extra, on).conn.status = s;
             }
         }
         run.units[i].finished = true;
@@ -435,22 +614,25 @@ impl ClientConn {
     /// statement closed; a unit never sent closes its statement unexecuted.
     async fn finish_units(&mut self, run: &mut MergedRun) {
         for i in 0..run.units.len() {
-            let unit = &run.units[i];
-            let b = unit.dispatch.backend;
-            if !self.backends[b].conn.healthy {
+            let on = run.units[i]
+                .on
+                .unwrap_or(On::Session(run.units[i].dispatch.backend));
+            if !held(&mut self.backends, &mut run.extra, on).conn.healthy {
                 continue;
             }
-            if unit.sent && !unit.finished {
+            let unit = &run.units[i];
+            let close = if unit.on.is_some() && !unit.finished {
                 if self.discard_rest(run, i).await.is_err() {
                     continue;
                 }
-                if let Some(id) = run.units[i].dispatch.close_after {
-                    queue_close(&mut self.backends[b].conn, id);
-                }
-            } else if !unit.sent {
-                if let Some(id) = unit.dispatch.close_after {
-                    queue_close(&mut self.backends[b].conn, id);
-                }
+                run.units[i].dispatch.close_after
+            } else if unit.on.is_none() {
+                unit.dispatch.close_after
+            } else {
+                None
+            };
+            if let Some(id) = close {
+                queue_close(&mut held(&mut self.backends, &mut run.extra, on).conn, id);
             }
         }
     }

@@ -74,6 +74,8 @@ pub struct PacketReader<R> {
     inner: R,
     buf: BytesMut,
     max_packet: usize,
+    /// Bytes read from the socket so far (for the byte metrics).
+    received: u64,
 }
 
 impl<R: AsyncRead + Unpin> PacketReader<R> {
@@ -82,7 +84,13 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
             max_packet,
+            received: 0,
         }
+    }
+
+    /// Bytes read from the socket so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// The bytes read from the socket and not yet consumed.
@@ -99,6 +107,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         if n == 0 {
             return Err(PacketError::Closed);
         }
+        self.received += n as u64;
         Ok(())
     }
 
@@ -158,7 +167,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     }
 }
 
-impl PacketReader<tokio::net::tcp::OwnedReadHalf> {
+impl PacketReader<crate::wire::stream::ReadHalf> {
     /// Without waiting: has the peer sent something unasked, or closed the connection? A
     /// server that drops an idle connection (wait_timeout, shutdown) sends an ERR and/or FIN
     /// that sits unread until the next command would stumble over it.
@@ -167,9 +176,53 @@ impl PacketReader<tokio::net::tcp::OwnedReadHalf> {
             return true;
         }
         match self.inner.try_read_buf(&mut self.buf) {
-            Ok(_) => true,
+            Ok(n) => {
+                self.received += n as u64;
+                true
+            }
             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
         }
+    }
+}
+
+/// Reads exactly one packet and not a byte more, for the connection phase: after the
+/// SSL request the next bytes belong to the TLS handshake, which a buffering reader would
+/// swallow.
+pub async fn read_packet_unbuffered<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_packet: usize,
+) -> Result<Packet, PacketError> {
+    let mut payload = BytesMut::new();
+    loop {
+        let mut header = [0u8; 4];
+        read_exact_or_closed(r, &mut header).await?;
+        let len = frame_len_prefix(&header);
+        if payload.len() + len > max_packet {
+            return Err(PacketError::TooLarge {
+                size: payload.len() + len,
+                max: max_packet,
+            });
+        }
+        let start = payload.len();
+        payload.resize(start + len, 0);
+        read_exact_or_closed(r, &mut payload[start..]).await?;
+        if len < MAX_FRAME {
+            return Ok(Packet {
+                seq: header[3],
+                payload,
+            });
+        }
+    }
+}
+
+async fn read_exact_or_closed<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> Result<(), PacketError> {
+    match r.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(PacketError::Closed),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -186,6 +239,8 @@ pub struct PacketWriter<W> {
     /// [`PacketWriter::last_was_error`]); off on the relay's hot path.
     track_last: bool,
     last_first_byte: Option<u8>,
+    /// Bytes written to the socket so far (for the byte metrics).
+    sent: u64,
 }
 
 impl<W: AsyncWrite + Unpin> PacketWriter<W> {
@@ -195,7 +250,13 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
             buf: Vec::with_capacity(READ_CHUNK),
             track_last: false,
             last_first_byte: None,
+            sent: 0,
         }
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Frames `payload` (splitting it when large) with sequence ids starting at `*seq`,
@@ -253,6 +314,7 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             self.inner.write_all(&self.buf).await?;
+            self.sent += self.buf.len() as u64;
             self.buf.clear();
             if self.buf.capacity() > 4 * READ_CHUNK {
                 self.buf.shrink_to(READ_CHUNK);
@@ -303,6 +365,21 @@ mod tests {
             r.read_packet().await,
             Err(PacketError::TooLarge { size: 5000, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn unbuffered_read_leaves_the_next_bytes_alone() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let mut w = PacketWriter::new(&mut a);
+        let mut seq = 1;
+        w.write_packet(&mut seq, b"hello");
+        w.write_raw(b"TLS!");
+        w.flush().await.unwrap();
+        let pkt = read_packet_unbuffered(&mut b, 1024).await.unwrap();
+        assert_eq!((pkt.seq, &pkt.payload[..]), (1, &b"hello"[..]));
+        let mut rest = [0u8; 4];
+        b.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"TLS!");
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ fn controls_transaction(kind: PlanKind) -> bool {
     )
 }
 
-fn statement_id(p: &[u8]) -> Option<u32> {
+pub(crate) fn statement_id(p: &[u8]) -> Option<u32> {
     p.get(1..5)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }

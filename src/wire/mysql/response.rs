@@ -84,6 +84,8 @@ pub struct ResponseTracker {
     pub status: Option<u16>,
     /// Set when the response ended with an ERR packet.
     pub error: bool,
+    /// The errno of that ERR packet (for the error metrics).
+    pub error_code: Option<u16>,
     /// The PREPARE_OK of a COM_STMT_PREPARE response.
     pub prepare: Option<PrepareOk>,
     /// Affected rows and last insert id of the last OK packet.
@@ -102,6 +104,7 @@ impl ResponseTracker {
             },
             status: None,
             error: false,
+            error_code: None,
             prepare: None,
             last_ok: None,
         }
@@ -130,6 +133,7 @@ impl ResponseTracker {
         let first = p.first().copied().unwrap_or(0);
         if first == 0xFF && self.state != State::Done && !self.in_definitions() {
             self.error = true;
+            self.error_code = p.get(1..3).map(|c| u16::from_le_bytes([c[0], c[1]]));
             self.state = State::Done;
             return Step::Done;
         }

@@ -141,6 +141,7 @@ impl ClientConn {
                     &self.nonce,
                     &req.plugin,
                     req.auth_data.clone(),
+                    self.over_tls,
                 )
                 .await
                 .map_err(|_| Fatal)?
@@ -159,6 +160,16 @@ impl ClientConn {
             });
             return Ok(());
         };
+        if user.require_tls && !self.over_tls {
+            self.reset_backends().await;
+            self.statements.clear();
+            self.session.reset();
+            self.send_error(&Error::TlsRequired {
+                user: req.user,
+                host: self.session.host.clone(),
+            });
+            return Ok(());
+        }
         let previous = std::mem::replace(&mut self.session.user, Arc::new(user));
         if let Some(db) = &req.database {
             if let Err(e) = self.check_database(db) {

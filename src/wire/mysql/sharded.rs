@@ -14,6 +14,7 @@ use super::fanout::{query_payload, Dispatch};
 use super::frontend::{ClientConn, Fatal};
 use super::response::ResponseKind;
 use super::resultset::{write_text_resultset, ColumnDef};
+use crate::admin::metrics::RouteKind;
 use crate::config::BackendKind;
 use crate::error::Error;
 use crate::execute::{DataSource, LogicalDatabase};
@@ -76,7 +77,10 @@ impl ClientConn {
             .await
             .and_then(|route| Ok((router.plan(&route, None, ParamMode::Inline)?, route)));
         let (plan, route) = match planned {
-            Ok(p) => p,
+            Ok(p) => {
+                self.route = RouteKind::of(&p.0);
+                p
+            }
             Err(e) => {
                 self.send_error(&e);
                 return Ok(());
@@ -135,6 +139,7 @@ impl ClientConn {
                         Some(sql) => query_payload(sql),
                     },
                     close_after: None,
+                    statement_sql: None,
                 })
                 .collect();
             match plan.merge.clone() {

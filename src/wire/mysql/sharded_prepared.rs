@@ -218,6 +218,7 @@ impl ClientConn {
         };
         let returns_rows = stmt.columns > 0;
         let template = execute_template(payload, &exec, params, &types);
+        self.route = crate::admin::metrics::RouteKind::of(&plan);
 
         if matches!(
             plan.kind,
@@ -248,6 +249,7 @@ impl ClientConn {
                                 .collect(),
                             command: with_statement_id(&template, stmt),
                             close_after: None,
+                            statement_sql: Some(sql.to_string()),
                         })
                 }
                 ParamMode::Inline if returns_rows => {
@@ -256,6 +258,7 @@ impl ClientConn {
                         preamble: Vec::new(),
                         command: execute_without_params(stmt),
                         close_after: Some(stmt),
+                        statement_sql: Some(sql.to_string()),
                     })
                 }
                 ParamMode::Inline => Ok(Dispatch {
@@ -263,6 +266,7 @@ impl ClientConn {
                     preamble: Vec::new(),
                     command: query_payload(sql),
                     close_after: None,
+                    statement_sql: None,
                 }),
             };
             match prepared {

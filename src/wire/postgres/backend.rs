@@ -7,8 +7,10 @@ use std::time::Duration;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::{backend, frontend};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 use super::message::{MessageError, MessageReader, MessageWriter};
 use crate::config::DataSourceUrl;
@@ -63,8 +65,8 @@ impl StartupParams {
 
 /// An authenticated, ready connection to a PostgreSQL backend.
 pub struct PgBackendConn {
-    pub reader: MessageReader<OwnedReadHalf>,
-    pub writer: MessageWriter<OwnedWriteHalf>,
+    pub reader: MessageReader<ReadHalf>,
+    pub writer: MessageWriter<WriteHalf>,
     pub profile: u64,
     /// ParameterStatus values the server reported at start-up.
     pub parameters: Vec<(String, String)>,
@@ -100,8 +102,36 @@ impl PgBackendConn {
         params: &StartupParams,
         max_message: usize,
     ) -> Result<PgBackendConn, BackendError> {
-        let stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
-        stream.set_nodelay(true)?;
+        let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
+        tcp.set_nodelay(true)?;
+        let mut stream = Stream::Plain(tcp);
+        if let Some(tls) = &url.tls {
+            // SSLRequest; the server answers one byte, 'S' to go on with TLS or 'N'.
+            stream
+                .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+                .await?;
+            let mut answer = [0u8; 1];
+            stream.read_exact(&mut answer).await?;
+            match answer[0] {
+                b'S' => {
+                    stream = stream.connect_tls(tls).await.map_err(|e| {
+                        BackendError::Protocol(format!("TLS handshake with {}: {e}", url.host))
+                    })?;
+                }
+                b'N' if !tls.mode.required() => {}
+                b'N' => {
+                    return Err(BackendError::Protocol(format!(
+                        "{}:{} does not offer TLS, which the data source URL requires",
+                        url.host, url.port
+                    )))
+                }
+                other => {
+                    return Err(BackendError::Protocol(format!(
+                        "unexpected answer 0x{other:02x} to SSLRequest"
+                    )))
+                }
+            }
+        }
         let (r, w) = stream.into_split();
         let mut reader = MessageReader::new(r, max_message);
         let mut writer = MessageWriter::new(w);

@@ -13,8 +13,10 @@ pub enum Severity {
     Fatal,
 }
 
-/// An ErrorResponse with severity, SQLSTATE and message.
+/// An ErrorResponse with severity, SQLSTATE and message. Every error dbmesh raises itself
+/// goes through here, so this is where they are counted.
 pub fn error_response(severity: Severity, code: &str, message: &str) -> ErrorResponse {
+    crate::admin::metrics::error(crate::admin::metrics::Protocol::Postgres, code);
     let s = match severity {
         Severity::Error => "ERROR",
         Severity::Fatal => "FATAL",
@@ -33,6 +35,11 @@ pub fn sqlstate(e: &Error) -> (&'static str, String) {
         Error::AccessDenied { user, .. } => (
             "28P01",
             format!("password authentication failed for user \"{user}\""),
+        ),
+        // What pg_hba.conf's `hostssl` lines make PostgreSQL say to a plain connection.
+        Error::TlsRequired { user, host } => (
+            "28000",
+            format!("no encryption: user \"{user}\" from host \"{host}\" must connect with TLS (require_tls); use sslmode=require"),
         ),
         Error::UnknownDatabase(db) => ("3D000", format!("database \"{db}\" does not exist")),
         Error::DatabaseAccessDenied { user, database, .. } => (
@@ -143,6 +150,28 @@ pub fn warning(code: &str, message: &str) -> NoticeResponse {
     ])
 }
 
+/// The SQLSTATE (`C` field) of an ErrorResponse message (whole, with its tag and length).
+pub fn sqlstate_of(message: &[u8]) -> Option<&str> {
+    let mut rest = message.get(5..)?;
+    while let Some((&kind, tail)) = rest.split_first() {
+        let end = tail.iter().position(|b| *b == 0)?;
+        if kind == b'C' {
+            return std::str::from_utf8(&tail[..end]).ok();
+        }
+        if kind == 0 {
+            return None;
+        }
+        rest = &tail[end + 1..];
+    }
+    None
+}
+
+/// Counts a backend's ErrorResponse relayed to the client.
+pub fn count_backend_error(message: &[u8]) {
+    let code = sqlstate_of(message).unwrap_or("XX000");
+    crate::admin::metrics::error(crate::admin::metrics::Protocol::Postgres, code);
+}
+
 /// A backend's ErrorResponse (whole message) with `data source <name>: ` put before its
 /// message, for errors of one data source among several (a COMMIT that failed on one of
 /// them). The SQLSTATE and every other field stay the backend's.
@@ -201,6 +230,7 @@ mod tests {
         error_response(Severity::Error, "40001", "could not serialize")
             .encode(&mut raw)
             .unwrap();
+        assert_eq!(sqlstate_of(&raw), Some("40001"));
         let named = on_data_source(&raw, "ds_1");
         let text = String::from_utf8_lossy(&named);
         assert!(text.contains("C40001\0"), "{text}");
@@ -210,6 +240,8 @@ mod tests {
         );
         let len = i32::from_be_bytes([named[1], named[2], named[3], named[4]]) as usize;
         assert_eq!(len + 1, named.len());
+        assert_eq!(sqlstate_of(&named), Some("40001"));
+        assert_eq!(sqlstate_of(b"E\0\0\0\x05\0"), None);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use postgres_protocol::message::frontend;
 use super::command_tag::TagSum;
 use super::extended_messages::{write_unit, RawParams};
 use super::sharded::{command_tag, copy_in, next_message, send, Broken, Outcome, ShardedSession};
+use crate::admin::metrics as m;
 use crate::error::Error;
 use crate::route::shard::{PlanKind, Unit};
 
@@ -81,11 +82,14 @@ impl ShardedSession {
             .map(|i| (i + 1..units.len()).find(|j| units[*j].data_source == units[i].data_source))
             .collect();
         let mut sent = vec![false; units.len()];
+        // When each unit was sent, for the backend latency metric.
+        let mut sent_at = vec![std::time::Instant::now(); units.len()];
         for ds in &data_sources {
             let first = units
                 .iter()
                 .position(|u| &u.data_source == ds)
                 .expect("listed from the units");
+            sent_at[first] = std::time::Instant::now();
             self.send_unit(&units[first], first, original, protocol)
                 .await?;
             sent[first] = true;
@@ -98,7 +102,10 @@ impl ShardedSession {
             }
             self.read_unit(&units[i].data_source, i, single, &mut answer)
                 .await?;
+            let database = &self.backends.database().config.name;
+            m::backend_round_trip(database, &units[i].data_source, sent_at[i].elapsed());
             if let (false, Some(j)) = (answer.errored, next_on_ds[i]) {
+                sent_at[j] = std::time::Instant::now();
                 self.send_unit(&units[j], j, original, protocol).await?;
                 sent[j] = true;
             }
@@ -185,6 +192,9 @@ impl ShardedSession {
                 b'E' => {
                     let first = !answer.errored;
                     answer.errored = true;
+                    if first {
+                        super::error::count_backend_error(&msg);
+                    }
                     first
                 }
                 _ if answer.errored => false,

@@ -8,7 +8,9 @@
 //! caused itself). Rows and everything else pass through untouched, in as few writes as the
 //! backend's reads allow.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
@@ -16,7 +18,7 @@ use pgwire::messages::startup::{
     Authentication, BackendKeyData, ParameterStatus, SecretKey, Startup,
 };
 use pgwire::messages::{DecodeContext, Message};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -25,15 +27,22 @@ use super::backend::StartupParams;
 use super::cancel::CancelTarget;
 use super::checkout::{checkout, HeldBackend, MAX_BACKEND_MESSAGE};
 use super::error::{error_response, from_error, Severity};
-use super::message::{frame_at, MessageReader, MessageWriter, FLUSH_THRESHOLD};
+use super::message::{
+    frame_at, read_startup_unbuffered, MessageReader, MessageWriter, FLUSH_THRESHOLD,
+};
 use super::sharded::Started;
 use super::statements::{bind_statement, parse_query, parse_statement, target, Statements};
+use crate::admin::metrics::{
+    self as m, statement_type, ConnectionMetrics, Protocol, RouteKind, StatementTimer, TxnOutcome,
+};
 use crate::config::{BackendKind, PostgresAuthMethod, UserConfig};
 use crate::error::Error;
 use crate::execute::DataSource;
 use crate::server::Runtime;
 use crate::session::Session;
+use crate::shutdown::Shutdown;
 use crate::sql::{classify, StatementKind};
+use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 const SSL_REQUEST: i32 = 80877103;
 const GSSENC_REQUEST: i32 = 80877104;
@@ -47,8 +56,8 @@ struct Close;
 
 struct PgClient {
     rt: Arc<Runtime>,
-    reader: MessageReader<OwnedReadHalf>,
-    writer: MessageWriter<OwnedWriteHalf>,
+    reader: MessageReader<ReadHalf>,
+    writer: MessageWriter<WriteHalf>,
     key: (i32, i32),
     session: Session,
     params: StartupParams,
@@ -62,10 +71,18 @@ struct PgClient {
     /// dbmesh failed an extended-protocol message itself: skip to Sync, as PostgreSQL does.
     skip_until_sync: bool,
     tx_status: u8,
+    shutdown: Shutdown,
+    metrics: ConnectionMetrics,
+    /// One entry per Query / Sync / FunctionCall forwarded, finished at its
+    /// ReadyForQuery: the statement's timer, `None` for a batch that executed nothing
+    /// (a driver's Parse / Describe / Sync round trip is not a statement).
+    requests: VecDeque<Option<StatementTimer>>,
+    /// The extended-protocol batch being sent (see [`Batch`]).
+    batch: Batch,
 }
 
 /// Serves one client until it terminates or breaks the protocol.
-pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
+pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>, shutdown: Shutdown) {
     let id = rt.next_connection_id() as i32;
     let peer = stream
         .peer_addr()
@@ -74,11 +91,8 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
     let span = info_span!("postgres", conn = id, peer = %peer);
     async move {
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        let max = rt.config.server.max_packet_size as usize;
-        let reader = MessageReader::new(r, max);
-        let writer = MessageWriter::new(w);
-        let login = PgClient::start(rt, id, peer, reader, writer);
+        let metrics = ConnectionMetrics::open(Protocol::Postgres);
+        let login = PgClient::start(rt, id, peer, Stream::Plain(stream), (shutdown, metrics));
         if let Ok(Some(client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await {
             match client.into_sharded() {
                 Ok(started) => super::sharded::serve(started).await,
@@ -94,30 +108,51 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
 }
 
 impl PgClient {
-    /// Start-up: SSL/GSS negotiation (declined), cancel requests, the startup packet,
-    /// authentication, the backend connection, and the parameters the client sees.
+    /// Start-up: TLS negotiation (GSS encryption declined), cancel requests, the startup
+    /// packet, authentication, the backend connection, and the parameters the client sees.
     async fn start(
         rt: Arc<Runtime>,
         id: i32,
         peer: String,
-        mut reader: MessageReader<OwnedReadHalf>,
-        mut writer: MessageWriter<OwnedWriteHalf>,
+        mut stream: Stream,
+        (shutdown, metrics): (Shutdown, ConnectionMetrics),
     ) -> Option<PgClient> {
+        // Until TLS is settled the connection is read message by message, unbuffered.
         let mut startup = loop {
-            let mut msg = match reader.read_startup(MAX_STARTUP).await {
+            let mut msg = match read_startup_unbuffered(&mut stream, MAX_STARTUP).await {
                 Ok(m) => m,
                 Err(e) => {
                     debug!("start-up failed: {e}");
-                    fatal(&mut writer, "08P01", "invalid startup packet").await;
+                    fatal(
+                        &mut MessageWriter::new(&mut stream),
+                        "08P01",
+                        "invalid startup packet",
+                    )
+                    .await;
                     return None;
                 }
             };
             let code = i32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
             match code {
+                SSL_REQUEST if stream.is_tls() => {
+                    let mut writer = MessageWriter::new(&mut stream);
+                    fatal(&mut writer, "08P01", "SSLRequest over a TLS connection").await;
+                    return None;
+                }
+                SSL_REQUEST if rt.config.server.tls.is_some() => {
+                    let tls = rt.config.server.tls.as_ref().expect("checked");
+                    stream.write_all(b"S").await.ok()?;
+                    stream = match stream.accept_tls(&tls.acceptor()).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            debug!("TLS handshake failed: {e}");
+                            return None;
+                        }
+                    };
+                }
                 SSL_REQUEST | GSSENC_REQUEST => {
-                    // TLS is not offered yet: 'N', and the client continues in plain text.
-                    writer.write_raw(b"N");
-                    writer.flush().await.ok()?;
+                    // Not offered: 'N', and the client continues in plain text (or gives up).
+                    stream.write_all(b"N").await.ok()?;
                 }
                 CANCEL_REQUEST if msg.len() == 16 => {
                     let pid = i32::from_be_bytes([msg[8], msg[9], msg[10], msg[11]]);
@@ -126,6 +161,7 @@ impl PgClient {
                     return None;
                 }
                 _ => {
+                    let mut writer = MessageWriter::new(&mut stream);
                     if code >> 16 != 3 {
                         fatal(
                             &mut writer,
@@ -150,6 +186,11 @@ impl PgClient {
                 }
             }
         };
+        let over_tls = stream.is_tls();
+        let (r, w) = stream.into_split();
+        let max = rt.config.server.max_packet_size as usize;
+        let mut reader = MessageReader::new(r, max);
+        let mut writer = MessageWriter::new(w);
         if startup.protocol_number_minor > 0 {
             negotiate_protocol_version(&mut writer, &startup);
         }
@@ -170,6 +211,15 @@ impl PgClient {
             .iter()
             .find(|u| u.name == user_name)
             .cloned();
+        if user.as_ref().is_some_and(|u| u.require_tls) && !over_tls {
+            // Refused before the password, as pg_hba.conf's `hostssl` lines do.
+            let e = Error::TlsRequired {
+                user: user_name,
+                host: peer,
+            };
+            send_fatal(&mut writer, &e).await;
+            return None;
+        }
         let auth_user = user.clone().unwrap_or_else(|| unknown_user(&user_name));
         match auth::authenticate(&mut reader, &mut writer, &auth_user, &rt.pg_scram).await {
             Ok(()) if user.is_some() => {}
@@ -211,6 +261,10 @@ impl PgClient {
             unsynced: false,
             skip_until_sync: false,
             tx_status: b'I',
+            shutdown,
+            metrics,
+            requests: VecDeque::new(),
+            batch: Batch::default(),
         };
         if let Err(e) = client.connect_backend().await {
             send_fatal(&mut client.writer, &e).await;
@@ -259,14 +313,18 @@ impl PgClient {
             session: self.session,
             params: self.params,
             default,
+            shutdown: self.shutdown,
+            metrics: self.metrics,
         })
     }
 
     /// The full-duplex loop: whatever side has data is processed, until the client leaves.
     async fn pump(&mut self) {
         loop {
+            let idle = self.idle_outside_transaction();
             let backend = &mut self.backend;
             let event = tokio::select! {
+                _ = self.shutdown.started(), if idle => Event::Shutdown,
                 r = self.reader.fill() => Event::Client(r.is_ok()),
                 r = async {
                     match backend {
@@ -276,6 +334,10 @@ impl PgClient {
                 } => Event::Backend(r.map_err(|e| e.to_string())),
             };
             let step = match event {
+                Event::Shutdown => {
+                    terminate(&mut self.writer).await;
+                    return;
+                }
                 Event::Client(false) => return,
                 Event::Client(true) => self.on_client_data().await,
                 Event::Backend(Ok(())) => self.on_backend_data().await,
@@ -284,7 +346,19 @@ impl PgClient {
             if step.is_err() {
                 return;
             }
+            self.metrics
+                .bytes(self.reader.received(), self.writer.sent());
+            // Shutting down: close once the transaction (if any) has ended.
+            if self.shutdown.is_shutdown() && self.idle_outside_transaction() {
+                terminate(&mut self.writer).await;
+                return;
+            }
         }
+    }
+
+    /// Nothing in flight and no transaction open: the session may close without loss.
+    fn idle_outside_transaction(&self) -> bool {
+        self.pending_syncs == 0 && !self.unsynced && self.tx_status == b'I'
     }
 
     /// Forwards the client's complete messages, with the bookkeeping they need.
@@ -379,6 +453,9 @@ impl PgClient {
                         }
                     }
                 }
+                if let Some(q) = parse_query(msg) {
+                    self.batch.runs(statement_type(q));
+                }
                 if let Some(name) = self.statements.on_parse(msg) {
                     if !name.is_empty() {
                         conn.prepared.insert(name);
@@ -402,6 +479,10 @@ impl PgClient {
                 };
                 if let Some(name) = name.filter(|n| !n.is_empty()) {
                     let name = String::from_utf8_lossy(name);
+                    if tag == b'B' {
+                        let kind = self.statements.query_of(&name).map(statement_type);
+                        self.batch.runs(kind.unwrap_or("other"));
+                    }
                     if !conn.prepared.contains(name.as_ref()) {
                         if let Some(parse) = self.statements.inject(&name) {
                             conn.writer.write_raw(&parse);
@@ -419,8 +500,14 @@ impl PgClient {
                 }
                 self.unsynced = true;
             }
-            b'E' | b'H' => self.unsynced = true,
+            b'E' | b'H' => {
+                if tag == b'E' {
+                    self.batch.executes();
+                }
+                self.unsynced = true;
+            }
             b'S' => {
+                self.requests.push_back(self.batch.synced());
                 self.pending_syncs += 1;
                 self.statements.on_sync();
                 self.unsynced = false;
@@ -428,8 +515,15 @@ impl PgClient {
             b'Q' | b'F' => {
                 self.pending_syncs += 1;
                 self.statements.on_sync();
+                let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
+                let kind = if tag == b'Q' {
+                    statement_type(sql)
+                } else {
+                    "other"
+                };
+                self.requests
+                    .push_back(Some(StatementTimer::started_at(Instant::now(), kind)));
                 if tag == b'Q' {
-                    let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
                     if let Ok(StatementKind::SessionSet) = std::str::from_utf8(sql).map(classify) {
                         self.session.record_set(&String::from_utf8_lossy(sql));
                         conn.applied_session_state = self.session.set_statement_count();
@@ -464,7 +558,19 @@ impl PgClient {
             let swallow = match frame.tag {
                 b'1' => self.statements.on_parse_complete(),
                 b'Z' => {
+                    let before = self.tx_status;
                     self.tx_status = buf[at + 5];
+                    if let Some(Some(t)) = self.requests.front() {
+                        let ds = &self.data_source;
+                        m::backend_round_trip(&ds.database, &ds.name, t.elapsed());
+                    }
+                    request_done(
+                        &mut self.requests,
+                        &self.rt,
+                        &self.session,
+                        before,
+                        self.tx_status,
+                    );
                     self.pending_syncs = self.pending_syncs.saturating_sub(1);
                     for name in self.statements.on_ready() {
                         held.conn.prepared.remove(&name);
@@ -476,6 +582,10 @@ impl PgClient {
                 b'E' if idle => {
                     held.conn.healthy = false;
                     true
+                }
+                b'E' => {
+                    super::error::count_backend_error(&buf[at..at + frame.total_len]);
+                    false
                 }
                 _ => false,
             };
@@ -551,7 +661,78 @@ impl PgClient {
     }
 }
 
+/// An extended-protocol batch (messages up to Sync) as the statement metrics see it: when
+/// its first message came, the statement type of what it runs (from its Parse, or the
+/// named statement its Bind names), and whether it executes anything.
+#[derive(Debug, Default)]
+pub(super) struct Batch {
+    started: Option<Instant>,
+    kind: Option<&'static str>,
+    executes: bool,
+}
+
+impl Batch {
+    /// Any message of the batch: the batch has started.
+    pub(super) fn message(&mut self) {
+        self.started.get_or_insert_with(Instant::now);
+    }
+
+    /// A Parse or Bind: the batch runs a statement of type `kind`.
+    pub(super) fn runs(&mut self, kind: &'static str) {
+        self.message();
+        self.kind = Some(kind);
+    }
+
+    /// An Execute.
+    pub(super) fn executes(&mut self) {
+        self.message();
+        self.executes = true;
+    }
+
+    /// Whether a batch is open (messages sent, no Sync yet).
+    pub(super) fn is_open(&self) -> bool {
+        self.started.is_some()
+    }
+
+    /// The Sync: the batch's timer if it executed something; a new batch begins.
+    pub(super) fn synced(&mut self) -> Option<StatementTimer> {
+        let batch = std::mem::take(self);
+        let started = batch.started.unwrap_or_else(Instant::now);
+        batch
+            .executes
+            .then(|| StatementTimer::started_at(started, batch.kind.unwrap_or("other")))
+    }
+}
+
+/// A ReadyForQuery came back: the request it answers is done (statement metrics), and a
+/// transaction ended if the status went back to idle.
+fn request_done(
+    requests: &mut VecDeque<Option<StatementTimer>>,
+    rt: &Runtime,
+    session: &Session,
+    before: u8,
+    after: u8,
+) {
+    let Some(Some(timer)) = requests.pop_front() else {
+        return;
+    };
+    let kind = timer.kind();
+    let database = session.database.as_deref().unwrap_or("");
+    timer.finish(
+        Protocol::Postgres,
+        database,
+        RouteKind::Single,
+        rt.config.server.slow_statement,
+    );
+    if before != b'I' && after == b'I' {
+        let outcome = TxnOutcome::of(kind, before == b'E');
+        m::transaction(Protocol::Postgres, "single", outcome);
+    }
+}
+
 enum Event {
+    /// The proxy is shutting down and this session is idle outside a transaction.
+    Shutdown,
     Client(bool),
     Backend(Result<(), String>),
 }
@@ -591,11 +772,15 @@ fn unknown_user(name: &str) -> UserConfig {
         mysql_auth_plugin: None,
         postgres_auth: PostgresAuthMethod::ScramSha256,
         admin: false,
+        require_tls: false,
     }
 }
 
 /// NegotiateProtocolVersion: dbmesh speaks 3.0 and none of the `_pq_` options.
-fn negotiate_protocol_version(writer: &mut MessageWriter<OwnedWriteHalf>, startup: &Startup) {
+fn negotiate_protocol_version<W: AsyncWrite + Unpin>(
+    writer: &mut MessageWriter<W>,
+    startup: &Startup,
+) {
     let options: Vec<&String> = startup
         .parameters
         .keys()
@@ -613,12 +798,23 @@ fn negotiate_protocol_version(writer: &mut MessageWriter<OwnedWriteHalf>, startu
     writer.write_raw(&body);
 }
 
-async fn fatal(writer: &mut MessageWriter<OwnedWriteHalf>, code: &str, message: &str) {
+/// Graceful shutdown of an idle session: FATAL 57P01 admin_shutdown, as PostgreSQL sends
+/// on a smart or fast shutdown, then the connection closes.
+pub(super) async fn terminate<W: AsyncWrite + Unpin>(writer: &mut MessageWriter<W>) {
+    fatal(
+        writer,
+        "57P01",
+        "terminating connection due to administrator command",
+    )
+    .await;
+}
+
+async fn fatal<W: AsyncWrite + Unpin>(writer: &mut MessageWriter<W>, code: &str, message: &str) {
     writer.write(&error_response(Severity::Fatal, code, message));
     let _ = writer.flush().await;
 }
 
-async fn send_fatal(writer: &mut MessageWriter<OwnedWriteHalf>, e: &Error) {
+async fn send_fatal<W: AsyncWrite + Unpin>(writer: &mut MessageWriter<W>, e: &Error) {
     writer.write(&from_error(Severity::Fatal, e));
     let _ = writer.flush().await;
 }

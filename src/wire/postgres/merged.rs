@@ -273,8 +273,7 @@ impl ShardedSession {
         let outcome = outcome?;
         cleaned?;
         if let Some(e) = st.error.take() {
-            self.writer.write_raw(&e);
-            self.mark_failed();
+            self.relay_error(&e);
             return Ok(Outcome::Failed);
         }
         Ok(outcome)
@@ -609,8 +608,7 @@ impl ShardedSession {
             }
         }
         if let Some(e) = error {
-            self.writer.write_raw(&e);
-            self.mark_failed();
+            self.relay_error(&e);
             return Ok(None);
         }
         let value = value.unwrap_or_default();

@@ -66,6 +66,8 @@ pub struct MessageReader<R> {
     inner: R,
     pub buf: BytesMut,
     pub max: usize,
+    /// Bytes read from the socket so far (for the byte metrics).
+    received: u64,
 }
 
 impl<R: AsyncRead + Unpin> MessageReader<R> {
@@ -74,7 +76,13 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
             max,
+            received: 0,
         }
+    }
+
+    /// Bytes read from the socket so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// Reads more bytes into the buffer; `Closed` at end of stream. Cancel-safe.
@@ -82,9 +90,11 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
             self.buf.reserve(READ_CHUNK);
         }
-        if self.inner.read_buf(&mut self.buf).await? == 0 {
+        let n = self.inner.read_buf(&mut self.buf).await?;
+        if n == 0 {
             return Err(MessageError::Closed);
         }
+        self.received += n as u64;
         Ok(())
     }
 
@@ -116,10 +126,41 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     }
 }
 
+/// Reads one start-up message (length included) and not a byte more: after an SSLRequest
+/// the next bytes belong to the TLS handshake.
+pub async fn read_startup_unbuffered<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<BytesMut, MessageError> {
+    let mut len = [0u8; 4];
+    read_exact_or_closed(r, &mut len).await?;
+    let n = i32::from_be_bytes(len);
+    if !(8..=max as i32).contains(&n) {
+        return Err(MessageError::BadLength(n));
+    }
+    let mut msg = BytesMut::zeroed(n as usize);
+    msg[..4].copy_from_slice(&len);
+    read_exact_or_closed(r, &mut msg[4..]).await?;
+    Ok(msg)
+}
+
+async fn read_exact_or_closed<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> Result<(), MessageError> {
+    match r.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(MessageError::Closed),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Buffered writer over the other half of a socket.
 pub struct MessageWriter<W> {
     inner: W,
     pub buf: BytesMut,
+    /// Bytes written to the socket so far (for the byte metrics).
+    sent: u64,
 }
 
 impl<W: AsyncWrite + Unpin> MessageWriter<W> {
@@ -127,7 +168,13 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
         MessageWriter {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            sent: 0,
         }
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     pub fn write_raw(&mut self, bytes: &[u8]) {
@@ -148,6 +195,7 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             self.inner.write_all(&self.buf).await?;
+            self.sent += self.buf.len() as u64;
             self.buf.clear();
         }
         self.inner.flush().await

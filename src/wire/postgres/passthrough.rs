@@ -140,9 +140,8 @@ impl ShardedSession {
                     conn.healthy = true;
                 }
                 b'E' => {
-                    self.writer.write_raw(&msg);
                     self.forget_owed();
-                    self.mark_failed();
+                    self.relay_error(&msg);
                     outcome = Outcome::Failed;
                 }
                 b'1' | b'2' | b'3' | b'T' | b'n' | b'C' | b'I' | b's' => {

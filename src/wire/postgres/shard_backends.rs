@@ -51,14 +51,14 @@ impl Backends {
         b
     }
 
+    /// The runtime the session runs in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
     /// The logical database the session uses.
     pub fn database(&self) -> &LogicalDatabase {
         &self.db
-    }
-
-    /// The running proxy.
-    pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.rt
     }
 
     /// The default data source's name.

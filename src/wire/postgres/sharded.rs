@@ -28,22 +28,26 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use super::backend::{PgBackendConn, StartupParams};
 use super::checkout::{HeldBackend, MAX_BACKEND_MESSAGE};
 use super::error::{error_response, from_error, SessionError, Severity};
+use super::frontend::Batch;
 use super::message::{frame_at, MessageError, MessageReader, MessageWriter, FLUSH_THRESHOLD};
 use super::passthrough::Passthrough;
 use super::shard_backends::Backends;
 use super::sharded_extended::Extended;
 use super::sharded_txn::Txn;
+use crate::admin::metrics::{
+    self as m, statement_type, ConnectionMetrics, Protocol, RouteKind, StatementTimer, TxnOutcome,
+};
 use crate::error::Error;
 use crate::execute::LogicalDatabase;
 use crate::route::shard::ShardRouter;
 use crate::server::Runtime;
 use crate::session::Session;
+use crate::shutdown::Shutdown;
 
 /// Why a request could not be finished: the client went away, or a backend connection
 /// broke (the client is told, and disconnected, as when PostgreSQL itself goes away).
@@ -61,8 +65,8 @@ pub enum Outcome {
     Failed,
 }
 
-pub type ClientReader = MessageReader<OwnedReadHalf>;
-pub type ClientWriter = MessageWriter<OwnedWriteHalf>;
+pub type ClientReader = MessageReader<crate::wire::stream::ReadHalf>;
+pub type ClientWriter = MessageWriter<crate::wire::stream::WriteHalf>;
 
 /// One client's sharded session.
 pub struct ShardedSession {
@@ -75,6 +79,12 @@ pub struct ShardedSession {
     pub(super) txn: Option<Txn>,
     pub(super) ext: Extended,
     pub(super) pass: Passthrough,
+    shutdown: Shutdown,
+    metrics: ConnectionMetrics,
+    /// How the statement running now was routed (`run_plan` sets it), for the metrics.
+    pub(super) route: RouteKind,
+    /// The extended-protocol batch being read, for the statement metrics.
+    batch: Batch,
 }
 
 /// What start-up hands over to a sharded session.
@@ -89,6 +99,8 @@ pub struct Started {
     pub params: StartupParams,
     /// The connection start-up opened to the default data source.
     pub default: HeldBackend,
+    pub shutdown: Shutdown,
+    pub metrics: ConnectionMetrics,
 }
 
 /// Serves a client of a sharded database until it leaves, then returns its connections.
@@ -109,6 +121,10 @@ pub async fn serve(started: Started) {
         txn: None,
         ext: Extended::default(),
         pass: Passthrough::default(),
+        shutdown: started.shutdown,
+        metrics: started.metrics,
+        route: RouteKind::Single,
+        batch: Batch::default(),
     };
     s.serve().await;
     s.writer.shutdown().await;
@@ -118,7 +134,17 @@ pub async fn serve(started: Started) {
 impl ShardedSession {
     async fn serve(&mut self) {
         loop {
-            let (tag, msg) = match self.reader.read_message().await {
+            let idle = self.idle_outside_transaction();
+            let read = tokio::select! {
+                r = self.reader.read_message() => r,
+                // Shutting down: an idle session ends now; one in a transaction once the
+                // transaction has ended (below).
+                _ = self.shutdown.started(), if idle => {
+                    super::frontend::terminate(&mut self.writer).await;
+                    return;
+                }
+            };
+            let (tag, msg) = match read {
                 Ok(m) => m,
                 Err(MessageError::Closed) | Err(MessageError::Io(_)) => return,
                 Err(e) => {
@@ -131,12 +157,19 @@ impl ShardedSession {
                 self.lost(lost).await;
                 return;
             }
+            let timer = self.statement_starts(tag, &msg);
+            let txn_before = self.txn.as_ref().map(|t| t.failed);
+            self.route = RouteKind::Single;
             let step = match tag {
                 b'X' => return,
                 // After an extended-protocol error everything up to Sync is skipped, a
                 // Query included, as PostgreSQL does.
                 b'Q' if self.skipping() => Ok(()),
-                b'Q' => self.simple_query(&msg).await,
+                b'Q' => {
+                    let kind = timer.as_ref().map_or("other", StatementTimer::kind);
+                    let span = tracing::debug_span!("statement", r#type = kind);
+                    self.simple_query(&msg).instrument(span).await
+                }
                 b'P' | b'B' | b'D' | b'E' | b'C' | b'S' | b'H' => self.extended(tag, &msg).await,
                 // CopyData / CopyDone / CopyFail outside a COPY are ignored, as PostgreSQL does.
                 b'd' | b'c' | b'f' => Ok(()),
@@ -155,6 +188,9 @@ impl ShardedSession {
                     return;
                 }
             };
+            if let Some(timer) = timer {
+                self.statement_done(timer, txn_before);
+            }
             match step {
                 Ok(()) => {}
                 Err(Broken::Client) => return,
@@ -170,7 +206,72 @@ impl ShardedSession {
             {
                 return;
             }
+            self.metrics
+                .bytes(self.reader.received(), self.writer.sent());
+            if !more && self.shutdown.is_shutdown() && self.idle_outside_transaction() {
+                let _ = self.writer.flush().await;
+                super::frontend::terminate(&mut self.writer).await;
+                return;
+            }
         }
+    }
+
+    /// No transaction open and no extended-protocol batch half sent.
+    fn idle_outside_transaction(&self) -> bool {
+        self.txn.is_none()
+            && self.backends.status() == b'I'
+            && !self.pass.unsynced
+            && !self.batch.is_open()
+    }
+
+    /// The timer of the statement a client message completes: a Query, or the Sync that
+    /// ends an extended-protocol batch (timed from the batch's first message).
+    fn statement_starts(&mut self, tag: u8, msg: &[u8]) -> Option<StatementTimer> {
+        match tag {
+            b'Q' => {
+                let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
+                Some(StatementTimer::start(sql))
+            }
+            b'P' => {
+                let kind = super::statements::parse_query(msg).map_or("other", statement_type);
+                self.batch.runs(kind);
+                None
+            }
+            b'E' => {
+                self.batch.executes();
+                None
+            }
+            b'B' | b'D' | b'C' | b'H' => {
+                self.batch.message();
+                None
+            }
+            b'S' => self.batch.synced(),
+            _ => None,
+        }
+    }
+
+    /// A statement ended: statement metrics, and the transaction it ended, if any.
+    fn statement_done(&mut self, timer: StatementTimer, txn_before: Option<bool>) {
+        let kind = timer.kind();
+        let database = self.session.database.as_deref().unwrap_or("");
+        let slow = self.backends.runtime().config.server.slow_statement;
+        timer.finish(Protocol::Postgres, database, self.route, slow);
+        if let (Some(failed), None) = (txn_before, &self.txn) {
+            let txn_type = match self.backends.database().config.transaction {
+                crate::config::TransactionType::Local => "local",
+                crate::config::TransactionType::Xa => "xa",
+                crate::config::TransactionType::Saga => "saga",
+            };
+            m::transaction(Protocol::Postgres, txn_type, TxnOutcome::of(kind, failed));
+        }
+    }
+
+    /// A backend's ErrorResponse goes to the client: counted, and an open transaction
+    /// has failed.
+    pub(super) fn relay_error(&mut self, msg: &[u8]) {
+        super::error::count_backend_error(msg);
+        self.writer.write_raw(msg);
+        self.mark_failed();
     }
 
     /// Before a message: connections the server closed while the session sat idle are

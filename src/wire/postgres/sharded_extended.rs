@@ -533,6 +533,7 @@ impl ShardedSession {
                 b't' | b'T' | b'n' => out.extend_from_slice(&msg),
                 b'E' if !failed => {
                     failed = true;
+                    super::error::count_backend_error(&msg);
                     self.writer.write_raw(&msg);
                 }
                 b'S' | b'N' => self.writer.write_raw(&msg),

@@ -76,6 +76,7 @@ impl ShardedSession {
         statement: &str,
         protocol: &UnitProtocol<'_>,
     ) -> Result<Outcome, Broken> {
+        self.route = crate::admin::metrics::RouteKind::of(plan);
         match plan.kind {
             PlanKind::Begin | PlanKind::Commit | PlanKind::Rollback | PlanKind::Savepoint => {
                 self.run_txn_control(plan.kind, &plan.units, statement)
@@ -124,8 +125,7 @@ impl ShardedSession {
         let targets = self.backends.names();
         let answers = self.everywhere(&targets, statement).await?;
         if let Some(e) = answers.error {
-            self.writer.write_raw(&e);
-            self.mark_failed();
+            self.relay_error(&e);
             return Ok(Outcome::Failed);
         }
         self.session.record_set(statement);

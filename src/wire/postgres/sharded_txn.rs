@@ -134,6 +134,7 @@ impl ShardedSession {
         };
         let answers = self.everywhere(&targets, sql).await?;
         if let Some(e) = answers.error {
+            super::error::count_backend_error(&e);
             self.writer.write_raw(&e);
             return Ok(Outcome::Failed);
         }
@@ -187,8 +188,7 @@ impl ShardedSession {
         }
         let answers = self.everywhere(&targets, sql).await?;
         if let Some(e) = answers.error {
-            self.writer.write_raw(&e);
-            self.mark_failed();
+            self.relay_error(&e);
             return Ok(Outcome::Failed);
         }
         if let Some(t) = &mut self.txn {
@@ -356,8 +356,7 @@ impl ShardedSession {
             }
         }
         if let Some(e) = error {
-            self.writer.write_raw(&e);
-            self.mark_failed();
+            self.relay_error(&e);
             return Ok(Outcome::Failed);
         }
         Ok(Outcome::Done)

@@ -55,6 +55,11 @@ impl Statements {
         Some(name)
     }
 
+    /// The SQL of prepared statement `name` (for the statement metrics).
+    pub fn query_of(&self, name: &str) -> Option<&[u8]> {
+        self.parses.get(name).and_then(|p| parse_query(p))
+    }
+
     /// The remembered Parse for `name`, to send on a connection that lacks it; the
     /// ParseComplete it causes is marked for swallowing.
     pub fn inject(&mut self, name: &str) -> Option<Bytes> {

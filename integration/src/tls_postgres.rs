@@ -1,0 +1,128 @@
+//! A second PostgreSQL server with TLS, for backend TLS tests: initdb into a temp dir,
+//! its own port, `ssl = on` with the test certificate, trust auth; stopped when dropped.
+//! The shared PostgreSQL is never reconfigured.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::{free_port, TempDir, TestCerts};
+
+pub struct TlsPostgres {
+    child: Child,
+    pub port: u16,
+    dir: TempDir,
+}
+
+/// PostgreSQL refuses to run as root: as root, run it as the `postgres` user.
+fn as_server_user(program: &Path) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+            .arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn bin_dir() -> std::path::PathBuf {
+    let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries in /usr/lib/postgresql")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("bin/postgres").exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("a PostgreSQL server").join("bin")
+}
+
+impl TlsPostgres {
+    pub async fn start(certs: &TestCerts) -> TlsPostgres {
+        let dir = TempDir::new("postgres_tls");
+        let bin = bin_dir();
+        // The server user must own the data dir and be the only reader of its key.
+        let key = dir.path.join("server.key");
+        let cert = dir.path.join("server.crt");
+        std::fs::copy(certs.dir.path.join("key.pem"), &key).unwrap();
+        std::fs::copy(certs.dir.path.join("cert.pem"), &cert).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir.path)
+            .status();
+        let data = dir.path.join("data");
+        let initdb = {
+            let mut cmd = as_server_user(&bin.join("initdb"));
+            cmd.arg("-D")
+                .arg(&data)
+                .args(["-A", "trust", "-U", "postgres", "--no-sync"]);
+            tokio::task::spawn_blocking(move || cmd.output())
+                .await
+                .unwrap()
+                .expect("initdb runs")
+        };
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let port = free_port();
+        let log = std::fs::File::create(dir.path.join("server.log")).unwrap();
+        let child = as_server_user(&bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-p")
+            .arg(port.to_string())
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", dir.path.display()))
+            .args(["-c", "ssl=on", "-c", "fsync=off"])
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", cert.display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", key.display()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts");
+        let mut server = TlsPostgres { child, port, dir };
+        let dsn = server.dsn("postgres");
+        for _ in 0..600 {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("postgres exited with {status}:\n{}", server.log());
+            }
+            if crate::pg_connect(&dsn).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("postgres did not start:\n{}", server.log());
+    }
+
+    /// A plain (NoTls) connection string as `postgres` to `db`.
+    pub fn dsn(&self, db: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={db} sslmode=disable",
+            self.port
+        )
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        // Immediate shutdown (SIGQUIT): the backends go with the postmaster.
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
