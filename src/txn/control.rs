@@ -23,6 +23,12 @@ impl ControlConn {
             target: format!("{}:{}/{}", url.host, url.port, url.database),
             cause: e,
         };
+        if url.tls.is_some() {
+            // Never fall back to clear text where the data path uses TLS.
+            return Err(fail(
+                "TLS is not supported on XA control connections (transaction log table, recovery) yet".into(),
+            ));
+        }
         let connect = async {
             match url.kind {
                 BackendKind::Mysql => {

@@ -33,7 +33,7 @@ pub struct Lease {
 /// The log this instance writes its decisions to.
 pub enum TxnLog {
     File(file::FileLog),
-    Table(table::TableLog),
+    Table(Box<table::TableLog>),
 }
 
 impl TxnLog {
@@ -54,11 +54,11 @@ impl TxnLog {
                 let url = config.databases[database].data_sources[data_source]
                     .url
                     .clone();
-                TxnLog::Table(table::TableLog::new(
+                TxnLog::Table(Box::new(table::TableLog::new(
                     format!("{database}.{data_source}"),
                     url,
                     config.server.connect_timeout,
-                ))
+                )))
             }
         }
     }
