@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::control::ControlConn;
 use super::log::Lease;
@@ -156,7 +156,7 @@ impl Recovery {
             let mut conn = match ControlConn::connect(&url, connect_timeout).await {
                 Ok(c) => c,
                 Err(e) => {
-                    debug!("XA recovery: {e}");
+                    warn!("XA recovery cannot scan a data source: {e}");
                     complete = false;
                     continue;
                 }
