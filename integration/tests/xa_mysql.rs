@@ -246,3 +246,26 @@ async fn a_branch_lost_before_commit_rolls_back_every_branch() {
         expected_balances(&[(1, 2, 10)])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_transaction_leaves_nothing_behind() {
+    let bank = bank(r#"transaction = "XA""#).await;
+    let mut leaving = Conn::new(bank.db.mysql_opts()).await.unwrap();
+    leaving.query_drop("BEGIN").await.unwrap();
+    for sql in transfer_statements(1, 2, 10) {
+        leaving.query_drop(sql).await.unwrap();
+    }
+    leaving.disconnect().await.unwrap();
+    // The pooled connections are clean and the rows unlocked: later transactions on
+    // the same rows commit.
+    for _ in 0..3 {
+        let mut conn = Conn::new(bank.db.mysql_opts()).await.unwrap();
+        assert!(transfer(&mut conn, 1, 2, 1).await);
+        conn.disconnect().await.unwrap();
+    }
+    assert_eq!(
+        bank.db.mysql_balances().await,
+        expected_balances(&[(1, 2, 1), (1, 2, 1), (1, 2, 1)])
+    );
+    assert!(bank.db.mysql_prepared(&bank.instance).await.is_empty());
+}

@@ -271,3 +271,24 @@ async fn a_branch_failing_to_prepare_rolls_back_the_prepared_ones() {
         expected_balances(&[(1, 2, 10)])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_transaction_leaves_nothing_behind() {
+    let bank = bank(r#"transaction = "XA""#).await;
+    {
+        let leaving = bank.db.pg_client().await;
+        leaving.batch_execute("BEGIN").await.unwrap();
+        for sql in transfer_statements(1, 2, 10) {
+            leaving.batch_execute(&sql).await.unwrap();
+        }
+    }
+    for _ in 0..3 {
+        let client = bank.db.pg_client().await;
+        assert!(transfer(&client, 1, 2, 1).await);
+    }
+    assert_eq!(
+        bank.db.pg_balances().await,
+        expected_balances(&[(1, 2, 1), (1, 2, 1), (1, 2, 1)])
+    );
+    assert!(bank.db.pg_prepared(&bank.instance).await.is_empty());
+}
