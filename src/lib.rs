@@ -5,6 +5,7 @@
 //! `wire` (protocol bytes) → `session` (per-client state) → `sql` (classify / analyse) →
 //! `route` (which data source) → `execute` (pools, backend connections) → back through `wire`.
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod execute;

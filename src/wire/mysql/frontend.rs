@@ -25,8 +25,9 @@ use super::sharded_txn::ShardedTxn;
 use crate::config::{BackendKind, UserConfig};
 use crate::error::Error;
 use crate::execute::pool::Lease;
-use crate::execute::DataSource;
+use crate::execute::{Cluster, DataSource};
 use crate::server::Runtime;
+use crate::session::registry::Registered;
 use crate::session::Session;
 use crate::sql::{classify, StatementKind};
 
@@ -71,7 +72,7 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
     async move {
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
-        let reader = PacketReader::new(r, rt.config.server.max_packet_size as usize);
+        let reader = PacketReader::new(r, rt.config().server.max_packet_size as usize);
         let writer = PacketWriter::new(w);
         let login = ClientConn::handshake(rt, id, peer, reader, writer);
         let Ok(Some(mut client)) = tokio::time::timeout(crate::server::LOGIN_TIMEOUT, login).await
@@ -87,6 +88,14 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
 
 pub(crate) struct ClientConn {
     pub rt: Arc<Runtime>,
+    /// The cluster this session's statements run on: the runtime's, taken again before a
+    /// command when a reload happened and no transaction is open, so a transaction
+    /// finishes on the configuration it began with (`refresh_cluster`).
+    pub cluster: Arc<Cluster>,
+    /// The runtime's reload generation `cluster` was taken at.
+    pub generation: u64,
+    /// This session in `SHOW DBMESH SESSIONS`; `None` until logged in.
+    pub info: Option<Registered>,
     pub reader: PacketReader<OwnedReadHalf>,
     pub writer: PacketWriter<OwnedWriteHalf>,
     pub connection_id: u32,
@@ -155,7 +164,7 @@ impl ClientConn {
         };
         let capabilities = hello.capabilities & info.capabilities;
         let user = rt
-            .config
+            .config()
             .users
             .iter()
             .find(|u| u.name == hello.user)
@@ -179,7 +188,11 @@ impl ClientConn {
             .ok()?,
             None => false,
         };
+        let generation = rt.generation();
         let mut conn = ClientConn {
+            cluster: rt.cluster(),
+            generation,
+            info: None,
             rt: rt.clone(),
             reader,
             writer,
@@ -225,6 +238,13 @@ impl ClientConn {
             conn.session.database = Some(db.clone());
         }
         conn.killed = rt.mysql_kill.register(connection_id, &hello.user);
+        conn.info = Some(rt.sessions.register(
+            connection_id,
+            &hello.user,
+            "mysql",
+            &conn.session.host,
+            hello.database.as_deref(),
+        ));
         conn.send_ok();
         conn.writer.flush().await.ok()?;
         tracing::debug!(user = %hello.user, db = ?hello.database, "authenticated");
@@ -261,6 +281,10 @@ impl ClientConn {
                 let _ = self.writer.flush().await;
                 return;
             };
+            self.refresh_cluster();
+            if let Some(info) = &self.info {
+                info.begin_statement(&command_text(&pkt.payload));
+            }
             let outcome = match command {
                 COM_QUIT => return,
                 COM_QUERY => self.com_query(pkt.payload).await,
@@ -295,9 +319,41 @@ impl ClientConn {
                     Ok(())
                 }
             };
+            if let Some(info) = &self.info {
+                info.end_statement(self.session.in_transaction);
+                info.set_database(self.session.database.as_deref());
+            }
             if outcome.is_err() || self.writer.flush().await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// Outside a transaction, moves the session to the configuration a reload installed:
+    /// later statements route by its rules, and connections held to data sources it no
+    /// longer has (removed, or whose URL or pool size changed) are closed. Inside a
+    /// transaction the session stays on the cluster the transaction began with.
+    fn refresh_cluster(&mut self) {
+        let generation = self.rt.generation();
+        if generation == self.generation || self.session.in_transaction || self.txn.is_some() {
+            return;
+        }
+        self.generation = generation;
+        self.cluster = self.rt.cluster();
+        let cluster = self.cluster.clone();
+        let current = |held: &Held| {
+            cluster
+                .data_sources()
+                .any(|(_, ds)| Arc::ptr_eq(ds, &held.ds))
+        };
+        for i in (0..self.backends.len()).rev() {
+            if !current(&self.backends[i]) {
+                debug!(data_source = %self.backends[i].ds.name, "configuration reloaded: closing the connection to a data source that changed");
+                self.drop_backend(i);
+            }
+        }
+        if self.kill_thread.is_some() && self.backends.is_empty() {
+            self.kill_thread = None;
         }
     }
 
@@ -361,7 +417,7 @@ impl ClientConn {
 
     /// May this session's user use logical database `db`, and is it a MySQL one?
     pub(crate) fn check_database(&self, db: &str) -> Result<(), Error> {
-        let Some(logical) = self.rt.cluster.databases.get(db) else {
+        let Some(logical) = self.cluster.databases.get(db) else {
             return Err(Error::UnknownDatabase(db.to_string()));
         };
         if !self.session.user.may_use(db) {
@@ -394,7 +450,6 @@ impl ClientConn {
     /// `SHOW DATABASES`: the logical databases this user may use.
     fn show_databases(&mut self) {
         let rows: Vec<Vec<Option<String>>> = self
-            .rt
             .cluster
             .databases
             .iter()
@@ -484,6 +539,11 @@ impl ClientConn {
                 self.preview(&sql);
                 Ok(())
             }
+            StatementKind::Admin => {
+                let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+                self.admin(&sql).await;
+                Ok(())
+            }
             StatementKind::Other => self.query_routed(payload).await,
         }
     }
@@ -491,7 +551,7 @@ impl ClientConn {
     /// A statement dbmesh does not answer itself: to the default data source as sent, or,
     /// on a database with sharding rules, wherever its plan says.
     async fn query_routed(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
-        let route = match crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql) {
+        let route = match crate::route::plan(&self.session, &self.cluster, BackendKind::Mysql) {
             Ok(r) => r,
             Err(e) => {
                 self.send_error(&e);
@@ -529,7 +589,7 @@ impl ClientConn {
         payload: &[u8],
         kind: ResponseKind,
     ) -> Result<Option<(usize, Option<ResponseTracker>)>, Fatal> {
-        let route = match crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql) {
+        let route = match crate::route::plan(&self.session, &self.cluster, BackendKind::Mysql) {
             Ok(r) => r,
             Err(e) => {
                 self.send_error(&e);
@@ -682,6 +742,27 @@ fn packet_error_reply(e: &PacketError) -> Option<MysqlError> {
             format!("Got packets out of order ({e})"),
         )),
     }
+}
+
+/// What `SHOW DBMESH SESSIONS` shows of a command: a query's text, else the command's name.
+fn command_text(payload: &[u8]) -> std::borrow::Cow<'_, str> {
+    let name = match payload[0] {
+        COM_QUERY | COM_STMT_PREPARE => return String::from_utf8_lossy(&payload[1..]),
+        COM_INIT_DB => "COM_INIT_DB",
+        COM_PING => "COM_PING",
+        COM_FIELD_LIST => "COM_FIELD_LIST",
+        COM_STATISTICS => "COM_STATISTICS",
+        COM_STMT_EXECUTE => "COM_STMT_EXECUTE",
+        COM_STMT_SEND_LONG_DATA => "COM_STMT_SEND_LONG_DATA",
+        COM_STMT_CLOSE => "COM_STMT_CLOSE",
+        COM_STMT_RESET => "COM_STMT_RESET",
+        COM_STMT_FETCH => "COM_STMT_FETCH",
+        COM_SET_OPTION => "COM_SET_OPTION",
+        COM_RESET_CONNECTION => "COM_RESET_CONNECTION",
+        COM_CHANGE_USER => "COM_CHANGE_USER",
+        _ => "command",
+    };
+    std::borrow::Cow::Borrowed(name)
 }
 
 fn placeholder_user(name: &str) -> UserConfig {

@@ -45,7 +45,8 @@ impl ClientConn {
         };
         for t in targets {
             let sql = if query_only { "KILL QUERY " } else { "KILL " };
-            let server = &self.rt.config.server;
+            let config = self.rt.config();
+            let server = &config.server;
             let conn = BackendConn::connect(ConnectOptions {
                 url: &t.url,
                 profile: self.profile(),
@@ -121,7 +122,7 @@ impl ClientConn {
         };
         let user = self
             .rt
-            .config
+            .config()
             .users
             .iter()
             .find(|u| u.name == req.user)

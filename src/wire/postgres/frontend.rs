@@ -32,6 +32,7 @@ use crate::config::{BackendKind, PostgresAuthMethod, UserConfig};
 use crate::error::Error;
 use crate::execute::DataSource;
 use crate::server::Runtime;
+use crate::session::registry::Registered;
 use crate::session::Session;
 use crate::sql::{classify, StatementKind};
 
@@ -62,6 +63,8 @@ struct PgClient {
     /// dbmesh failed an extended-protocol message itself: skip to Sync, as PostgreSQL does.
     skip_until_sync: bool,
     tx_status: u8,
+    /// This session in `SHOW DBMESH SESSIONS`.
+    info: Option<Registered>,
 }
 
 /// Serves one client until it terminates or breaks the protocol.
@@ -75,7 +78,7 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>) {
     async move {
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
-        let max = rt.config.server.max_packet_size as usize;
+        let max = rt.config().server.max_packet_size as usize;
         let reader = MessageReader::new(r, max);
         let writer = MessageWriter::new(w);
         let login = PgClient::start(rt, id, peer, reader, writer);
@@ -165,7 +168,7 @@ impl PgClient {
         // Unknown users go through the same exchange with a password nobody knows, so the
         // answer does not tell which user names exist.
         let user = rt
-            .config
+            .config()
             .users
             .iter()
             .find(|u| u.name == user_name)
@@ -211,6 +214,7 @@ impl PgClient {
             unsynced: false,
             skip_until_sync: false,
             tx_status: b'I',
+            info: None,
         };
         if let Err(e) = client.connect_backend().await {
             send_fatal(&mut client.writer, &e).await;
@@ -228,6 +232,13 @@ impl PgClient {
             SecretKey::I32(client.key.1),
         ));
         client.tx_status = conn.tx_status;
+        client.info = Some(client.rt.sessions.register(
+            id as u32,
+            &client.session.user.name,
+            "postgres",
+            &client.session.host,
+            client.session.database.as_deref(),
+        ));
         client.write_ready();
         client.writer.flush().await.ok()?;
         Some(client)
@@ -241,8 +252,7 @@ impl PgClient {
             .session
             .database
             .as_ref()
-            .and_then(|name| self.rt.cluster.databases.get(name))
-            .cloned();
+            .and_then(|name| self.rt.cluster().databases.get(name).cloned());
         let Some((db, router)) = db.and_then(|db| db.router.clone().map(|r| (db, r))) else {
             return Err(self);
         };
@@ -250,6 +260,7 @@ impl PgClient {
             return Err(self);
         };
         Ok(Started {
+            info: self.info,
             rt: self.rt,
             db,
             router,
@@ -336,6 +347,11 @@ impl PgClient {
                     self.skip_until_sync = false;
                     self.write_ready();
                 }
+                continue;
+            }
+            if let Some(sql) = admin_statement(tag, &self.reader.buf[..frame.total_len]) {
+                let msg = self.reader.buf.split_to(frame.total_len);
+                self.admin(tag, &msg, &sql).await?;
                 continue;
             }
             if self.backend.is_none() {
@@ -430,6 +446,9 @@ impl PgClient {
                 self.statements.on_sync();
                 if tag == b'Q' {
                     let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
+                    if let Some(info) = &self.info {
+                        info.begin_statement(&String::from_utf8_lossy(sql));
+                    }
                     if let Ok(StatementKind::SessionSet) = std::str::from_utf8(sql).map(classify) {
                         self.session.record_set(&String::from_utf8_lossy(sql));
                         conn.applied_session_state = self.session.set_statement_count();
@@ -465,6 +484,9 @@ impl PgClient {
                 b'1' => self.statements.on_parse_complete(),
                 b'Z' => {
                     self.tx_status = buf[at + 5];
+                    if let Some(info) = &self.info {
+                        info.end_statement(self.tx_status != b'I');
+                    }
                     self.pending_syncs = self.pending_syncs.saturating_sub(1);
                     for name in self.statements.on_ready() {
                         held.conn.prepared.remove(&name);
@@ -495,6 +517,66 @@ impl PgClient {
         Ok(())
     }
 
+    /// An admin statement in a Query (answered here, after the backend has answered what
+    /// the client sent before it, so responses stay in order) or a Parse (refused: the
+    /// extended protocol is not supported for them).
+    async fn admin(&mut self, tag: u8, msg: &[u8], sql: &str) -> Result<(), Close> {
+        if tag == b'P' {
+            if self.unsynced {
+                // Messages of this batch went to the backend already: let it fail the
+                // batch, so the answers stay in order, with a message that says why.
+                let mut parse = BytesMut::new();
+                let name = parse_statement(msg).unwrap_or_default();
+                let failing = "SELECT \"dbmesh: admin statements need the simple query protocol\"";
+                let _ = postgres_protocol::message::frontend::parse(
+                    std::str::from_utf8(name).unwrap_or_default(),
+                    failing,
+                    std::iter::empty(),
+                    &mut parse,
+                );
+                if self.backend.is_some() {
+                    self.forward_client_message(b'P', &parse);
+                    return Ok(());
+                }
+            }
+            self.writer
+                .write(&from_error(Severity::Error, &super::admin::extended_unsupported()));
+            self.skip_until_sync = true;
+            return Ok(());
+        }
+        self.settle_backend().await?;
+        if let Some(info) = &self.info {
+            info.begin_statement(sql);
+        }
+        let rt = self.rt.clone();
+        let user = self.session.user.clone();
+        super::admin::write_admin(&rt, &user, sql, &mut self.writer).await;
+        self.write_ready();
+        if let Some(info) = &self.info {
+            info.end_statement(self.tx_status != b'I');
+        }
+        Ok(())
+    }
+
+    /// Waits until the backend has answered every Query and Sync forwarded so far.
+    async fn settle_backend(&mut self) -> Result<(), Close> {
+        if let Some(b) = &mut self.backend {
+            if b.conn.writer.pending() > 0 && b.conn.writer.flush().await.is_err() {
+                b.conn.healthy = false;
+            }
+        }
+        while self.pending_syncs > 0 {
+            let Some(b) = &mut self.backend else {
+                return Ok(());
+            };
+            match b.conn.reader.fill().await {
+                Ok(()) => self.on_backend_data().await?,
+                Err(e) => self.on_backend_lost(e.to_string()).await?,
+            }
+        }
+        Ok(())
+    }
+
     /// The backend connection ended. Between statements and outside a transaction nothing is
     /// lost: the next statement gets a new connection. Otherwise the client must know.
     async fn on_backend_lost(&mut self, cause: String) -> Result<(), Close> {
@@ -517,7 +599,7 @@ impl PgClient {
     /// session's SETs on it, and points cancel requests at it.
     async fn connect_backend(&mut self) -> Result<(), Error> {
         let held = checkout(
-            &self.rt.config.server,
+            &self.rt.config().server,
             &self.data_source,
             &self.params,
             &self.session,
@@ -551,6 +633,17 @@ impl PgClient {
     }
 }
 
+/// The text of an admin statement in a Query or Parse message, if it holds one.
+fn admin_statement(tag: u8, msg: &[u8]) -> Option<String> {
+    let sql = match tag {
+        b'Q' => msg.get(5..msg.len().saturating_sub(1))?,
+        b'P' => parse_query(msg)?,
+        _ => return None,
+    };
+    let sql = std::str::from_utf8(sql).ok()?;
+    (classify(sql) == StatementKind::Admin).then(|| sql.to_string())
+}
+
 enum Event {
     Client(bool),
     Backend(Result<(), String>),
@@ -563,7 +656,7 @@ fn check_database(
     session: &Session,
     database: &str,
 ) -> Result<Arc<DataSource>, Error> {
-    let Some(logical) = rt.cluster.databases.get(database) else {
+    let Some(logical) = rt.cluster().databases.get(database).cloned() else {
         return Err(Error::UnknownDatabase(database.to_string()));
     };
     if !session.user.may_use(database) {
@@ -579,7 +672,7 @@ fn check_database(
             backend: "MySQL".into(),
         });
     }
-    let route = crate::route::plan(session, &rt.cluster, BackendKind::Postgres)?;
+    let route = crate::route::plan(session, &rt.cluster(), BackendKind::Postgres)?;
     Ok(route.data_source)
 }
 

@@ -43,6 +43,7 @@ use crate::error::Error;
 use crate::execute::LogicalDatabase;
 use crate::route::shard::ShardRouter;
 use crate::server::Runtime;
+use crate::session::registry::Registered;
 use crate::session::Session;
 
 /// Why a request could not be finished: the client went away, or a backend connection
@@ -66,6 +67,13 @@ pub type ClientWriter = MessageWriter<OwnedWriteHalf>;
 
 /// One client's sharded session.
 pub struct ShardedSession {
+    pub(super) rt: Arc<Runtime>,
+    /// The session in `SHOW DBMESH SESSIONS`.
+    pub(super) info: Option<Registered>,
+    /// The logical database's name, to find it again after a reload.
+    pub(super) database: String,
+    /// The runtime's reload generation `router` (and the backends' database) came from.
+    pub(super) generation: u64,
     pub(super) router: Arc<ShardRouter>,
     pub(super) reader: ClientReader,
     pub(super) writer: ClientWriter,
@@ -79,6 +87,8 @@ pub struct ShardedSession {
 
 /// What start-up hands over to a sharded session.
 pub struct Started {
+    /// The session in `SHOW DBMESH SESSIONS`.
+    pub info: Option<Registered>,
     pub rt: Arc<Runtime>,
     pub db: Arc<LogicalDatabase>,
     pub router: Arc<ShardRouter>,
@@ -93,6 +103,8 @@ pub struct Started {
 
 /// Serves a client of a sharded database until it leaves, then returns its connections.
 pub async fn serve(started: Started) {
+    let rt = started.rt.clone();
+    let database = started.db.config.name.clone();
     let backends = Backends::new(
         started.rt,
         started.db,
@@ -101,6 +113,10 @@ pub async fn serve(started: Started) {
         started.default,
     );
     let mut s = ShardedSession {
+        generation: rt.generation(),
+        rt,
+        info: started.info,
+        database,
         router: started.router,
         reader: started.reader,
         writer: started.writer,
@@ -131,6 +147,15 @@ impl ShardedSession {
                 self.lost(lost).await;
                 return;
             }
+            self.refresh_cluster().await;
+            if let (Some(info), b'Q' | b'P') = (&self.info, tag) {
+                let text = if tag == b'Q' {
+                    msg.get(5..msg.len().saturating_sub(1))
+                } else {
+                    super::statements::parse_query(&msg)
+                };
+                info.begin_statement(&String::from_utf8_lossy(text.unwrap_or_default()));
+            }
             let step = match tag {
                 b'X' => return,
                 // After an extended-protocol error everything up to Sync is skipped, a
@@ -155,6 +180,9 @@ impl ShardedSession {
                     return;
                 }
             };
+            if let Some(info) = &self.info {
+                info.end_statement(self.status() != b'I');
+            }
             match step {
                 Ok(()) => {}
                 Err(Broken::Client) => return,
@@ -171,6 +199,35 @@ impl ShardedSession {
                 return;
             }
         }
+    }
+
+    /// Between statements, outside a transaction and with no batch open, moves the session
+    /// to the configuration a reload installed: its router (new statements are planned by
+    /// the new rules; statements prepared before keep the router they were prepared with)
+    /// and its data sources. A database the reload removed, or that no longer has sharding
+    /// rules, keeps serving this session as it was until the client disconnects.
+    async fn refresh_cluster(&mut self) {
+        let generation = self.rt.generation();
+        if generation == self.generation
+            || self.txn.is_some()
+            || self.pass.unsynced
+            || self.backends.status() != b'I'
+        {
+            return;
+        }
+        self.generation = generation;
+        let cluster = self.rt.cluster();
+        let Some(db) = cluster.databases.get(&self.database) else {
+            return;
+        };
+        let Some(router) = db.router.clone() else {
+            return;
+        };
+        if Arc::ptr_eq(&router, &self.router) {
+            return;
+        }
+        self.router = router;
+        self.backends.switch_database(db.clone()).await;
     }
 
     /// Before a message: connections the server closed while the session sat idle are

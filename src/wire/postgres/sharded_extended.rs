@@ -41,7 +41,9 @@ use super::preview;
 use super::sharded::{next_message, send, Broken, Outcome, ShardedSession};
 use super::sharded_simple::transaction_setting;
 use crate::error::Error;
-use crate::route::shard::{ParamMode, ParamValue, Plan, PlanKind, PreparedRoute, Unit};
+use crate::route::shard::{
+    ParamMode, ParamValue, Plan, PlanKind, PreparedRoute, ShardRouter, Unit,
+};
 use crate::sql::{classify, StatementKind};
 
 /// The session's statements and portals.
@@ -58,6 +60,9 @@ pub struct Extended {
 /// A parsed statement.
 struct Statement {
     sql: String,
+    /// The router it was prepared with: a reload does not change what a prepared
+    /// statement means.
+    router: Arc<ShardRouter>,
     /// The types the client declared in Parse (0 = unspecified).
     param_types: Vec<u32>,
     route: Route,
@@ -175,6 +180,11 @@ impl ShardedSession {
                 .await;
         }
         let route = match classify(&p.query) {
+            StatementKind::Admin => {
+                return self
+                    .settle_and_fail_with(&super::admin::extended_unsupported())
+                    .await
+            }
             StatementKind::Preview(inner) => Route::Preview(inner),
             StatementKind::SessionSet => Route::Set { local: false },
             _ if transaction_setting(&p.query) => Route::Set { local: true },
@@ -193,6 +203,7 @@ impl ShardedSession {
         self.ext.descriptions.remove(&p.name);
         let passthrough = matches!(route, Route::Passthrough);
         let statement = Arc::new(Statement {
+            router: self.router.clone(),
             sql: p.query,
             param_types: p.param_types,
             route,
@@ -447,9 +458,11 @@ impl ShardedSession {
         if let Some(plan) = &portal.plan {
             return Ok(plan.clone());
         }
-        let plan = self
-            .router
-            .plan(prepared, Some(&portal.params), ParamMode::Inline)?;
+        let plan =
+            portal
+                .statement
+                .router
+                .plan(prepared, Some(&portal.params), ParamMode::Inline)?;
         portal.plan = Some(plan.clone());
         Ok(plan)
     }
@@ -467,7 +480,7 @@ impl ShardedSession {
         let Route::Sharded(prepared) = &statement.route else {
             return Ok(None);
         };
-        let unit = match self.router.describe_target(prepared) {
+        let unit = match statement.router.describe_target(prepared) {
             Ok(u) => u,
             Err(e) => {
                 self.fail(&e);
