@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use dbmesh;
 
+mod admin;
 mod forwarder;
 mod mysql;
 mod mysql_raw;
@@ -20,6 +21,7 @@ mod process;
 mod sharded;
 mod sharded_pg;
 
+pub use admin::*;
 pub use forwarder::*;
 pub use mysql::*;
 pub use mysql_raw::*;
