@@ -67,7 +67,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        tokio::spawn(dbmesh::admin::reload::reload_on_sighup(server.runtime.clone()));
+        tokio::spawn(dbmesh::admin::reload::reload_on_sighup(
+            server.runtime.clone(),
+        ));
         wait_for_shutdown_signal().await;
         tracing::info!("shutting down");
         server.stop().await;

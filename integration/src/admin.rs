@@ -6,9 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::{
-    MysqlDatabase, PgDatabase, Proxy, TempDir, APP_PASSWORD, APP_USER, ORDERS_RULES,
-};
+use crate::{MysqlDatabase, PgDatabase, Proxy, TempDir, APP_PASSWORD, APP_USER, ORDERS_RULES};
 
 /// The admin user's name and password.
 pub const ADMIN_USER: &str = "admin";

@@ -74,7 +74,11 @@ async fn data_sources_show_every_pool_without_passwords_and_the_health_of_the_la
         .unwrap();
     app.query_drop("SELECT 1").await.unwrap();
 
-    for db in [Some(cluster.sharded.as_str()), Some(cluster.plain.as_str()), None] {
+    for db in [
+        Some(cluster.sharded.as_str()),
+        Some(cluster.plain.as_str()),
+        None,
+    ] {
         let mut conn = admin(&proxy, db).await;
         let rows = show(&mut conn, "show dbmesh data sources;").await;
         assert_eq!(rows.len(), 4, "{rows:?}");
@@ -82,8 +86,11 @@ async fn data_sources_show_every_pool_without_passwords_and_the_health_of_the_la
             assert_eq!(value(row, "backend"), Some("mysql"));
             assert_eq!(value(row, "role"), Some("primary"));
             assert_eq!(value(row, "lag_ms"), None);
-            assert_eq!(value(row, "pool_max").is_some(), true);
-            assert!(!value(row, "url").unwrap().contains(GHOST_PASSWORD), "{row:?}");
+            assert!(value(row, "pool_max").is_some(), "{row:?}");
+            assert!(
+                !value(row, "url").unwrap().contains(GHOST_PASSWORD),
+                "{row:?}"
+            );
         }
         let ghost = rows
             .iter()
@@ -91,7 +98,9 @@ async fn data_sources_show_every_pool_without_passwords_and_the_health_of_the_la
             .unwrap();
         assert_eq!(value(ghost, "health"), Some("down"));
         assert!(value(ghost, "last_error").is_some(), "{ghost:?}");
-        assert!(value(ghost, "url").unwrap().starts_with("mysql://root@127.0.0.1:1/"));
+        assert!(value(ghost, "url")
+            .unwrap()
+            .starts_with("mysql://root@127.0.0.1:1/"));
         let plain = rows
             .iter()
             .find(|r| value(r, "database") == Some(cluster.plain.as_str()))
@@ -106,7 +115,10 @@ async fn data_sources_show_every_pool_without_passwords_and_the_health_of_the_la
 
         let filtered = show(
             &mut conn,
-            &format!("SHOW DBMESH DATA SOURCES FROM `{}` LIKE 'ds\\_1'", cluster.sharded),
+            &format!(
+                "SHOW DBMESH DATA SOURCES FROM `{}` LIKE 'ds\\_1'",
+                cluster.sharded
+            ),
         )
         .await;
         assert_eq!(filtered.len(), 1, "{filtered:?}");
@@ -132,14 +144,20 @@ async fn tables_and_rules_describe_the_sharding_rules() {
         Some("ds_0.t_order_0, ds_0.t_order_1, ds_1.t_order_0, ds_1.t_order_1")
     );
     assert_eq!(value(order, "database_sharding_column"), Some("user_id"));
-    assert_eq!(value(order, "database_sharding_algorithm"), Some("db_inline"));
+    assert_eq!(
+        value(order, "database_sharding_algorithm"),
+        Some("db_inline")
+    );
     assert_eq!(value(order, "database_algorithm_type"), Some("INLINE"));
     assert_eq!(
         value(order, "database_algorithm_props"),
         Some("expression=ds_${user_id % 2}")
     );
     assert_eq!(value(order, "table_algorithm_type"), Some("MOD"));
-    assert_eq!(value(order, "table_algorithm_props"), Some("sharding_count=2"));
+    assert_eq!(
+        value(order, "table_algorithm_props"),
+        Some("sharding_count=2")
+    );
     assert_eq!(value(order, "key_generate_column"), Some("order_id"));
     assert_eq!(value(order, "key_generator_type"), Some("SNOWFLAKE"));
     assert_eq!(value(order, "key_generator_props"), Some("worker_id=1"));
@@ -170,7 +188,9 @@ async fn tables_and_rules_describe_the_sharding_rules() {
             ("key_generator", "snowflake"),
         ]
     );
-    assert!(rules.iter().all(|r| value(r, "database") == Some(cluster.sharded.as_str())));
+    assert!(rules
+        .iter()
+        .all(|r| value(r, "database") == Some(cluster.sharded.as_str())));
     assert_eq!(value(&rules[5], "definition"), Some("sharding_count=2"));
     assert!(value(&rules[0], "definition")
         .unwrap()
@@ -266,7 +286,11 @@ async fn admin_statements_inside_a_transaction_leave_it_alone() {
 #[tokio::test]
 async fn users_without_admin_are_refused_and_keep_their_connection() {
     let (cluster, proxy) = start().await;
-    for db in [Some(cluster.sharded.as_str()), Some(cluster.plain.as_str()), None] {
+    for db in [
+        Some(cluster.sharded.as_str()),
+        Some(cluster.plain.as_str()),
+        None,
+    ] {
         let mut app = Conn::new(proxy.mysql_opts(APP_USER, APP_PASSWORD, db))
             .await
             .unwrap();
@@ -279,7 +303,11 @@ async fn users_without_admin_are_refused_and_keep_their_connection() {
             "RELOAD DBMESH CONFIG",
         ] {
             let (code, state, message) = server_error(app.query_drop(statement).await);
-            assert_eq!((code, state.as_str()), (1227, "42000"), "{statement}: {message}");
+            assert_eq!(
+                (code, state.as_str()),
+                (1227, "42000"),
+                "{statement}: {message}"
+            );
             assert!(message.contains(statement), "{message}");
             assert!(message.contains("admin = true"), "{message}");
         }

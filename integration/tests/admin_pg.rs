@@ -64,7 +64,10 @@ async fn every_show_answers_an_admin_in_sharded_and_unsharded_sessions() {
         assert_eq!(sources.len(), 4, "{sources:?}");
         for row in &sources {
             assert_eq!(value(row, "backend"), Some("postgres"));
-            assert!(!value(row, "url").unwrap().contains(GHOST_PASSWORD), "{row:?}");
+            assert!(
+                !value(row, "url").unwrap().contains(GHOST_PASSWORD),
+                "{row:?}"
+            );
             assert_eq!(value(row, "lag_ms"), None);
         }
         let mine = sources
@@ -116,9 +119,15 @@ async fn a_session_in_a_transaction_is_listed_so_and_its_transaction_survives_ad
         let app = connect(&proxy, APP_USER, APP_PASSWORD, db).await;
         let admin = connect(&proxy, ADMIN_USER, ADMIN_PASSWORD, db).await;
         if db == &cluster.plain {
-            app.batch_execute("CREATE TABLE t_plain (id INT)").await.unwrap();
+            app.batch_execute("CREATE TABLE t_plain (id INT)")
+                .await
+                .unwrap();
         }
-        let table = if db == &cluster.plain { "t_plain (id)" } else { "t_province (id)" };
+        let table = if db == &cluster.plain {
+            "t_plain (id)"
+        } else {
+            "t_province (id)"
+        };
         app.batch_execute("BEGIN").await.unwrap();
         app.batch_execute(&format!("INSERT INTO {table} VALUES (7)"))
             .await
@@ -131,16 +140,20 @@ async fn a_session_in_a_transaction_is_listed_so_and_its_transaction_survives_ad
         assert_eq!(value(listed, "state"), Some("in transaction"), "{listed:?}");
 
         // A refused admin statement inside the transaction does not abort it.
-        let e = app
-            .simple_query("SHOW DBMESH SESSIONS")
-            .await
-            .unwrap_err();
+        let e = app.simple_query("SHOW DBMESH SESSIONS").await.unwrap_err();
         assert_eq!(pg_sqlstate(&e), "42501", "{e}");
         assert!(format!("{e:?}").contains("admin = true"), "{e:?}");
         let status = app.simple_query("SELECT 1").await;
         assert!(status.is_ok(), "{status:?}");
         app.batch_execute("ROLLBACK").await.unwrap();
-        let left = show(&app, &format!("SELECT count(*) AS n FROM {}", table.split(' ').next().unwrap())).await;
+        let left = show(
+            &app,
+            &format!(
+                "SELECT count(*) AS n FROM {}",
+                table.split(' ').next().unwrap()
+            ),
+        )
+        .await;
         assert_eq!(value(&left[0], "n"), Some("0"));
     }
 }
@@ -179,9 +192,15 @@ async fn the_extended_protocol_gets_a_clear_error_not_the_backend() {
         let e = client.query("SHOW DBMESH NONSENSE", &[]).await.unwrap_err();
         assert_eq!(pg_sqlstate(&e), "0A000", "{e:?}");
         // The connection goes on, in both protocols.
-        let row = client.query_one("SELECT 1::int4 AS one", &[]).await.unwrap();
+        let row = client
+            .query_one("SELECT 1::int4 AS one", &[])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, i32>(0), 1);
-        let e = client.simple_query("SHOW DBMESH NONSENSE").await.unwrap_err();
+        let e = client
+            .simple_query("SHOW DBMESH NONSENSE")
+            .await
+            .unwrap_err();
         assert_eq!(pg_sqlstate(&e), "42601", "{e:?}");
         assert!(!show(&client, "SHOW DBMESH RULES").await.is_empty());
     }

@@ -35,7 +35,11 @@ impl Workload {
             let (stop, failures) = (stop.clone(), failures.clone());
             let count = Arc::new(AtomicU64::new(0));
             done.push(count.clone());
-            let opts = if worker == 3 { plain.clone() } else { sharded.clone() };
+            let opts = if worker == 3 {
+                plain.clone()
+            } else {
+                sharded.clone()
+            };
             tasks.push(tokio::spawn(async move {
                 let mut conn = Conn::new(opts).await.expect("workload connects");
                 let mut i = 0u64;
@@ -75,7 +79,11 @@ impl Workload {
 
     /// Waits until every client has run `rounds` more rounds than now.
     async fn run_rounds(&self, rounds: u64) {
-        let start: Vec<u64> = self.done.iter().map(|d| d.load(Ordering::Relaxed)).collect();
+        let start: Vec<u64> = self
+            .done
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .collect();
         loop {
             let behind = self
                 .done
@@ -142,7 +150,8 @@ async fn start_mysql() -> (AdminCluster, Proxy, Conn) {
 }
 
 #[tokio::test]
-async fn a_valid_file_takes_effect_for_new_statements_while_a_transaction_finishes_on_the_old_one() {
+async fn a_valid_file_takes_effect_for_new_statements_while_a_transaction_finishes_on_the_old_one()
+{
     let (cluster, proxy, mut admin) = start_mysql().await;
     let workload = Workload::mysql(
         proxy.mysql_opts(APP_USER, APP_PASSWORD, Some(&cluster.sharded)),
@@ -162,8 +171,10 @@ async fn a_valid_file_takes_effect_for_new_statements_while_a_transaction_finish
     cluster.write_rules(&swapped_orders_rules());
     admin.query_drop("RELOAD DBMESH CONFIG").await.unwrap();
     assert_eq!(variable(&mut admin, "config_generation").await, "1");
-    let rules: Vec<(String, String, String, Option<String>, String)> =
-        admin.query("SHOW DBMESH RULES LIKE 'db_inline'").await.unwrap();
+    let rules: Vec<(String, String, String, Option<String>, String)> = admin
+        .query("SHOW DBMESH RULES LIKE 'db_inline'")
+        .await
+        .unwrap();
     assert_eq!(rules[0].4, "expression=ds_${1 - user_id % 2}");
 
     // Still in the transaction: the old rule.
@@ -185,7 +196,11 @@ async fn a_valid_file_takes_effect_for_new_statements_while_a_transaction_finish
 
     workload.run_rounds(20).await;
     let failures = workload.finish().await;
-    assert!(failures.is_empty(), "{} failed statements: {failures:?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failed statements: {failures:?}",
+        failures.len()
+    );
     assert_eq!(
         orders_on(&cluster, 90_000_000).await,
         [vec![90000001, 90000002], vec![90000003, 90000004]]
@@ -238,16 +253,24 @@ async fn an_invalid_file_is_refused_with_its_line_and_the_old_configuration_keep
         .await
         .unwrap();
     let failures = workload.finish().await;
-    assert!(failures.is_empty(), "{} failed statements: {failures:?}", failures.len());
-    assert_eq!(orders_on(&cluster, 90_000_000).await, [vec![90000001], vec![]]);
+    assert!(
+        failures.is_empty(),
+        "{} failed statements: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(
+        orders_on(&cluster, 90_000_000).await,
+        [vec![90000001], vec![]]
+    );
 }
 
 #[tokio::test]
 async fn a_changed_listen_address_is_refused_without_touching_the_running_configuration() {
     let (cluster, _proxy, mut admin) = start_mysql().await;
-    let moved = cluster
-        .config_text("")
-        .replace("mysql_listen = \"127.0.0.1:0\"", "mysql_listen = \"127.0.0.1:1\"");
+    let moved = cluster.config_text("").replace(
+        "mysql_listen = \"127.0.0.1:0\"",
+        "mysql_listen = \"127.0.0.1:1\"",
+    );
     cluster.write_config(&moved);
     let (code, _, message) = server_error(admin.query_drop("RELOAD DBMESH CONFIG").await);
     assert_eq!(code, 1105);
@@ -348,12 +371,24 @@ async fn sighup_reloads_a_running_dbmesh_process() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(variable(&mut admin, "config_generation").await, "1", "{}", child.log());
+    assert_eq!(
+        variable(&mut admin, "config_generation").await,
+        "1",
+        "{}",
+        child.log()
+    );
     app.query_drop("INSERT INTO t_order (order_id, user_id) VALUES (90000001, 10)")
         .await
         .unwrap();
-    assert_eq!(orders_on(&cluster, 90_000_000).await, [vec![], vec![90000001]]);
-    assert!(child.log().contains("configuration reloaded"), "{}", child.log());
+    assert_eq!(
+        orders_on(&cluster, 90_000_000).await,
+        [vec![], vec![90000001]]
+    );
+    assert!(
+        child.log().contains("configuration reloaded"),
+        "{}",
+        child.log()
+    );
 }
 
 /// Polls `condition` (a log line to appear) for a while; fails with the log otherwise.

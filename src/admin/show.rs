@@ -187,14 +187,18 @@ fn tables(cluster: &Cluster, show: &Show) -> AdminResult {
         let Some(rules) = &db.config.sharding else {
             continue;
         };
-        let definition = |name: &str, of: &std::collections::BTreeMap<String, Definition>| {
-            of.get(name).cloned()
-        };
+        let definition =
+            |name: &str, of: &std::collections::BTreeMap<String, Definition>| of.get(name).cloned();
         for (name, t) in &rules.tables {
             if !keep(show, name) {
                 continue;
             }
-            let mut row = vec![text(&db.config.name), text(name), text("sharded"), text(nodes(t))];
+            let mut row = vec![
+                text(&db.config.name),
+                text(name),
+                text("sharded"),
+                text(nodes(t)),
+            ];
             for s in [&t.database_strategy, &t.table_strategy] {
                 match s {
                     Some(s) => {
@@ -370,7 +374,10 @@ fn value(v: &PropertyValue) -> String {
         PropertyValue::Bool(b) => b.to_string(),
         PropertyValue::Text(t) => t.clone(),
         PropertyValue::List(items) => {
-            format!("[{}]", items.iter().map(value).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(value).collect::<Vec<_>>().join(", ")
+            )
         }
         PropertyValue::Other(kind) => format!("<{kind}>"),
     }

@@ -95,7 +95,8 @@ pub fn parse(sql: &str) -> Result<AdminStatement, Error> {
         if !w.keyword("config") {
             return Err(syntax(sql, "RELOAD DBMESH CONFIG"));
         }
-        w.end().map_err(|_| syntax(sql, "the end of RELOAD DBMESH CONFIG"))?;
+        w.end()
+            .map_err(|_| syntax(sql, "the end of RELOAD DBMESH CONFIG"))?;
         return Ok(AdminStatement::Reload);
     }
     let what = match w.word() {
@@ -207,8 +208,7 @@ impl<'a> Words<'a> {
         self.skip_space();
         let b = self.s.as_bytes();
         let start = self.pos;
-        while self.pos < b.len() && (b[self.pos].is_ascii_alphanumeric() || b[self.pos] == b'_')
-        {
+        while self.pos < b.len() && (b[self.pos].is_ascii_alphanumeric() || b[self.pos] == b'_') {
             self.pos += 1;
         }
         (self.pos > start).then(|| &self.s[start..self.pos])
@@ -342,7 +342,9 @@ mod tests {
     fn syntax_errors_say_what_was_expected() {
         let e = parse("SHOW DBMESH USERS").unwrap_err().to_string();
         assert!(e.contains("DATA SOURCES | RULES | TABLES"), "{e}");
-        let e = parse("SHOW DBMESH SESSIONS FROM shop").unwrap_err().to_string();
+        let e = parse("SHOW DBMESH SESSIONS FROM shop")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SHOW DBMESH SESSIONS [LIKE"), "{e}");
         let e = parse("RELOAD DBMESH CONFIG now").unwrap_err().to_string();
         assert!(e.contains("RELOAD DBMESH CONFIG"), "{e}");

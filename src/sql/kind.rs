@@ -266,7 +266,10 @@ mod tests {
     #[test]
     fn recognises_admin_statements_by_their_first_two_words() {
         assert_eq!(classify("SHOW DBMESH RULES"), StatementKind::Admin);
-        assert_eq!(classify("/* x */ show dbmesh nonsense"), StatementKind::Admin);
+        assert_eq!(
+            classify("/* x */ show dbmesh nonsense"),
+            StatementKind::Admin
+        );
         assert_eq!(classify("reload DBMESH config;"), StatementKind::Admin);
         assert_eq!(classify("RELOAD PLUGINS"), StatementKind::Other);
         assert_eq!(classify("SHOW DBMESHES"), StatementKind::Other);

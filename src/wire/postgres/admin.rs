@@ -59,10 +59,12 @@ pub async fn write_admin<W: AsyncWrite + Unpin>(
 
 /// Appends one DataRow of text values or NULLs.
 fn write_data_row(buf: &mut BytesMut, values: &[Option<String>]) {
-    let len: usize = 4 + 2 + values
-        .iter()
-        .map(|v| 4 + v.as_ref().map_or(0, String::len))
-        .sum::<usize>();
+    let len: usize = 4
+        + 2
+        + values
+            .iter()
+            .map(|v| 4 + v.as_ref().map_or(0, String::len))
+            .sum::<usize>();
     buf.extend_from_slice(b"D");
     buf.extend_from_slice(&(len as i32).to_be_bytes());
     buf.extend_from_slice(&(values.len() as i16).to_be_bytes());

@@ -94,9 +94,13 @@ pub async fn checkout(
     let mut conn = match pooled {
         Some(c) => c,
         None => {
-            let connected =
-                PgBackendConn::connect(&ds.url, params, server.connect_timeout, MAX_BACKEND_MESSAGE)
-                    .await;
+            let connected = PgBackendConn::connect(
+                &ds.url,
+                params,
+                server.connect_timeout,
+                MAX_BACKEND_MESSAGE,
+            )
+            .await;
             match &connected {
                 Ok(_) => ds.health.connected(),
                 Err(e) => ds.health.connect_failed(&e.to_string()),

@@ -539,8 +539,10 @@ impl PgClient {
                     return Ok(());
                 }
             }
-            self.writer
-                .write(&from_error(Severity::Error, &super::admin::extended_unsupported()));
+            self.writer.write(&from_error(
+                Severity::Error,
+                &super::admin::extended_unsupported(),
+            ));
             self.skip_until_sync = true;
             return Ok(());
         }
