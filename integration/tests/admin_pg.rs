@@ -1,7 +1,7 @@
 //! Admin statements on the PostgreSQL listener: answered to an admin in a simple Query, in
 //! a sharded session and an unsharded one (the pump), inside a transaction without
-//! touching it; refused with 42501 for `app`; refused with a clear error in the extended
-//! query protocol; the connection stays usable after every error.
+//! touching it; refused with 42501 for `app`; in the simple and the extended query
+//! protocol; the connection stays usable after every error.
 
 use std::collections::HashMap;
 
@@ -182,15 +182,31 @@ async fn users_without_admin_are_refused_and_keep_their_connection() {
 }
 
 #[tokio::test]
-async fn the_extended_protocol_gets_a_clear_error_not_the_backend() {
+async fn the_extended_protocol_answers_admin_statements_too() {
     let (cluster, proxy) = start().await;
     for db in [&cluster.sharded, &cluster.plain] {
         let client = connect(&proxy, ADMIN_USER, ADMIN_PASSWORD, db).await;
-        let e = client.query("SHOW DBMESH RULES", &[]).await.unwrap_err();
-        assert_eq!(pg_sqlstate(&e), "0A000", "{e:?}");
-        assert!(format!("{e:?}").contains("simple Query"), "{e:?}");
+        // tokio-postgres prepares (Parse + Describe), then binds and executes.
+        let rows = client
+            .query("SHOW DBMESH TABLES LIKE 't_order'", &[])
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].columns()[1].name(), "table");
+        assert_eq!(rows[0].get::<_, &str>("table"), "t_order");
+        assert_eq!(
+            rows[0].get::<_, Option<&str>>("key_generator"),
+            Some("snowflake")
+        );
+        let statement = client.prepare("SHOW DBMESH VARIABLES").await.unwrap();
+        assert_eq!(statement.columns()[0].name(), "variable_name");
+        for _ in 0..2 {
+            let vars = client.query(&statement, &[]).await.unwrap();
+            assert!(vars.iter().any(|r| r.get::<_, &str>(0) == "config_path"));
+        }
+        drop(statement);
         let e = client.query("SHOW DBMESH NONSENSE", &[]).await.unwrap_err();
-        assert_eq!(pg_sqlstate(&e), "0A000", "{e:?}");
+        assert_eq!(pg_sqlstate(&e), "42601", "{e:?}");
         // The connection goes on, in both protocols.
         let row = client
             .query_one("SELECT 1::int4 AS one", &[])
@@ -203,5 +219,38 @@ async fn the_extended_protocol_gets_a_clear_error_not_the_backend() {
             .unwrap_err();
         assert_eq!(pg_sqlstate(&e), "42601", "{e:?}");
         assert!(!show(&client, "SHOW DBMESH RULES").await.is_empty());
+
+        let app = connect(&proxy, APP_USER, APP_PASSWORD, db).await;
+        let e = app.query("SHOW DBMESH SESSIONS", &[]).await.unwrap_err();
+        assert_eq!(pg_sqlstate(&e), "42501", "{e:?}");
+        let row = app.query_one("SELECT 2::int4", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 2);
+    }
+}
+
+#[tokio::test]
+async fn pipelined_admin_statements_are_answered_in_order() {
+    let (cluster, proxy) = start().await;
+    for db in [&cluster.plain, &cluster.sharded] {
+        let client = connect(&proxy, ADMIN_USER, ADMIN_PASSWORD, db).await;
+        // tokio-postgres pipelines concurrent queries on one connection.
+        let (a, b, c, d) = tokio::join!(
+            client.query("SELECT 1::int4, pg_sleep(0.05)::text", &[]),
+            client.query("SHOW DBMESH VARIABLES LIKE 'version'", &[]),
+            client.query("SELECT 3::int4", &[]),
+            client.simple_query("SHOW DBMESH VARIABLES LIKE 'databases'"),
+        );
+        assert_eq!(a.unwrap()[0].get::<_, i32>(0), 1);
+        assert_eq!(b.unwrap()[0].get::<_, &str>(0), "version");
+        assert_eq!(c.unwrap()[0].get::<_, i32>(0), 3);
+        let rows: Vec<_> = d
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(r.get(1).unwrap().to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows, ["3"]);
     }
 }

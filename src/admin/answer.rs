@@ -21,6 +21,34 @@ pub enum AdminResult {
     Done { tag: &'static str, message: String },
 }
 
+/// The columns admin statement `sql` answers with (`None`: no rows, e.g. RELOAD), after
+/// the same syntax and privilege checks as [`answer`]: what a client preparing it (the
+/// PostgreSQL extended protocol) is told at Parse and Describe.
+pub fn describe(
+    rt: &Arc<Runtime>,
+    user: &UserConfig,
+    sql: &str,
+) -> Result<Option<Vec<&'static str>>, Error> {
+    let statement = parse(sql)?;
+    if !user.admin {
+        return Err(Error::AdminDenied {
+            user: user.name.clone(),
+            statement: statement.name().to_string(),
+        });
+    }
+    Ok(match statement {
+        // The columns do not depend on the rows; filtering everything out is cheapest.
+        AdminStatement::Show(mut show) => {
+            show.like = Some(String::new());
+            match super::show::show(rt, &show) {
+                AdminResult::Rows { columns, .. } => Some(columns),
+                AdminResult::Done { .. } => None,
+            }
+        }
+        AdminStatement::Reload => None,
+    })
+}
+
 /// Parses and runs admin statement `sql` for `user`. Only users with `admin = true` may
 /// run them (the privilege is the one the session logged in with); others get
 /// [`Error::AdminDenied`] naming the statement. SHOW reads the running configuration

@@ -1,10 +1,12 @@
 //! Admin statements on the PostgreSQL listener (`SHOW DBMESH ...`, `RELOAD DBMESH CONFIG`,
-//! see `admin/`): answered by dbmesh in a simple Query, in unsharded sessions (the pump)
-//! and sharded ones alike. The rows are `text` columns; NULL is a NULL. The extended query
-//! protocol gets a clear error instead (`EXTENDED_UNSUPPORTED`), never the backend.
+//! see `admin/`): answered by dbmesh in unsharded sessions (the pump,
+//! `frontend/admin_pump.rs`) and sharded ones alike, in a simple Query or with the
+//! extended protocol (Parse checks syntax and privilege, Describe gives the columns,
+//! Execute the rows). The rows are `text` columns (whose text and binary forms are the
+//! same bytes); NULL is a NULL.
 
 use bytes::BytesMut;
-use pgwire::messages::data::{FieldDescription, RowDescription};
+use pgwire::messages::data::{FieldDescription, NoData, RowDescription};
 use pgwire::messages::response::CommandComplete;
 use tokio::io::AsyncWrite;
 
@@ -12,34 +14,45 @@ use super::error::{from_error, Severity};
 use super::message::MessageWriter;
 use crate::admin::answer::{answer, AdminResult};
 use crate::config::UserConfig;
-use crate::error::Error;
 use crate::server::Runtime;
 
 /// PostgreSQL's `text` type.
 const TEXT_OID: u32 = 25;
 
-/// What a client preparing an admin statement is told.
-pub fn extended_unsupported() -> Error {
-    Error::NotSupported(
-        "an admin statement (SHOW DBMESH ..., RELOAD DBMESH CONFIG) in the extended query protocol; send it as a simple Query".into(),
-    )
+/// The RowDescription of an admin result with `columns`, or NoData for none.
+pub fn write_description<W: AsyncWrite + Unpin>(
+    columns: &Option<Vec<&'static str>>,
+    writer: &mut MessageWriter<W>,
+) {
+    match columns {
+        Some(columns) => writer.write(&row_description(columns)),
+        None => writer.write(&NoData::new()),
+    }
 }
 
-/// Answers admin statement `sql` for `user`: the rows, or the error, written to `writer`
-/// (no ReadyForQuery). Returns whether it succeeded.
+fn row_description(columns: &[&str]) -> RowDescription {
+    let fields = columns
+        .iter()
+        .map(|c| FieldDescription::new(c.to_string(), 0, 0, TEXT_OID, -1, -1, 0))
+        .collect();
+    RowDescription::new(fields)
+}
+
+/// Answers admin statement `sql` for `user`: the rows (after their RowDescription when
+/// `describe`: a simple Query), or the error, written to `writer` (no ReadyForQuery).
+/// Returns whether it succeeded.
 pub async fn write_admin<W: AsyncWrite + Unpin>(
     rt: &std::sync::Arc<Runtime>,
     user: &UserConfig,
     sql: &str,
+    describe: bool,
     writer: &mut MessageWriter<W>,
 ) -> bool {
     match answer(rt, user, sql).await {
         Ok(AdminResult::Rows { columns, rows }) => {
-            let fields = columns
-                .iter()
-                .map(|c| FieldDescription::new(c.to_string(), 0, 0, TEXT_OID, -1, -1, 0))
-                .collect();
-            writer.write(&RowDescription::new(fields));
+            if describe {
+                writer.write(&row_description(&columns));
+            }
             for row in &rows {
                 write_data_row(&mut writer.buf, row);
             }

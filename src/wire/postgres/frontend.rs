@@ -36,6 +36,8 @@ use crate::session::registry::Registered;
 use crate::session::Session;
 use crate::sql::{classify, StatementKind};
 
+mod admin_pump;
+
 const SSL_REQUEST: i32 = 80877103;
 const GSSENC_REQUEST: i32 = 80877104;
 const CANCEL_REQUEST: i32 = 80877102;
@@ -65,6 +67,8 @@ struct PgClient {
     tx_status: u8,
     /// This session in `SHOW DBMESH SESSIONS`.
     info: Option<Registered>,
+    /// Admin statements the client prepared, answered by dbmesh (`admin_pump.rs`).
+    admin: admin_pump::AdminPump,
 }
 
 /// Serves one client until it terminates or breaks the protocol.
@@ -215,6 +219,7 @@ impl PgClient {
             skip_until_sync: false,
             tx_status: b'I',
             info: None,
+            admin: Default::default(),
         };
         if let Err(e) = client.connect_backend().await {
             send_fatal(&mut client.writer, &e).await;
@@ -349,9 +354,7 @@ impl PgClient {
                 }
                 continue;
             }
-            if let Some(sql) = admin_statement(tag, &self.reader.buf[..frame.total_len]) {
-                let msg = self.reader.buf.split_to(frame.total_len);
-                self.admin(tag, &msg, &sql).await?;
+            if self.admin_message(tag, frame.total_len).await? {
                 continue;
             }
             if self.backend.is_none() {
@@ -517,68 +520,6 @@ impl PgClient {
         Ok(())
     }
 
-    /// An admin statement in a Query (answered here, after the backend has answered what
-    /// the client sent before it, so responses stay in order) or a Parse (refused: the
-    /// extended protocol is not supported for them).
-    async fn admin(&mut self, tag: u8, msg: &[u8], sql: &str) -> Result<(), Close> {
-        if tag == b'P' {
-            if self.unsynced {
-                // Messages of this batch went to the backend already: let it fail the
-                // batch, so the answers stay in order, with a message that says why.
-                let mut parse = BytesMut::new();
-                let name = parse_statement(msg).unwrap_or_default();
-                let failing = "SELECT \"dbmesh: admin statements need the simple query protocol\"";
-                let _ = postgres_protocol::message::frontend::parse(
-                    std::str::from_utf8(name).unwrap_or_default(),
-                    failing,
-                    std::iter::empty(),
-                    &mut parse,
-                );
-                if self.backend.is_some() {
-                    self.forward_client_message(b'P', &parse);
-                    return Ok(());
-                }
-            }
-            self.writer.write(&from_error(
-                Severity::Error,
-                &super::admin::extended_unsupported(),
-            ));
-            self.skip_until_sync = true;
-            return Ok(());
-        }
-        self.settle_backend().await?;
-        if let Some(info) = &self.info {
-            info.begin_statement(sql);
-        }
-        let rt = self.rt.clone();
-        let user = self.session.user.clone();
-        super::admin::write_admin(&rt, &user, sql, &mut self.writer).await;
-        self.write_ready();
-        if let Some(info) = &self.info {
-            info.end_statement(self.tx_status != b'I');
-        }
-        Ok(())
-    }
-
-    /// Waits until the backend has answered every Query and Sync forwarded so far.
-    async fn settle_backend(&mut self) -> Result<(), Close> {
-        if let Some(b) = &mut self.backend {
-            if b.conn.writer.pending() > 0 && b.conn.writer.flush().await.is_err() {
-                b.conn.healthy = false;
-            }
-        }
-        while self.pending_syncs > 0 {
-            let Some(b) = &mut self.backend else {
-                return Ok(());
-            };
-            match b.conn.reader.fill().await {
-                Ok(()) => self.on_backend_data().await?,
-                Err(e) => self.on_backend_lost(e.to_string()).await?,
-            }
-        }
-        Ok(())
-    }
-
     /// The backend connection ended. Between statements and outside a transaction nothing is
     /// lost: the next statement gets a new connection. Otherwise the client must know.
     async fn on_backend_lost(&mut self, cause: String) -> Result<(), Close> {
@@ -633,17 +574,6 @@ impl PgClient {
             }
         }
     }
-}
-
-/// The text of an admin statement in a Query or Parse message, if it holds one.
-fn admin_statement(tag: u8, msg: &[u8]) -> Option<String> {
-    let sql = match tag {
-        b'Q' => msg.get(5..msg.len().saturating_sub(1))?,
-        b'P' => parse_query(msg)?,
-        _ => return None,
-    };
-    let sql = std::str::from_utf8(sql).ok()?;
-    (classify(sql) == StatementKind::Admin).then(|| sql.to_string())
 }
 
 enum Event {

@@ -72,7 +72,11 @@ struct Statement {
 enum Route {
     Passthrough,
     Preview(String),
-    Set { local: bool },
+    /// An admin statement, with the columns it answers (`None`: no rows).
+    Admin(Option<Vec<&'static str>>),
+    Set {
+        local: bool,
+    },
     Txn(Plan),
     Sharded(PreparedRoute),
 }
@@ -181,9 +185,10 @@ impl ShardedSession {
         }
         let route = match classify(&p.query) {
             StatementKind::Admin => {
-                return self
-                    .settle_and_fail_with(&super::admin::extended_unsupported())
-                    .await
+                match crate::admin::answer::describe(&self.rt, &self.session.user, &p.query) {
+                    Ok(columns) => Route::Admin(columns),
+                    Err(e) => return self.settle_and_fail_with(&e).await,
+                }
             }
             StatementKind::Preview(inner) => Route::Preview(inner),
             StatementKind::SessionSet => Route::Set { local: false },
@@ -355,6 +360,10 @@ impl ShardedSession {
                     self.writer.write(&params);
                     self.writer.write(&preview::row_description());
                 }
+                Route::Admin(columns) => {
+                    self.writer.write(&params);
+                    super::admin::write_description(columns, &mut self.writer);
+                }
                 Route::Sharded(_) => match self.describe_statement(&t.name, &statement).await? {
                     Some(d) => self.writer.write_raw(&d.messages),
                     None => return Ok(Outcome::Failed),
@@ -389,6 +398,8 @@ impl ShardedSession {
         let Route::Sharded(prepared) = &statement.route else {
             if let Route::Preview(_) = statement.route {
                 self.writer.write(&preview::row_description());
+            } else if let Route::Admin(columns) = &statement.route {
+                super::admin::write_description(columns, &mut self.writer);
             } else {
                 self.writer.write(&NoData::new());
             }
@@ -598,6 +609,14 @@ impl ShardedSession {
         match &statement.route {
             Route::Passthrough => unreachable!("passthrough statements make passthrough portals"),
             Route::Preview(inner) => Ok(self.preview(inner, false)),
+            Route::Admin(_) => {
+                let (rt, user) = (self.rt.clone(), self.session.user.clone());
+                if super::admin::write_admin(&rt, &user, sql, false, &mut self.writer).await {
+                    Ok(Outcome::Done)
+                } else {
+                    Ok(Outcome::Failed)
+                }
+            }
             Route::Set { local: false } => self.session_set(sql).await,
             Route::Set { local: true } if self.txn.is_some() => self.set_local(sql).await,
             Route::Set { local: true } => {

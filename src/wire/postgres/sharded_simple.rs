@@ -57,7 +57,7 @@ impl ShardedSession {
             StatementKind::Preview(inner) => Ok(self.preview(&inner, true)),
             StatementKind::Admin => {
                 let (rt, user) = (self.rt.clone(), self.session.user.clone());
-                if super::admin::write_admin(&rt, &user, statement, &mut self.writer).await {
+                if super::admin::write_admin(&rt, &user, statement, true, &mut self.writer).await {
                     Ok(Outcome::Done)
                 } else {
                     // dbmesh's own answer: an open transaction is not touched by it.
