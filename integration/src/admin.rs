@@ -71,7 +71,16 @@ impl AdminCluster {
         cluster
     }
 
-    fn url(&self, i: usize) -> String {
+    /// The name of physical database `i`.
+    pub fn physical(&self, i: usize) -> String {
+        match &self.shards {
+            AdminShards::Mysql(dbs) => dbs[i].name.clone(),
+            AdminShards::Postgres(dbs) => dbs[i].name.clone(),
+        }
+    }
+
+    /// The data source URL of physical database `i`.
+    pub fn url(&self, i: usize) -> String {
         match &self.shards {
             AdminShards::Mysql(dbs) => dbs[i].url(),
             AdminShards::Postgres(dbs) => dbs[i].url(),

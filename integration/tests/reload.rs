@@ -401,3 +401,66 @@ async fn wait_for(condition: impl Fn() -> bool, child: &ChildProxy) {
     }
     panic!("the expected log line never came:\n{}", child.log());
 }
+
+#[tokio::test]
+async fn a_moved_data_source_is_used_by_open_mysql_sessions_after_their_transaction() {
+    let (cluster, proxy, mut admin) = start_mysql().await;
+    let mut app = Conn::new(proxy.mysql_opts(APP_USER, APP_PASSWORD, Some(&cluster.plain)))
+        .await
+        .unwrap();
+    assert_eq!(mysql_database(&mut app).await, cluster.physical(2));
+    app.query_drop("BEGIN").await.unwrap();
+    let moved = cluster
+        .config_text("")
+        .replace(&cluster.url(2), &cluster.url(1));
+    cluster.write_config(&moved);
+    admin.query_drop("RELOAD DBMESH CONFIG").await.unwrap();
+    assert_eq!(
+        mysql_database(&mut app).await,
+        cluster.physical(2),
+        "inside the transaction"
+    );
+    app.query_drop("COMMIT").await.unwrap();
+    assert_eq!(mysql_database(&mut app).await, cluster.physical(1));
+    let sources: Vec<mysql_async::Row> = admin
+        .query(format!("SHOW DBMESH DATA SOURCES FROM `{}`", cluster.plain))
+        .await
+        .unwrap();
+    let url: String = sources[0].get("url").unwrap();
+    assert!(url.ends_with(&cluster.physical(1)), "{url}");
+}
+
+#[tokio::test]
+async fn a_moved_data_source_is_used_by_open_postgres_sessions_between_statements() {
+    let cluster = AdminCluster::new("postgres", 0);
+    let proxy = cluster.start().await;
+    let admin = pg_connect(&proxy.pg_dsn(ADMIN_USER, ADMIN_PASSWORD, &cluster.plain))
+        .await
+        .unwrap();
+    let app = pg_connect(&proxy.pg_dsn(APP_USER, APP_PASSWORD, &cluster.plain))
+        .await
+        .unwrap();
+    assert_eq!(pg_database(&app).await, cluster.physical(2));
+    let moved = cluster
+        .config_text("")
+        .replace(&cluster.url(2), &cluster.url(1));
+    cluster.write_config(&moved);
+    admin.simple_query("RELOAD DBMESH CONFIG").await.unwrap();
+    assert_eq!(pg_database(&app).await, cluster.physical(1));
+    assert_eq!(pg_database(&admin).await, cluster.physical(1));
+}
+
+/// The physical database a MySQL session's statements run in.
+async fn mysql_database(conn: &mut Conn) -> String {
+    let db: Option<String> = conn.query_first("SELECT DATABASE()").await.unwrap();
+    db.unwrap()
+}
+
+/// The physical database a PostgreSQL session's statements run in.
+async fn pg_database(client: &tokio_postgres::Client) -> String {
+    let row = client
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .unwrap();
+    row.get::<_, String>(0)
+}

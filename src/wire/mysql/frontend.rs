@@ -283,7 +283,19 @@ impl ClientConn {
             };
             self.refresh_cluster();
             if let Some(info) = &self.info {
-                info.begin_statement(&command_text(&pkt.payload));
+                let executed = (command == COM_STMT_EXECUTE)
+                    .then(|| pkt.payload.get(1..5))
+                    .flatten()
+                    .and_then(|id| {
+                        self.statements
+                            .get(&u32::from_le_bytes(id.try_into().ok()?))
+                    });
+                match executed {
+                    Some(statement) => {
+                        info.begin_statement(&String::from_utf8_lossy(&statement.sql))
+                    }
+                    None => info.begin_statement(&command_text(&pkt.payload)),
+                }
             }
             let outcome = match command {
                 COM_QUIT => return,
@@ -338,8 +350,17 @@ impl ClientConn {
         if generation == self.generation || self.session.in_transaction || self.txn.is_some() {
             return;
         }
+        let cluster = self.rt.cluster();
+        if let Some(db) = &self.session.database {
+            if !cluster.databases.contains_key(db) {
+                // The reload removed this session's database: it keeps serving the
+                // session on the configuration it has, until the client leaves or USEs
+                // another one.
+                return;
+            }
+        }
         self.generation = generation;
-        self.cluster = self.rt.cluster();
+        self.cluster = cluster;
         let cluster = self.cluster.clone();
         let current = |held: &Held| {
             cluster

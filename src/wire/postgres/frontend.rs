@@ -67,6 +67,8 @@ struct PgClient {
     tx_status: u8,
     /// This session in `SHOW DBMESH SESSIONS`.
     info: Option<Registered>,
+    /// The runtime's reload generation `data_source` was chosen at.
+    generation: u64,
     /// Admin statements the client prepared, answered by dbmesh (`admin_pump.rs`).
     admin: admin_pump::AdminPump,
 }
@@ -196,6 +198,7 @@ impl PgClient {
         }
         let user = Arc::new(user.expect("checked above"));
         let mut session = Session::new(user, Some(database.clone()), peer);
+        let rt_generation = rt.generation();
         let data_source = match check_database(&rt, &session, &database) {
             Ok(ds) => ds,
             Err(e) => {
@@ -219,6 +222,7 @@ impl PgClient {
             skip_until_sync: false,
             tx_status: b'I',
             info: None,
+            generation: rt_generation,
             admin: Default::default(),
         };
         if let Err(e) = client.connect_backend().await {
@@ -305,6 +309,7 @@ impl PgClient {
 
     /// Forwards the client's complete messages, with the bookkeeping they need.
     async fn on_client_data(&mut self) -> Result<(), Close> {
+        self.refresh_data_source().await;
         loop {
             let frame = match frame_at(&self.reader.buf, 0, self.reader.max) {
                 Ok(Some(f)) => f,
@@ -518,6 +523,37 @@ impl PgClient {
             self.writer.flush().await.map_err(|_| Close)?;
         }
         Ok(())
+    }
+
+    /// Between statements, outside a transaction, follows a reload that gave the session's
+    /// database another default data source (a changed URL or pool size): the connection
+    /// to the old one goes back to its pool, and the next message opens one to the new one
+    /// (named statements are prepared there again on use, as after a lost connection).
+    async fn refresh_data_source(&mut self) {
+        let generation = self.rt.generation();
+        let idle = self.pending_syncs == 0 && !self.unsynced && self.tx_status == b'I';
+        if generation == self.generation || !idle {
+            return;
+        }
+        self.generation = generation;
+        let cluster = self.rt.cluster();
+        let Some(db) = self
+            .session
+            .database
+            .as_ref()
+            .and_then(|name| cluster.databases.get(name))
+        else {
+            return;
+        };
+        let ds = db.default_data_source();
+        if Arc::ptr_eq(ds, &self.data_source) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.data_source, ds.clone());
+        if let Some(held) = self.backend.take() {
+            debug!(data_source = %old.name, "configuration reloaded: leaving a data source that changed");
+            held.release(&old).await;
+        }
     }
 
     /// The backend connection ended. Between statements and outside a transaction nothing is
