@@ -80,14 +80,16 @@ impl Cluster {
     }
 
     fn build(config: &Config, old: Option<&Cluster>) -> Cluster {
+        // Routers also read the server's snowflake worker id.
+        let same_worker =
+            old.is_some_and(|c| c.snowflake_worker_id == config.server.snowflake_worker_id);
         let databases = config
             .databases
             .iter()
             .map(|(name, db)| {
                 let old_db = old.and_then(|c| c.databases.get(name));
-                if let Some(old_db) = old_db.filter(|o| same_database(&o.config, db)).filter(|_| {
-                    old.is_some_and(|c| c.snowflake_worker_id == config.server.snowflake_worker_id)
-                }) {
+                if let Some(old_db) = old_db.filter(|o| same_worker && same_database(&o.config, db))
+                {
                     return (name.clone(), old_db.clone());
                 }
                 let data_sources = db
