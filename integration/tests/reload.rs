@@ -464,3 +464,30 @@ async fn pg_database(client: &tokio_postgres::Client) -> String {
         .unwrap();
     row.get::<_, String>(0)
 }
+
+#[tokio::test]
+async fn new_logins_use_the_new_users_while_sessions_of_a_removed_user_go_on() {
+    let (cluster, proxy, mut admin) = start_mysql().await;
+    let mut app = Conn::new(proxy.mysql_opts(APP_USER, APP_PASSWORD, Some(&cluster.plain)))
+        .await
+        .unwrap();
+    let renamed = cluster.config_text("").replacen(
+        &format!("name = \"{APP_USER}\""),
+        "name = \"app_renamed\"",
+        1,
+    );
+    cluster.write_config(&renamed);
+    admin.query_drop("RELOAD DBMESH CONFIG").await.unwrap();
+
+    let one: Option<i64> = app.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1), "the open session goes on");
+    let refused = Conn::new(proxy.mysql_opts(APP_USER, APP_PASSWORD, Some(&cluster.plain))).await;
+    let (code, _, _) = server_error(refused);
+    assert_eq!(code, 1045);
+    let mut renamed =
+        Conn::new(proxy.mysql_opts("app_renamed", APP_PASSWORD, Some(&cluster.plain)))
+            .await
+            .unwrap();
+    let two: Option<i64> = renamed.query_first("SELECT 2").await.unwrap();
+    assert_eq!(two, Some(2));
+}
