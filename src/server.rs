@@ -206,6 +206,11 @@ impl Server {
             let task = accept(listener, runtime.clone(), stopped.clone(), Protocol::Mysql);
             tasks.push(tokio::spawn(task));
         }
+        if let Some(interval) = config.server.config_watch {
+            let watch =
+                crate::admin::reload::watch_files(runtime.clone(), interval, stopped.clone());
+            tasks.push(tokio::spawn(watch));
+        }
         let mut postgres_addr = None;
         if let Some(addr) = config.server.postgres_listen {
             let listener = TcpListener::bind(addr).await?;

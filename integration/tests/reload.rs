@@ -491,3 +491,43 @@ async fn new_logins_use_the_new_users_while_sessions_of_a_removed_user_go_on() {
     let two: Option<i64> = renamed.query_first("SELECT 2").await.unwrap();
     assert_eq!(two, Some(2));
 }
+
+#[tokio::test]
+async fn with_config_watch_ms_a_changed_rule_file_is_reloaded_on_its_own() {
+    let cluster = AdminCluster::new("mysql", 0);
+    cluster.write_config(&cluster.config_text("config_watch_ms = 20"));
+    let proxy = cluster.start().await;
+    let mut admin = Conn::new(proxy.mysql_opts(ADMIN_USER, ADMIN_PASSWORD, Some(&cluster.sharded)))
+        .await
+        .unwrap();
+    for ddl in ORDERS_DDL {
+        admin.query_drop(ddl).await.unwrap();
+    }
+    let wait_for_generation = |wanted: &'static str| {
+        let opts = proxy.mysql_opts(ADMIN_USER, ADMIN_PASSWORD, None);
+        async move {
+            let mut conn = Conn::new(opts).await.unwrap();
+            for _ in 0..500 {
+                if variable(&mut conn, "config_generation").await == wanted {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("config_generation never became {wanted}");
+        }
+    };
+    // An invalid change is refused; the valid one after it is taken.
+    cluster.write_rules(&ORDERS_RULES.replace("sharding_count = 2", "sharding_count = 0"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(variable(&mut admin, "config_generation").await, "0");
+    cluster.write_rules(&swapped_orders_rules());
+    wait_for_generation("1").await;
+    admin
+        .query_drop("INSERT INTO t_order (order_id, user_id) VALUES (90000001, 10)")
+        .await
+        .unwrap();
+    assert_eq!(
+        orders_on(&cluster, 90_000_000).await,
+        [vec![], vec![90000001]]
+    );
+}

@@ -1,5 +1,5 @@
-//! Reloading the configuration while dbmesh serves: on SIGHUP and on
-//! `RELOAD DBMESH CONFIG`.
+//! Reloading the configuration while dbmesh serves: on SIGHUP, on
+//! `RELOAD DBMESH CONFIG`, and when `server.config_watch_ms` is set, when the files change.
 //!
 //! The file the running configuration came from is read and validated in full first (the
 //! same `config::load` as at start-up, rule files included). If it has problems, they are
@@ -12,9 +12,9 @@
 //! Listen addresses cannot change without a restart: a file that changes
 //! `server.mysql_listen`, `server.postgres_listen` or `server.admin_listen` is refused.
 //! Settings read only at start-up (`worker_threads`, `mysql_server_version`,
-//! `mysql_auth_plugin`, the RSA key files, `log_level`) keep their running values and a
-//! warning names them; everything else (users, databases, data sources, sharding rules,
-//! timeouts, `max_packet_size` for new connections) takes effect.
+//! `mysql_auth_plugin`, the RSA key files, `log_level`, `config_watch_ms`) keep their
+//! running values and a warning names them; everything else (users, databases, data
+//! sources, sharding rules, timeouts, `max_packet_size` for new connections) takes effect.
 
 use std::sync::Arc;
 
@@ -110,6 +110,49 @@ pub async fn reload_on_sighup(rt: Arc<Runtime>) {
     }
 }
 
+/// With `server.config_watch_ms` set: looks at the config file and the rule files of the
+/// running configuration every interval, and reloads when one's modification time or
+/// size changed. A file that fails to load is not tried again until it changes again.
+/// Ends when `stopped` says so.
+pub async fn watch_files(
+    rt: Arc<Runtime>,
+    interval: std::time::Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut seen = fingerprint(&rt.config());
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopped.changed() => return,
+        }
+        let now = fingerprint(&rt.config());
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        info!("configuration file changed: reloading");
+        if reload(&rt).await.is_ok() {
+            // The new configuration may name other rule files.
+            seen = fingerprint(&rt.config());
+        }
+    }
+}
+
+/// (path, modification time, size) of the config file and every rule file it names.
+fn fingerprint(config: &Config) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)> {
+    std::iter::once(&config.path)
+        .chain(config.databases.values().flat_map(|db| db.rules.iter()))
+        .map(|path| {
+            let meta = std::fs::metadata(path).ok();
+            (
+                path.clone(),
+                meta.as_ref().and_then(|m| m.modified().ok()),
+                meta.map_or(0, |m| m.len()),
+            )
+        })
+        .collect()
+}
+
 /// Listeners are bound once: a changed address is refused rather than silently ignored.
 fn check_listeners(old: &Config, new: &Config) -> Result<(), String> {
     let pairs = [
@@ -167,6 +210,7 @@ fn keep_startup_settings(old: &ServerConfig, new: &mut ServerConfig) -> Vec<&'st
     keep!(rsa_private_key);
     keep!(rsa_public_key);
     keep!(log_level);
+    keep!(config_watch);
     changed
 }
 

@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub snowflake_worker_id: Option<u16>,
     /// Log filter (e.g. `info` or `dbmesh=debug`); `None` = `RUST_LOG` or the binary's default.
     pub log_level: Option<String>,
+    /// How often to look for changes of the config file and its rule files, reloading
+    /// when one changed; `None` = never (reload on SIGHUP or `RELOAD DBMESH CONFIG`).
+    pub config_watch: Option<Duration>,
 }
 
 impl ServerConfig {

@@ -26,6 +26,7 @@ pub(super) struct RawServer {
     pub worker_threads: Option<Spanned<usize>>,
     pub snowflake_worker_id: Option<Spanned<i64>>,
     pub log_level: Option<Spanned<String>>,
+    pub config_watch_ms: Option<Spanned<u64>>,
 }
 
 /// One `[[users]]` entry.
