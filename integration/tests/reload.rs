@@ -530,4 +530,6 @@ async fn with_config_watch_ms_a_changed_rule_file_is_reloaded_on_its_own() {
         orders_on(&cluster, 90_000_000).await,
         [vec![], vec![90000001]]
     );
+    // The invalid file in between never took effect.
+    assert_eq!(variable(&mut admin, "config_generation").await, "1");
 }
