@@ -349,8 +349,9 @@ async fn sighup_reloads_a_running_dbmesh_process() {
     }
     let mut app = Conn::new(opts(APP_USER, APP_PASSWORD)).await.unwrap();
     let hup = || {
-        let status = std::process::Command::new("kill")
-            .args(["-HUP", &child.pid().to_string()])
+        // The shell's builtin kill: no procps needed.
+        let status = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -HUP {}", child.pid())])
             .status()
             .unwrap();
         assert!(status.success());
