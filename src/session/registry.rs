@@ -103,6 +103,14 @@ impl SessionInfo {
             .store(SessionState::Active as u8, Ordering::Relaxed);
     }
 
+    /// [`begin_statement`](Self::begin_statement) from the statement's bytes as the client
+    /// sent them: only the start is looked at (a multi-megabyte INSERT is not scanned), and
+    /// bytes that are not UTF-8 are shown as U+FFFD.
+    pub fn begin_statement_bytes(&self, sql: &[u8]) {
+        let head = &sql[..sql.len().min(MAX_STATEMENT_CHARS * 4)];
+        self.begin_statement(&String::from_utf8_lossy(head));
+    }
+
     /// The statement ended; the session waits for its client, in a transaction or not.
     pub fn end_statement(&self, in_transaction: bool) {
         let state = if in_transaction {
@@ -231,6 +239,19 @@ mod tests {
         assert_eq!(registry.rows()[0].state, SessionState::InTransaction);
         drop(s);
         assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn statement_bytes_are_read_only_at_the_start_and_need_not_be_utf8() {
+        let registry = Arc::new(SessionRegistry::default());
+        let s = registry.register(2, "app", "mysql", "::1", None);
+        let mut big = b"INSERT \xff ".to_vec();
+        big.resize(10_000_000, b'x');
+        s.begin_statement_bytes(&big);
+        let row = &registry.rows()[0];
+        let shown = row.statement.as_ref().unwrap();
+        assert!(shown.starts_with("INSERT \u{fffd} x"), "{shown}");
+        assert_eq!(shown.chars().count(), MAX_STATEMENT_CHARS);
     }
 
     #[test]

@@ -291,10 +291,11 @@ impl ClientConn {
                             .get(&u32::from_le_bytes(id.try_into().ok()?))
                     });
                 match executed {
-                    Some(statement) => {
-                        info.begin_statement(&String::from_utf8_lossy(&statement.sql))
-                    }
-                    None => info.begin_statement(&command_text(&pkt.payload)),
+                    Some(statement) => info.begin_statement_bytes(&statement.sql),
+                    None => match command_text(pkt.payload[0]) {
+                        Some(name) => info.begin_statement(name),
+                        None => info.begin_statement_bytes(&pkt.payload[1..]),
+                    },
                 }
             }
             let outcome = match command {
@@ -765,10 +766,11 @@ fn packet_error_reply(e: &PacketError) -> Option<MysqlError> {
     }
 }
 
-/// What `SHOW DBMESH SESSIONS` shows of a command: a query's text, else the command's name.
-fn command_text(payload: &[u8]) -> std::borrow::Cow<'_, str> {
-    let name = match payload[0] {
-        COM_QUERY | COM_STMT_PREPARE => return String::from_utf8_lossy(&payload[1..]),
+/// What `SHOW DBMESH SESSIONS` shows of a command without SQL text: its name (`None` for
+/// COM_QUERY and COM_STMT_PREPARE, which show their SQL).
+fn command_text(command: u8) -> Option<&'static str> {
+    let name = match command {
+        COM_QUERY | COM_STMT_PREPARE => return None,
         COM_INIT_DB => "COM_INIT_DB",
         COM_PING => "COM_PING",
         COM_FIELD_LIST => "COM_FIELD_LIST",
@@ -783,7 +785,7 @@ fn command_text(payload: &[u8]) -> std::borrow::Cow<'_, str> {
         COM_CHANGE_USER => "COM_CHANGE_USER",
         _ => "command",
     };
-    std::borrow::Cow::Borrowed(name)
+    Some(name)
 }
 
 fn placeholder_user(name: &str) -> UserConfig {

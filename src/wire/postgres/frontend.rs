@@ -455,7 +455,7 @@ impl PgClient {
                 if tag == b'Q' {
                     let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
                     if let Some(info) = &self.info {
-                        info.begin_statement(&String::from_utf8_lossy(sql));
+                        info.begin_statement_bytes(sql);
                     }
                     if let Ok(StatementKind::SessionSet) = std::str::from_utf8(sql).map(classify) {
                         self.session.record_set(&String::from_utf8_lossy(sql));

@@ -154,7 +154,7 @@ impl ShardedSession {
                 } else {
                     super::statements::parse_query(&msg)
                 };
-                info.begin_statement(&String::from_utf8_lossy(text.unwrap_or_default()));
+                info.begin_statement_bytes(text.unwrap_or_default());
             }
             let step = match tag {
                 b'X' => return,
