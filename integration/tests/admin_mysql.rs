@@ -327,3 +327,26 @@ async fn prepared_admin_statements_get_a_clear_error() {
     assert!(message.contains("plain query"), "{message}");
     assert!(!show(&mut conn, "SHOW DBMESH RULES").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_session_that_changes_user_is_listed_under_its_new_user() {
+    let (cluster, proxy) = start().await;
+    let mut conn = Conn::new(proxy.mysql_opts(APP_USER, APP_PASSWORD, Some(&cluster.plain)))
+        .await
+        .unwrap();
+    let id = conn.id().to_string();
+    conn.change_user(
+        mysql_async::ChangeUserOpts::default()
+            .with_user(Some(ADMIN_USER.into()))
+            .with_pass(Some(ADMIN_PASSWORD.into()))
+            .with_db_name(Some(cluster.plain.clone())),
+    )
+    .await
+    .unwrap();
+    let rows = show(&mut conn, "SHOW DBMESH SESSIONS LIKE 'admin'").await;
+    let me = rows
+        .iter()
+        .find(|r| value(r, "id") == Some(id.as_str()))
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(value(me, "user"), Some(ADMIN_USER));
+}

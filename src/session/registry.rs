@@ -49,13 +49,14 @@ impl SessionState {
 pub struct SessionInfo {
     /// The connection id (MySQL connection id, PostgreSQL backend pid), unique across both.
     pub id: u32,
-    pub user: String,
     /// `mysql` or `postgres`.
     pub protocol: &'static str,
     /// The client's address.
     pub client: String,
     /// Unix time in ms the session logged in.
     pub connected_ms: u64,
+    /// The login name (MySQL's COM_CHANGE_USER changes it).
+    user: Mutex<String>,
     state: AtomicU8,
     /// Unix time in ms the current (or last) statement started; 0 = none yet.
     statement_ms: AtomicU64,
@@ -121,6 +122,11 @@ impl SessionInfo {
         self.state.store(state as u8, Ordering::Relaxed);
     }
 
+    /// COM_CHANGE_USER logged the session in as `user`.
+    pub fn set_user(&self, user: &str) {
+        *self.user.lock().unwrap() = user.to_string();
+    }
+
     /// The session's logical database changed.
     pub fn set_database(&self, database: Option<&str>) {
         let mut d = self.database.lock().unwrap();
@@ -134,7 +140,7 @@ impl SessionInfo {
         let started = self.statement_ms.load(Ordering::Relaxed);
         SessionRow {
             id: self.id,
-            user: self.user.clone(),
+            user: self.user.lock().unwrap().clone(),
             protocol: self.protocol,
             client: self.client.clone(),
             database: self.database.lock().unwrap().clone(),
@@ -185,7 +191,7 @@ impl SessionRegistry {
     ) -> Registered {
         let info = Arc::new(SessionInfo {
             id,
-            user: user.to_string(),
+            user: Mutex::new(user.to_string()),
             protocol,
             client: client.to_string(),
             connected_ms: now_ms(),

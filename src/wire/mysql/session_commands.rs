@@ -175,6 +175,9 @@ impl ClientConn {
         if let Some(c) = req.collation {
             self.collation = c;
         }
+        if let Some(info) = &self.info {
+            info.set_user(&self.session.user.name);
+        }
         self.send_ok();
         Ok(())
     }
