@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use dbmesh;
 
+mod admin;
 mod forwarder;
 mod merge_compare;
 mod merge_dataset;
@@ -25,6 +26,7 @@ mod tls;
 mod tls_mariadb;
 mod tls_postgres;
 
+pub use admin::*;
 pub use forwarder::*;
 pub use merge_compare::*;
 pub use merge_dataset::*;

@@ -74,6 +74,9 @@ pub struct ServerConfig {
     /// After SIGTERM / SIGINT, how long open transactions may take to finish before every
     /// connection is closed.
     pub shutdown_timeout: Duration,
+    /// How often to look for changes of the config file and its rule files, reloading
+    /// when one changed; `None` = never (reload on SIGHUP or `RELOAD DBMESH CONFIG`).
+    pub config_watch: Option<Duration>,
 }
 
 impl ServerConfig {

@@ -62,6 +62,15 @@ pub fn sqlstate(e: &Error) -> (&'static str, String) {
         Error::SqlParse(_) => ("42601", e.to_string()),
         Error::Routing(_) => ("22023", e.to_string()),
         Error::KeyGeneration(_) => ("XX000", e.to_string()),
+        Error::AdminDenied { user, statement } => (
+            "42501",
+            format!(
+                "permission denied for user \"{user}\": {statement} needs a user with admin = true"
+            ),
+        ),
+        Error::AdminSyntax(_) => ("42601", e.to_string()),
+        // config_file_error
+        Error::ConfigReload(_) => ("F0000", e.to_string()),
     }
 }
 
