@@ -98,6 +98,17 @@ pub enum Error {
     /// A key generator failed (the clock stepped back too far).
     #[error("key generation failed: {0}")]
     KeyGeneration(String),
+    /// An admin statement (`SHOW DBMESH ...`, `RELOAD DBMESH CONFIG`) from a user without
+    /// `admin = true`.
+    #[error("Access denied for user '{user}': {statement} needs a user with admin = true")]
+    AdminDenied { user: String, statement: String },
+    /// An admin statement dbmesh does not understand; the message says what it expected.
+    #[error("{0}")]
+    AdminSyntax(String),
+    /// `RELOAD DBMESH CONFIG` found the new configuration invalid (every problem, with
+    /// file:line:column) or not applicable without a restart; the old one keeps serving.
+    #[error("configuration not reloaded, the running one is kept: {0}")]
+    ConfigReload(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -76,9 +76,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        tokio::spawn(dbmesh::admin::reload::reload_on_sighup(
+            server.runtime.clone(),
+        ));
         signals.wait().await;
         tracing::info!(
-            timeout_ms = server.runtime.config.server.shutdown_timeout.as_millis() as u64,
+            timeout_ms = server.runtime.config().server.shutdown_timeout.as_millis() as u64,
             "shutting down: no new connections; open transactions may finish"
         );
         server.stop().await;

@@ -1,9 +1,10 @@
 //! The running proxy: the runtime shared by every connection, and the listeners.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use mysql_common::constants::CapabilityFlags;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -11,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::{BackendKind, Config, MysqlAuthPlugin};
 use crate::execute::Cluster;
+use crate::session::registry::SessionRegistry;
 use crate::shutdown::{Shutdown, ShutdownSignal};
 use crate::txn::Coordinator;
 use crate::wire::mysql::auth::AuthState;
@@ -30,9 +32,23 @@ pub const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 const FALLBACK_MYSQL_VERSION: &str = "8.0.36-dbmesh";
 
 /// Everything a connection needs: the configuration, the data sources and their pools.
+///
+/// The configuration and the cluster built from it are swapped whole by a reload
+/// (`admin::reload`); a session reads them through [`Runtime::config`] and
+/// [`Runtime::cluster`], a lock-free snapshot it keeps as long as it needs one state
+/// (a statement, a transaction).
 pub struct Runtime {
-    pub config: Arc<Config>,
-    pub cluster: Cluster,
+    config: ArcSwap<Config>,
+    cluster: ArcSwap<Cluster>,
+    /// Bumped by every reload that took effect, so sessions notice a new snapshot with one
+    /// atomic load.
+    generation: AtomicU64,
+    /// Reloads run one at a time.
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// Live client sessions, for `SHOW DBMESH SESSIONS`.
+    pub sessions: Arc<SessionRegistry>,
+    /// Unix time in ms the runtime was built.
+    pub started_ms: u64,
     /// What the MySQL listener tells clients about itself.
     pub mysql: ServerInfo,
     pub auth: AuthState,
@@ -63,8 +79,12 @@ impl Runtime {
         let runtime = Arc::new(Runtime {
             xa,
             auth: AuthState::new(config.server.rsa_private_key.clone()),
-            config: Arc::new(config),
-            cluster,
+            config: ArcSwap::from_pointee(config),
+            cluster: ArcSwap::from_pointee(cluster),
+            generation: AtomicU64::new(0),
+            reload_lock: tokio::sync::Mutex::new(()),
+            sessions: Arc::new(SessionRegistry::default()),
+            started_ms: crate::session::registry::now_ms(),
             mysql,
             mysql_kill: KillRegistry::default(),
             pg_cancel: CancelRegistry::default(),
@@ -81,6 +101,29 @@ impl Runtime {
             });
         }
         runtime
+    }
+
+    /// The running configuration (a snapshot: a reload does not change it under the caller).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The running cluster (a snapshot, like [`Runtime::config`]).
+    pub fn cluster(&self) -> Arc<Cluster> {
+        self.cluster.load_full()
+    }
+
+    /// How many reloads took effect so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Puts a reloaded configuration and its cluster in place: statements that start from
+    /// now on see them.
+    pub(crate) fn install(&self, config: Config, cluster: Cluster) {
+        self.cluster.store(Arc::new(cluster));
+        self.config.store(Arc::new(config));
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A fresh id for a client connection (MySQL's connection id).
@@ -164,7 +207,8 @@ impl Server {
         let mut tasks = Vec::new();
         let recovery = start_xa_recovery(&runtime);
         let mut mysql_addr = None;
-        if let Some(addr) = runtime.config.server.mysql_listen {
+        let config = runtime.config();
+        if let Some(addr) = config.server.mysql_listen {
             let listener = TcpListener::bind(addr).await?;
             let bound = listener.local_addr()?;
             info!(%bound, "MySQL listener ready");
@@ -172,8 +216,13 @@ impl Server {
             let task = accept(listener, runtime.clone(), &shutdown, Protocol::Mysql);
             tasks.push(tokio::spawn(task));
         }
+        if let Some(interval) = config.server.config_watch {
+            let watch =
+                crate::admin::reload::watch_files(runtime.clone(), interval, shutdown.subscribe());
+            tasks.push(tokio::spawn(watch));
+        }
         let mut postgres_addr = None;
-        if let Some(addr) = runtime.config.server.postgres_listen {
+        if let Some(addr) = config.server.postgres_listen {
             let listener = TcpListener::bind(addr).await?;
             let bound = listener.local_addr()?;
             info!(%bound, "PostgreSQL listener ready");
@@ -182,7 +231,7 @@ impl Server {
             tasks.push(tokio::spawn(task));
         }
         let mut admin_addr = None;
-        if let Some(addr) = runtime.config.server.admin_listen {
+        if let Some(addr) = config.server.admin_listen {
             let (bound, task) =
                 crate::admin::start(addr, runtime.clone(), shutdown.subscribe()).await?;
             admin_addr = Some(bound);
@@ -211,7 +260,7 @@ impl Server {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        let deadline = self.runtime.config.server.shutdown_timeout;
+        let deadline = self.runtime.config().server.shutdown_timeout;
         if self.shutdown.drained(deadline).await {
             info!("every client connection closed");
         } else {
@@ -223,29 +272,30 @@ impl Server {
     }
 }
 
-/// Starts XA recovery when some database runs XA transactions or the file has a
-/// `[transaction]` table: it resolves what an earlier crash left prepared, then keeps
+/// Starts XA recovery. A pass runs while some database has XA transactions or the file
+/// has a `[transaction]` table (read from the current configuration each time, so a
+/// reload is followed): it resolves what an earlier crash left prepared, then keeps
 /// watching (and renewing this instance's lease in a shared log).
 fn start_xa_recovery(runtime: &Arc<Runtime>) -> Option<JoinHandle<()>> {
-    let config = &runtime.config;
-    let wanted = config.transaction.configured
-        || config
+    let weak = Arc::downgrade(runtime);
+    let targets = move || {
+        let config = weak.upgrade()?.config();
+        let wanted = config.transaction.configured
+            || config
+                .databases
+                .values()
+                .any(|db| db.transaction == crate::config::TransactionType::Xa);
+        if !wanted {
+            return None;
+        }
+        let urls = config
             .databases
             .values()
-            .any(|db| db.transaction == crate::config::TransactionType::Xa);
-    if !wanted {
-        return None;
-    }
-    let urls = config
-        .databases
-        .values()
-        .flat_map(|db| db.data_sources.values().map(|ds| ds.url.clone()))
-        .collect();
-    Some(crate::txn::recovery::spawn(
-        runtime.xa.clone(),
-        urls,
-        config.server.connect_timeout,
-    ))
+            .flat_map(|db| db.data_sources.values().map(|ds| ds.url.clone()))
+            .collect();
+        Some((urls, config.server.connect_timeout))
+    };
+    Some(crate::txn::recovery::spawn(runtime.xa.clone(), targets))
 }
 
 /// Which frontend a listener serves.

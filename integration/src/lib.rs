@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use dbmesh;
 
+mod admin;
 mod bank;
 mod forwarder;
 mod merge_compare;
@@ -26,6 +27,7 @@ mod tls;
 mod tls_mariadb;
 mod tls_postgres;
 
+pub use admin::*;
 pub use bank::*;
 pub use forwarder::*;
 pub use merge_compare::*;

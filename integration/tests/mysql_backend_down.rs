@@ -135,7 +135,8 @@ async fn pooled_connection_that_died_while_idle_is_replaced_transparently() {
     let mut forwarder = TcpForwarder::start(mysql_port()).await;
     let url = format!("mysql://root:@127.0.0.1:{}/{}", forwarder.port, db.name);
     let proxy = Proxy::start(&mysql_config("shop", &url, "")).await;
-    let pool = &proxy.server.runtime.cluster.databases["shop"].data_sources["ds_0"].mysql;
+    let cluster = proxy.server.runtime.cluster();
+    let pool = &cluster.databases["shop"].data_sources["ds_0"].mysql;
     let mut first = Conn::new(proxy.app_opts("shop")).await.unwrap();
     first.query_drop("SELECT 1").await.unwrap();
     first.disconnect().await.unwrap();

@@ -121,7 +121,8 @@ async fn unknown_command_gets_1047_and_the_connection_stays_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_vanishing_mid_result_frees_its_backend_connection() {
     let (_db, proxy) = setup("bad_vanish", "").await;
-    let pool = &proxy.server.runtime.cluster.databases["shop"].data_sources["ds_0"].mysql;
+    let cluster = proxy.server.runtime.cluster();
+    let pool = &cluster.databases["shop"].data_sources["ds_0"].mysql;
     let mut c = RawClient::login(proxy.mysql_port(), APP_USER, APP_PASSWORD, "shop").await;
     // ~100 MB of result: far more than socket buffers hold, so the proxy is mid-relay.
     c.write_packet(0, b"\x03SELECT seq, REPEAT('x', 90) FROM seq_1_to_1000000")

@@ -166,7 +166,8 @@ async fn dbmesh_logs_in_to_a_caching_sha2_backend_with_full_then_fast_authentica
         .await
         .unwrap();
     assert_eq!(v.as_deref(), Some("through"));
-    let pool = &outer.server.runtime.cluster.databases["shop"].data_sources["ds_0"].mysql;
+    let cluster = outer.server.runtime.cluster();
+    let pool = &cluster.databases["shop"].data_sources["ds_0"].mysql;
     assert_eq!(pool.in_use(), 2);
 }
 

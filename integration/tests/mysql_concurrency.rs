@@ -93,7 +93,8 @@ async fn two_hundred_clients_share_twenty_backend_connections() {
         peak <= MAX_BACKEND,
         "{peak} backend connections, max is {MAX_BACKEND}"
     );
-    let pool = &proxy.server.runtime.cluster.databases["shop"].data_sources["ds_0"].mysql;
+    let cluster = proxy.server.runtime.cluster();
+    let pool = &cluster.databases["shop"].data_sources["ds_0"].mysql;
     assert!(pool.idle_count() <= MAX_BACKEND);
 }
 
@@ -154,7 +155,8 @@ async fn checkout_timeout_is_a_clean_error_naming_the_data_source() {
 
     holder.disconnect().await.unwrap();
     // The 200 ms checkout timeout is short: wait until the holder's slot is really free.
-    let pool = &proxy.server.runtime.cluster.databases["shop"].data_sources["ds_0"].mysql;
+    let cluster = proxy.server.runtime.cluster();
+    let pool = &cluster.databases["shop"].data_sources["ds_0"].mysql;
     while pool.in_use() > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }

@@ -81,7 +81,7 @@ async fn answer(admin: &Admin, req: &Request<Incoming>, stopping: bool) -> Respo
     }
     match req.uri().path() {
         "/metrics" => {
-            record_pools(&admin.runtime.cluster);
+            record_pools(&admin.runtime.cluster());
             admin.metrics.run_upkeep();
             let mut r = text(StatusCode::OK, admin.metrics.render());
             r.headers_mut().insert(
@@ -93,8 +93,8 @@ async fn answer(admin: &Admin, req: &Request<Incoming>, stopping: bool) -> Respo
         "/health" => text(StatusCode::OK, "ok\n".into()),
         "/ready" if stopping => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into()),
         "/ready" => {
-            let timeout = admin.runtime.config.server.connect_timeout;
-            let down = ready::unreachable(&admin.runtime.cluster, &admin.health, timeout).await;
+            let timeout = admin.runtime.config().server.connect_timeout;
+            let down = ready::unreachable(&admin.runtime.cluster(), &admin.health, timeout).await;
             if down.is_empty() {
                 text(StatusCode::OK, "ready\n".into())
             } else {

@@ -1,9 +1,22 @@
+//! Administration: the admin SQL statements dbmesh answers itself on its MySQL and
+//! PostgreSQL listeners (`SHOW DBMESH ...`, `RELOAD DBMESH CONFIG`), and reloading the
+//! configuration. See docs/admin.md.
+//!
+//! Protocol-neutral: [`statement`] parses the grammar, [`answer`] checks the privilege and
+//! produces an [`answer::AdminResult`] (column names and rows of text or NULL, or a plain
+//! OK), [`show`] builds the SHOW results, [`reload`] validates and installs a new
+//! configuration. The wire layers only encode the result.
+//!
 //! Operations: the metrics dbmesh records (`metrics.rs`), and the admin HTTP endpoint that
 //! serves them with health and readiness (`http.rs`, `ready.rs`).
 
+pub mod answer;
 pub mod http;
 pub mod metrics;
 pub mod ready;
+pub mod reload;
+pub mod show;
+pub mod statement;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

@@ -76,6 +76,9 @@ pub struct ServerConfig {
     /// After SIGTERM / SIGINT, how long open transactions may take to finish before every
     /// connection is closed.
     pub shutdown_timeout: Duration,
+    /// How often to look for changes of the config file and its rule files, reloading
+    /// when one changed; `None` = never (reload on SIGHUP or `RELOAD DBMESH CONFIG`).
+    pub config_watch: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -120,7 +123,7 @@ impl LogFormat {
 }
 
 /// `[transaction]`: the XA coordinator of this dbmesh instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionConfig {
     /// Names this instance in every global transaction id it creates, so recovery can tell
     /// whose prepared branches it finds; `None` = derived at start-up (see `txn::instance`).

@@ -34,6 +34,7 @@ pub(super) struct RawServer {
     pub log_format: Option<Spanned<String>>,
     pub slow_statement_ms: Option<Spanned<u64>>,
     pub shutdown_timeout_ms: Option<Spanned<u64>>,
+    pub config_watch_ms: Option<Spanned<u64>>,
 }
 
 /// `[transaction]`: the XA coordinator's instance id, transaction log and recovery.

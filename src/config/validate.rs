@@ -81,6 +81,7 @@ fn server(
         log_format: LogFormat::Text,
         slow_statement: None,
         shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,
+        config_watch: None,
     };
     let Some(section) = section else {
         report.at(
@@ -199,6 +200,12 @@ fn server(
         server.checkout_timeout = Duration::from_millis(ms);
     }
     server.worker_threads = positive(raw.worker_threads.as_ref(), &key("worker_threads"), report);
+    server.config_watch = positive(
+        raw.config_watch_ms.as_ref(),
+        &key("config_watch_ms"),
+        report,
+    )
+    .map(Duration::from_millis);
     if let Some(id) = &raw.snowflake_worker_id {
         match u16::try_from(*id.get_ref()) {
             Ok(worker) if worker <= 1023 => server.snowflake_worker_id = Some(worker),

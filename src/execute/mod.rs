@@ -1,9 +1,11 @@
 //! Execution: the data sources of every logical database, with their connection pools.
 //!
-//! Built once from the configuration (`Cluster::new`); frontends check out backend connections
-//! through it. Protocol-specific connection types live in the wire layer; the pools here only
-//! count and hold them.
+//! Built from the configuration (`Cluster::new`), and again on a reload
+//! (`Cluster::rebuild`), which keeps the data sources (and their pools) whose settings did
+//! not change; frontends check out backend connections through it. Protocol-specific
+//! connection types live in the wire layer; the pools here only count and hold them.
 
+pub mod health;
 pub mod pool;
 
 use std::collections::BTreeMap;
@@ -26,6 +28,18 @@ pub struct DataSource {
     pub mysql: Pool<BackendConn, Profile>,
     /// Pool of PostgreSQL backend connections, keyed by the startup parameters' hash.
     pub postgres: Pool<PgBackendConn, u64>,
+    /// Outcomes of the connects to it.
+    pub health: health::Health,
+}
+
+impl DataSource {
+    /// The pool of the protocol `kind`'s connections: its counters.
+    pub fn pool_stats(&self, kind: BackendKind) -> pool::PoolStats {
+        match kind {
+            BackendKind::Mysql => self.mysql.stats(),
+            BackendKind::Postgres => self.postgres.stats(),
+        }
+    }
 }
 
 /// A logical database as apps see it, with its data sources.
@@ -47,28 +61,57 @@ impl LogicalDatabase {
 /// Every logical database of the running configuration.
 pub struct Cluster {
     pub databases: BTreeMap<String, Arc<LogicalDatabase>>,
+    /// `server.snowflake_worker_id` the routers were built with.
+    snowflake_worker_id: Option<u16>,
 }
 
 impl Cluster {
     pub fn new(config: &Config) -> Cluster {
+        Self::build(config, None)
+    }
+
+    /// The cluster of a reloaded `config`. A data source whose URL and pool size did not
+    /// change keeps its `DataSource` (its pools, idle connections and health) so sessions
+    /// holding connections to it go on using them; a logical database whose whole
+    /// configuration (rules included) and the server settings its router reads did not
+    /// change keeps its `LogicalDatabase` (its router, and the key generators' state).
+    pub fn rebuild(config: &Config, old: &Cluster) -> Cluster {
+        Self::build(config, Some(old))
+    }
+
+    fn build(config: &Config, old: Option<&Cluster>) -> Cluster {
+        // Routers also read the server's snowflake worker id.
+        let same_worker =
+            old.is_some_and(|c| c.snowflake_worker_id == config.server.snowflake_worker_id);
         let databases = config
             .databases
             .iter()
             .map(|(name, db)| {
+                let old_db = old.and_then(|c| c.databases.get(name));
+                if let Some(old_db) = old_db.filter(|o| same_worker && same_database(&o.config, db))
+                {
+                    return (name.clone(), old_db.clone());
+                }
                 let data_sources = db
                     .data_sources
                     .iter()
                     .map(|(ds_name, ds)| {
-                        (
-                            ds_name.clone(),
-                            Arc::new(DataSource {
+                        let kept = old_db
+                            .and_then(|o| o.data_sources.get(ds_name))
+                            .filter(|o| o.url == ds.url && o.mysql.max() == ds.max_connections)
+                            .filter(|_| old_db.is_some_and(|o| o.config.backend == db.backend));
+                        let source = match kept {
+                            Some(kept) => kept.clone(),
+                            None => Arc::new(DataSource {
                                 name: ds_name.clone(),
                                 database: name.clone(),
                                 url: ds.url.clone(),
                                 mysql: Pool::new(ds.max_connections),
                                 postgres: Pool::new(ds.max_connections),
+                                health: Default::default(),
                             }),
-                        )
+                        };
+                        (ds_name.clone(), source)
                     })
                     .collect();
                 (
@@ -93,6 +136,24 @@ impl Cluster {
                 )
             })
             .collect();
-        Cluster { databases }
+        Cluster {
+            databases,
+            snowflake_worker_id: config.server.snowflake_worker_id,
+        }
     }
+
+    /// Every data source of every logical database, with its database.
+    pub fn data_sources(&self) -> impl Iterator<Item = (&Arc<LogicalDatabase>, &Arc<DataSource>)> {
+        self.databases
+            .values()
+            .flat_map(|db| db.data_sources.values().map(move |ds| (db, ds)))
+    }
+}
+
+/// Whether two configurations of a logical database are the same. `DatabaseConfig` holds
+/// built sharding algorithms (trait objects without `PartialEq`); their `Debug` forms
+/// carry every setting, so comparing those is exact enough: a difference only costs a
+/// rebuilt router.
+fn same_database(a: &DatabaseConfig, b: &DatabaseConfig) -> bool {
+    format!("{a:?}") == format!("{b:?}")
 }

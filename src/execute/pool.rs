@@ -4,6 +4,7 @@
 //! they were opened with, and only handed to a session with the same profile. A checkout that
 //! cannot get a slot within the checkout timeout fails instead of hanging.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,18 @@ pub struct Pool<C, P> {
     max: u32,
     slots: Arc<Semaphore>,
     idle: Mutex<Vec<Idle<C, P>>>,
+    /// Checkouts waiting for a slot right now (for `SHOW DBMESH DATA SOURCES`, metrics).
+    waiting: AtomicUsize,
+}
+
+/// A reading of a pool's counters; the numbers are each exact, not taken atomically
+/// together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub max: u32,
+    pub in_use: usize,
+    pub idle: usize,
+    pub waiting: usize,
 }
 
 /// A checked-out slot: either an idle connection to reuse, or permission to open a new one.
@@ -55,6 +68,22 @@ impl<C, P: PartialEq + Copy> Pool<C, P> {
             max,
             slots: Arc::new(Semaphore::new(max as usize)),
             idle: Mutex::new(Vec::new()),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Checkouts waiting for a free slot.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The pool's counters at once.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            max: self.max,
+            in_use: self.in_use(),
+            idle: self.idle_count(),
+            waiting: self.waiting(),
         }
     }
 
@@ -78,13 +107,19 @@ impl<C, P: PartialEq + Copy> Pool<C, P> {
         timeout: Duration,
     ) -> Result<Lease<C>, CheckoutTimeout> {
         let start = Instant::now();
-        let permit = tokio::time::timeout(timeout, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| CheckoutTimeout {
-                waited: start.elapsed(),
-                max: self.max,
-            })?
-            .expect("pool semaphore is never closed");
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _waiting = WaitingGuard::new(&self.waiting);
+                tokio::time::timeout(timeout, self.slots.clone().acquire_owned())
+                    .await
+                    .map_err(|_| CheckoutTimeout {
+                        waited: start.elapsed(),
+                        max: self.max,
+                    })?
+                    .expect("pool semaphore is never closed")
+            }
+        };
         let conn = {
             let mut idle = self.idle.lock().unwrap();
             idle.retain(|i| i.since.elapsed() < IDLE_TIMEOUT);
@@ -108,6 +143,22 @@ impl<C, P: PartialEq + Copy> Pool<C, P> {
             since: Instant::now(),
         });
         drop(lease.permit);
+    }
+}
+
+/// Counts a checkout as waiting for as long as it waits (also when it is cancelled).
+struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingGuard<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        WaitingGuard(counter)
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -138,6 +189,24 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.max, 1);
+    }
+
+    #[tokio::test]
+    async fn a_checkout_waiting_for_a_slot_is_counted_while_it_waits() {
+        let pool: Arc<Pool<(), u8>> = Arc::new(Pool::new(1));
+        let held = pool.checkout(0, Duration::from_secs(1)).await.unwrap();
+        let waiter = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.checkout(0, Duration::from_secs(30)).await.is_ok() })
+        };
+        while pool.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.stats().waiting, 1);
+        assert_eq!(pool.stats().in_use, 1);
+        drop(held);
+        assert!(waiter.await.unwrap());
+        assert_eq!(pool.waiting(), 0);
     }
 
     #[tokio::test]

@@ -5,6 +5,8 @@
 //! new backend connection can be brought to the same state by replaying them). Prepared
 //! statements are recorded by the wire layer, which knows their protocol form.
 
+pub mod registry;
+
 use std::sync::Arc;
 
 use crate::config::UserConfig;

@@ -17,6 +17,9 @@ pub enum StatementKind {
     /// `PREVIEW <sql>`: dbmesh answers with the (data source, actual SQL) pairs `<sql>`
     /// would run, without running it. Holds the statement after the keyword.
     Preview(String),
+    /// `SHOW DBMESH ...` / `RELOAD DBMESH ...`: an admin statement, answered by dbmesh
+    /// (`admin::answer` parses the rest), never forwarded.
+    Admin,
     /// Anything else: forwarded as is.
     Other,
 }
@@ -36,8 +39,17 @@ pub fn classify(sql: &str) -> StatementKind {
         }
         return StatementKind::Other;
     }
+    if first.eq_ignore_ascii_case("reload") {
+        return match lx.word() {
+            Some(w) if w.eq_ignore_ascii_case("dbmesh") => StatementKind::Admin,
+            _ => StatementKind::Other,
+        };
+    }
     if first.eq_ignore_ascii_case("show") {
         if let Some(w) = lx.word() {
+            if w.eq_ignore_ascii_case("dbmesh") {
+                return StatementKind::Admin;
+            }
             if (w.eq_ignore_ascii_case("databases") || w.eq_ignore_ascii_case("schemas"))
                 && lx.at_end()
             {
@@ -249,6 +261,18 @@ mod tests {
         );
         assert_eq!(classify("KILL QUERY ID 5"), StatementKind::Other);
         assert_eq!(classify("KILL USER bob"), StatementKind::Other);
+    }
+
+    #[test]
+    fn recognises_admin_statements_by_their_first_two_words() {
+        assert_eq!(classify("SHOW DBMESH RULES"), StatementKind::Admin);
+        assert_eq!(
+            classify("/* x */ show dbmesh nonsense"),
+            StatementKind::Admin
+        );
+        assert_eq!(classify("reload DBMESH config;"), StatementKind::Admin);
+        assert_eq!(classify("RELOAD PLUGINS"), StatementKind::Other);
+        assert_eq!(classify("SHOW DBMESHES"), StatementKind::Other);
     }
 
     #[test]

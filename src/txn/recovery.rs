@@ -255,35 +255,42 @@ impl Recovery {
 }
 
 /// Runs recovery now and then every `recovery_interval_ms`, renewing the lease of a shared
-/// log more often (a third of `lease_ms`), until the process ends.
-pub fn spawn(
-    coordinator: Arc<Coordinator>,
-    urls: Vec<DataSourceUrl>,
-    connect_timeout: Duration,
-) -> tokio::task::JoinHandle<()> {
+/// log more often (a third of `lease_ms`), until the process ends. `targets` gives, at each
+/// pass, the data sources to scan and the connect timeout, or `None` when no database runs
+/// XA transactions now (the pass is skipped).
+pub fn spawn<F>(coordinator: Arc<Coordinator>, targets: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Option<(Vec<DataSourceUrl>, Duration)> + Send + 'static,
+{
     tokio::spawn(async move {
         let recovery = Recovery::default();
         let interval = coordinator.config.recovery_interval;
         let tick = interval
             .min(coordinator.lease() / 3)
             .max(Duration::from_millis(50));
-        info!(
-            instance = %coordinator.instance, log = %coordinator.log.describe(),
-            "XA coordinator ready"
-        );
+        let mut announced = false;
         let mut last: Option<Instant> = None;
         loop {
-            if last.is_none_or(|t| t.elapsed() >= interval) {
-                recovery
-                    .recover_once(&coordinator, urls.iter(), connect_timeout)
-                    .await;
-                last = Some(Instant::now());
-            } else if let Err(e) = coordinator
-                .log
-                .renew_lease(&coordinator.instance, coordinator.boot, coordinator.lease())
-                .await
-            {
-                warn!("XA: renewing the lease failed: {e}");
+            if let Some((urls, connect_timeout)) = targets() {
+                if !announced {
+                    info!(
+                        instance = %coordinator.instance, log = %coordinator.log.describe(),
+                        "XA coordinator ready"
+                    );
+                    announced = true;
+                }
+                if last.is_none_or(|t| t.elapsed() >= interval) {
+                    recovery
+                        .recover_once(&coordinator, urls.iter(), connect_timeout)
+                        .await;
+                    last = Some(Instant::now());
+                } else if let Err(e) = coordinator
+                    .log
+                    .renew_lease(&coordinator.instance, coordinator.boot, coordinator.lease())
+                    .await
+                {
+                    warn!("XA: renewing the lease failed: {e}");
+                }
             }
             tokio::time::sleep(tick).await;
         }

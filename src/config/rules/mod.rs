@@ -19,7 +19,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use model::{KeyGen, ShardingRules, Strategy, TableRule};
+pub use model::{Definition, KeyGen, ShardingRules, Strategy, TableRule};
 
 use super::error::{ConfigError, ConfigProblem, Report};
 
@@ -95,6 +95,10 @@ pub(super) fn load_all(
         into.tables.extend(rules.tables);
         into.algorithms.extend(rules.algorithms);
         into.key_generators.extend(rules.key_generators);
+        into.algorithm_definitions
+            .extend(rules.algorithm_definitions);
+        into.key_generator_definitions
+            .extend(rules.key_generator_definitions);
     }
     if !problems.is_empty() {
         return Err(ConfigError { problems });

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::route::algorithms::ShardingAlgorithm;
+use crate::route::algorithms::{Properties, ShardingAlgorithm};
 use crate::route::data_nodes::DataNode;
 use crate::route::keygen::KeyGeneratorConfig;
 
@@ -27,6 +27,19 @@ pub struct ShardingRules {
     pub algorithms: BTreeMap<String, Arc<dyn ShardingAlgorithm>>,
     /// `[key_generators.<name>]`: key generator settings by name.
     pub key_generators: BTreeMap<String, KeyGeneratorConfig>,
+    /// The type and properties of each algorithm as the rule file wrote them, by name: what
+    /// `SHOW DBMESH RULES` shows (a built algorithm keeps only what it routes with).
+    pub algorithm_definitions: BTreeMap<String, Definition>,
+    /// The same for each key generator.
+    pub key_generator_definitions: BTreeMap<String, Definition>,
+}
+
+/// An algorithm's or key generator's `type` and properties, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    /// `type`, upper case (`MOD`, `SNOWFLAKE`).
+    pub kind: String,
+    pub properties: Properties,
 }
 
 impl ShardingRules {

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::super::error::{child_key, index_key, Report};
 use super::document::{PropertiesSection, RulesDocument};
-use super::model::{KeyGen, ShardingRules, Strategy, TableRule};
+use super::model::{Definition, KeyGen, ShardingRules, Strategy, TableRule};
 use super::raw::{RawStrategy, RawTable};
 use crate::route::algorithms::{
     build_algorithm, trailing_number, ColumnUse, PropertyProblem, ShardingAlgorithm,
@@ -42,6 +42,13 @@ pub(super) fn validate(
         match KeyGeneratorConfig::from_properties(kind.get_ref(), &section.properties) {
             Ok(config) => {
                 rules.key_generators.insert(section.name.clone(), config);
+                rules.key_generator_definitions.insert(
+                    section.name.clone(),
+                    Definition {
+                        kind: kind.get_ref().to_ascii_uppercase(),
+                        properties: section.properties.clone(),
+                    },
+                );
             }
             Err(problems) => property_problems(section, kind, problems, report),
         }
@@ -51,6 +58,13 @@ pub(super) fn validate(
         match build_algorithm(&section.name, kind.get_ref(), &section.properties) {
             Ok(algorithm) => {
                 rules.algorithms.insert(section.name.clone(), algorithm);
+                rules.algorithm_definitions.insert(
+                    section.name.clone(),
+                    Definition {
+                        kind: kind.get_ref().to_ascii_uppercase(),
+                        properties: section.properties.clone(),
+                    },
+                );
             }
             Err(problems) => property_problems(section, kind, problems, report),
         }

@@ -87,7 +87,8 @@ impl ClientConn {
     }
 
     pub(crate) async fn open_backend(&self, ds: &Arc<DataSource>) -> Result<Held, Error> {
-        let server = &self.rt.config.server;
+        let config = self.rt.config();
+        let server = &config.server;
         let profile = self.profile();
         let mut lease = ds
             .mysql
@@ -115,8 +116,12 @@ impl ClientConn {
             connect_timeout: server.connect_timeout,
             max_packet: server.max_packet_size,
         })
-        .await
-        .map_err(|e| Error::DataSourceUnavailable {
+        .await;
+        match &conn {
+            Ok(_) => ds.health.connected(),
+            Err(e) => ds.health.connect_failed(&e.to_string()),
+        }
+        let conn = conn.map_err(|e| Error::DataSourceUnavailable {
             database: ds.database.clone(),
             data_source: ds.name.clone(),
             cause: e.to_string(),

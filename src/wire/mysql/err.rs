@@ -14,6 +14,7 @@ pub mod code {
     pub const ER_NO_SUCH_THREAD: u16 = 1094;
     pub const ER_KILL_DENIED_ERROR: u16 = 1095;
     pub const ER_UNKNOWN_ERROR: u16 = 1105;
+    pub const ER_SPECIFIC_ACCESS_DENIED_ERROR: u16 = 1227;
     pub const ER_CONNECTION_KILLED: u16 = 1927;
     pub const ER_NET_PACKET_TOO_LARGE: u16 = 1153;
     pub const ER_NET_READ_ERROR: u16 = 1158;
@@ -103,6 +104,11 @@ impl From<&Error> for MysqlError {
             Error::Routing(_) | Error::KeyGeneration(_) => {
                 MysqlError::new(ER_UNKNOWN_ERROR, "HY000", msg)
             }
+            Error::AdminDenied { .. } => {
+                MysqlError::new(ER_SPECIFIC_ACCESS_DENIED_ERROR, "42000", msg)
+            }
+            Error::AdminSyntax(_) => MysqlError::new(ER_PARSE_ERROR, "42000", msg),
+            Error::ConfigReload(_) => MysqlError::new(ER_UNKNOWN_ERROR, "HY000", msg),
         }
     }
 }

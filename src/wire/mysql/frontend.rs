@@ -27,8 +27,9 @@ use crate::admin::metrics::{
 use crate::config::{BackendKind, UserConfig};
 use crate::error::Error;
 use crate::execute::pool::Lease;
-use crate::execute::DataSource;
+use crate::execute::{Cluster, DataSource};
 use crate::server::Runtime;
+use crate::session::registry::Registered;
 use crate::session::Session;
 use crate::shutdown::Shutdown;
 use crate::sql::{classify, StatementKind};
@@ -89,6 +90,14 @@ pub async fn serve_client(stream: TcpStream, rt: Arc<Runtime>, shutdown: Shutdow
 
 pub(crate) struct ClientConn {
     pub rt: Arc<Runtime>,
+    /// The cluster this session's statements run on: the runtime's, taken again before a
+    /// command when a reload happened and no transaction is open, so a transaction
+    /// finishes on the configuration it began with (`refresh_cluster`).
+    pub cluster: Arc<Cluster>,
+    /// The runtime's reload generation `cluster` was taken at.
+    pub generation: u64,
+    /// This session in `SHOW DBMESH SESSIONS`; `None` until logged in.
+    pub info: Option<Registered>,
     pub reader: PacketReader<ReadHalf>,
     pub writer: PacketWriter<WriteHalf>,
     pub connection_id: u32,
@@ -139,11 +148,12 @@ impl ClientConn {
     ) -> Option<ClientConn> {
         let nonce = auth::new_nonce();
         let mut info = rt.mysql.clone();
-        let tls = rt.config.server.tls.as_ref();
+        let config = rt.config();
+        let tls = config.server.tls.as_ref();
         if tls.is_some() {
             info.capabilities |= CapabilityFlags::CLIENT_SSL;
         }
-        let max = rt.config.server.max_packet_size as usize;
+        let max = rt.config().server.max_packet_size as usize;
         let mut seq = 0u8;
         let mut greeting = PacketWriter::new(&mut stream);
         greeting.write_packet(&mut seq, &handshake::greeting(&info, connection_id, &nonce));
@@ -191,7 +201,7 @@ impl ClientConn {
         };
         let capabilities = hello.capabilities & info.capabilities;
         let user = rt
-            .config
+            .config()
             .users
             .iter()
             .find(|u| u.name == hello.user)
@@ -216,7 +226,11 @@ impl ClientConn {
             .ok()?,
             None => false,
         };
+        let generation = rt.generation();
         let mut conn = ClientConn {
+            cluster: rt.cluster(),
+            generation,
+            info: None,
             rt: rt.clone(),
             reader,
             writer,
@@ -275,6 +289,13 @@ impl ClientConn {
             conn.session.database = Some(db.clone());
         }
         conn.killed = rt.mysql_kill.register(connection_id, &hello.user);
+        conn.info = Some(rt.sessions.register(
+            connection_id,
+            &hello.user,
+            "mysql",
+            &conn.session.host,
+            hello.database.as_deref(),
+        ));
         conn.send_ok();
         conn.writer.flush().await.ok()?;
         tracing::debug!(user = %hello.user, db = ?hello.database, "authenticated");
@@ -317,6 +338,23 @@ impl ClientConn {
             if command == COM_QUIT {
                 return;
             }
+            self.refresh_cluster();
+            if let Some(info) = &self.info {
+                let executed = (command == COM_STMT_EXECUTE)
+                    .then(|| pkt.payload.get(1..5))
+                    .flatten()
+                    .and_then(|id| {
+                        self.statements
+                            .get(&u32::from_le_bytes(id.try_into().ok()?))
+                    });
+                match executed {
+                    Some(statement) => info.begin_statement_bytes(&statement.sql),
+                    None => match command_text(pkt.payload[0]) {
+                        Some(name) => info.begin_statement(name),
+                        None => info.begin_statement_bytes(&pkt.payload[1..]),
+                    },
+                }
+            }
             let timer = match command {
                 COM_QUERY => Some(StatementTimer::start(&pkt.payload[1..])),
                 COM_STMT_EXECUTE => Some(self.execute_timer(&pkt.payload)),
@@ -333,6 +371,10 @@ impl ClientConn {
             let outcome = self.command(command, pkt.payload).instrument(span).await;
             if let Some(t) = timer {
                 self.statement_done(t, in_txn, sharded_txn);
+            }
+            if let Some(info) = &self.info {
+                info.end_statement(self.session.in_transaction);
+                info.set_database(self.session.database.as_deref());
             }
             if outcome.is_err() || self.writer.flush().await.is_err() {
                 return;
@@ -394,13 +436,13 @@ impl ClientConn {
     fn statement_done(&mut self, timer: StatementTimer, was_in_txn: bool, sharded_txn: bool) {
         let kind = timer.kind();
         let database = self.session.database.as_deref().unwrap_or("");
-        let slow = self.rt.config.server.slow_statement;
+        let slow = self.rt.config().server.slow_statement;
         timer.finish(Protocol::Mysql, database, self.route, slow);
         if was_in_txn && !self.in_transaction() {
             let txn_type = match (sharded_txn, self.session.database.as_deref()) {
                 (true, Some(db)) => self
                     .rt
-                    .config
+                    .config()
                     .databases
                     .get(db)
                     .map_or("local", |d| txn_type_label(d.transaction)),
@@ -408,6 +450,43 @@ impl ClientConn {
             };
             let outcome = TxnOutcome::of(kind, self.statement_failed);
             m::transaction(Protocol::Mysql, txn_type, outcome);
+        }
+    }
+
+    /// Outside a transaction, moves the session to the configuration a reload installed:
+    /// later statements route by its rules, and connections held to data sources it no
+    /// longer has (removed, or whose URL or pool size changed) are closed. Inside a
+    /// transaction the session stays on the cluster the transaction began with.
+    fn refresh_cluster(&mut self) {
+        let generation = self.rt.generation();
+        if generation == self.generation || self.session.in_transaction || self.txn.is_some() {
+            return;
+        }
+        let cluster = self.rt.cluster();
+        if let Some(db) = &self.session.database {
+            if !cluster.databases.contains_key(db) {
+                // The reload removed this session's database: it keeps serving the
+                // session on the configuration it has, until the client leaves or USEs
+                // another one.
+                return;
+            }
+        }
+        self.generation = generation;
+        self.cluster = cluster;
+        let cluster = self.cluster.clone();
+        let current = |held: &Held| {
+            cluster
+                .data_sources()
+                .any(|(_, ds)| Arc::ptr_eq(ds, &held.ds))
+        };
+        for i in (0..self.backends.len()).rev() {
+            if !current(&self.backends[i]) {
+                debug!(data_source = %self.backends[i].ds.name, "configuration reloaded: closing the connection to a data source that changed");
+                self.drop_backend(i);
+            }
+        }
+        if self.kill_thread.is_some() && self.backends.is_empty() {
+            self.kill_thread = None;
         }
     }
 
@@ -473,7 +552,7 @@ impl ClientConn {
 
     /// May this session's user use logical database `db`, and is it a MySQL one?
     pub(crate) fn check_database(&self, db: &str) -> Result<(), Error> {
-        let Some(logical) = self.rt.cluster.databases.get(db) else {
+        let Some(logical) = self.cluster.databases.get(db) else {
             return Err(Error::UnknownDatabase(db.to_string()));
         };
         if !self.session.user.may_use(db) {
@@ -506,7 +585,6 @@ impl ClientConn {
     /// `SHOW DATABASES`: the logical databases this user may use.
     fn show_databases(&mut self) {
         let rows: Vec<Vec<Option<String>>> = self
-            .rt
             .cluster
             .databases
             .iter()
@@ -603,6 +681,11 @@ impl ClientConn {
                 self.preview(&sql);
                 Ok(())
             }
+            StatementKind::Admin => {
+                let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+                self.admin(&sql).await;
+                Ok(())
+            }
             StatementKind::Other => self.query_routed(payload).await,
         }
     }
@@ -610,7 +693,7 @@ impl ClientConn {
     /// A statement dbmesh does not answer itself: to the default data source as sent, or,
     /// on a database with sharding rules, wherever its plan says.
     async fn query_routed(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
-        let route = match crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql) {
+        let route = match crate::route::plan(&self.session, &self.cluster, BackendKind::Mysql) {
             Ok(r) => r,
             Err(e) => {
                 self.send_error(&e);
@@ -648,7 +731,7 @@ impl ClientConn {
         payload: &[u8],
         kind: ResponseKind,
     ) -> Result<Option<(usize, Option<ResponseTracker>)>, Fatal> {
-        let route = match crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql) {
+        let route = match crate::route::plan(&self.session, &self.cluster, BackendKind::Mysql) {
             Ok(r) => r,
             Err(e) => {
                 self.send_error(&e);
@@ -824,6 +907,28 @@ fn packet_error_reply(e: &PacketError) -> Option<MysqlError> {
             format!("Got packets out of order ({e})"),
         )),
     }
+}
+
+/// What `SHOW DBMESH SESSIONS` shows of a command without SQL text: its name (`None` for
+/// COM_QUERY and COM_STMT_PREPARE, which show their SQL).
+fn command_text(command: u8) -> Option<&'static str> {
+    let name = match command {
+        COM_QUERY | COM_STMT_PREPARE => return None,
+        COM_INIT_DB => "COM_INIT_DB",
+        COM_PING => "COM_PING",
+        COM_FIELD_LIST => "COM_FIELD_LIST",
+        COM_STATISTICS => "COM_STATISTICS",
+        COM_STMT_EXECUTE => "COM_STMT_EXECUTE",
+        COM_STMT_SEND_LONG_DATA => "COM_STMT_SEND_LONG_DATA",
+        COM_STMT_CLOSE => "COM_STMT_CLOSE",
+        COM_STMT_RESET => "COM_STMT_RESET",
+        COM_STMT_FETCH => "COM_STMT_FETCH",
+        COM_SET_OPTION => "COM_SET_OPTION",
+        COM_RESET_CONNECTION => "COM_RESET_CONNECTION",
+        COM_CHANGE_USER => "COM_CHANGE_USER",
+        _ => "command",
+    };
+    Some(name)
 }
 
 fn placeholder_user(name: &str) -> UserConfig {

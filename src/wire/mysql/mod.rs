@@ -2,6 +2,7 @@
 //! connect to (`frontend`), and the client side that talks to backend servers (`backend`).
 //! Results of single-route statements are relayed frame by frame without decoding rows.
 
+mod admin;
 pub mod auth;
 pub mod backend;
 pub mod backends;

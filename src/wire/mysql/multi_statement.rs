@@ -27,7 +27,7 @@ impl ClientConn {
         if !text.contains(';') {
             return None;
         }
-        let route = crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql).ok()?;
+        let route = crate::route::plan(&self.session, &self.cluster, BackendKind::Mysql).ok()?;
         let router = route.database.router.as_ref()?;
         let statements = split_statements(text, Dialect::MySql);
         if statements.len() < 2 || router.prepare(text).is_ok() {

@@ -47,9 +47,15 @@ pub(crate) fn statement_id(p: &[u8]) -> Option<u32> {
 
 impl ClientConn {
     pub(crate) async fn stmt_prepare(&mut self, payload: &[u8]) -> Result<(), Fatal> {
+        if std::str::from_utf8(&payload[1..]).map(crate::sql::classify)
+            == Ok(crate::sql::StatementKind::Admin)
+        {
+            self.refuse_prepared_admin();
+            return Ok(());
+        }
         let route = match crate::route::plan(
             &self.session,
-            &self.rt.cluster,
+            &self.cluster,
             crate::config::BackendKind::Mysql,
         ) {
             Ok(r) => r,

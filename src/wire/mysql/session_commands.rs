@@ -45,7 +45,8 @@ impl ClientConn {
         };
         for t in targets {
             let sql = if query_only { "KILL QUERY " } else { "KILL " };
-            let server = &self.rt.config.server;
+            let config = self.rt.config();
+            let server = &config.server;
             let conn = BackendConn::connect(ConnectOptions {
                 url: &t.url,
                 profile: self.profile(),
@@ -121,7 +122,7 @@ impl ClientConn {
         };
         let user = self
             .rt
-            .config
+            .config()
             .users
             .iter()
             .find(|u| u.name == req.user)
@@ -184,6 +185,9 @@ impl ClientConn {
         self.session.database = req.database;
         if let Some(c) = req.collation {
             self.collation = c;
+        }
+        if let Some(info) = &self.info {
+            info.set_user(&self.session.user.name);
         }
         self.send_ok();
         Ok(())

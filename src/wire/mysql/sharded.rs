@@ -26,7 +26,7 @@ impl ClientConn {
     /// statement `<sql>` would run. On a database without sharding rules that is the
     /// default data source and the statement unchanged.
     pub(crate) fn preview(&mut self, sql: &str) {
-        let route = match crate::route::plan(&self.session, &self.rt.cluster, BackendKind::Mysql) {
+        let route = match crate::route::plan(&self.session, &self.cluster, BackendKind::Mysql) {
             Ok(r) => r,
             Err(e) => return self.send_error(&e),
         };

@@ -180,7 +180,7 @@ impl ClientConn {
 
     /// Decodes, plans and prepares the units of one execution.
     async fn plan_execute(&mut self, id: u32, payload: &[u8]) -> Result<Execution, MysqlError> {
-        let max_long_data = self.rt.config.server.max_packet_size as usize;
+        let max_long_data = self.rt.config().server.max_packet_size as usize;
         let stmt = self.statements.get_mut(&id).expect("a sharded statement");
         let params = usize::from(stmt.params);
         let malformed = |what: String| MysqlError::from(&Error::Malformed(what));
@@ -354,7 +354,7 @@ impl ClientConn {
         };
         let param = u16::from_le_bytes([param[0], param[1]]);
         sh.long_data_bytes += data.len();
-        let max = self.rt.config.server.max_packet_size as usize;
+        let max = self.rt.config().server.max_packet_size as usize;
         if sh.long_data_bytes <= max {
             sh.long_data
                 .entry(param)

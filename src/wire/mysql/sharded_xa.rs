@@ -23,12 +23,13 @@ impl ClientConn {
     /// Whether a BEGIN now starts an XA transaction: the session's
     /// `dbmesh_transaction_type`, else its database's `transaction` setting.
     pub(crate) fn xa_wanted(&self) -> bool {
-        let configured = self
-            .session
-            .database
-            .as_ref()
-            .and_then(|d| self.rt.cluster.databases.get(d))
-            .map(|db| db.config.transaction);
+        let configured = self.session.database.as_ref().and_then(|d| {
+            self.rt
+                .cluster()
+                .databases
+                .get(d)
+                .map(|db| db.config.transaction)
+        });
         self.session.transaction_type.or(configured) == Some(TransactionType::Xa)
     }
 

@@ -94,13 +94,22 @@ pub async fn checkout(
     let mut conn = match pooled {
         Some(c) => c,
         None => {
-            PgBackendConn::connect(&ds.url, params, server.connect_timeout, MAX_BACKEND_MESSAGE)
-                .await
-                .map_err(|e| Error::DataSourceUnavailable {
-                    database: ds.database.clone(),
-                    data_source: ds.name.clone(),
-                    cause: e.to_string(),
-                })?
+            let connected = PgBackendConn::connect(
+                &ds.url,
+                params,
+                server.connect_timeout,
+                MAX_BACKEND_MESSAGE,
+            )
+            .await;
+            match &connected {
+                Ok(_) => ds.health.connected(),
+                Err(e) => ds.health.connect_failed(&e.to_string()),
+            }
+            connected.map_err(|e| Error::DataSourceUnavailable {
+                database: ds.database.clone(),
+                data_source: ds.name.clone(),
+                cause: e.to_string(),
+            })?
         }
     };
     for sql in session.set_statements_since(conn.applied_session_state) {

@@ -65,6 +65,15 @@ pub fn sqlstate(e: &Error) -> (&'static str, String) {
         Error::XaRolledBack(_) => ("40000", e.to_string()),
         Error::InTransaction(_) => ("25001", e.to_string()),
         Error::RawXa(_) => ("0A000", e.to_string()),
+        Error::AdminDenied { user, statement } => (
+            "42501",
+            format!(
+                "permission denied for user \"{user}\": {statement} needs a user with admin = true"
+            ),
+        ),
+        Error::AdminSyntax(_) => ("42601", e.to_string()),
+        // config_file_error
+        Error::ConfigReload(_) => ("F0000", e.to_string()),
     }
 }
 

@@ -39,10 +39,13 @@ use crate::config::{BackendKind, PostgresAuthMethod, UserConfig};
 use crate::error::Error;
 use crate::execute::DataSource;
 use crate::server::Runtime;
+use crate::session::registry::Registered;
 use crate::session::Session;
 use crate::shutdown::Shutdown;
 use crate::sql::{classify, StatementKind};
 use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
+
+mod admin_pump;
 
 const SSL_REQUEST: i32 = 80877103;
 const GSSENC_REQUEST: i32 = 80877104;
@@ -79,6 +82,12 @@ struct PgClient {
     requests: VecDeque<Option<StatementTimer>>,
     /// The extended-protocol batch being sent (see [`Batch`]).
     batch: Batch,
+    /// This session in `SHOW DBMESH SESSIONS`.
+    info: Option<Registered>,
+    /// The runtime's reload generation `data_source` was chosen at.
+    generation: u64,
+    /// Admin statements the client prepared, answered by dbmesh (`admin_pump.rs`).
+    admin: admin_pump::AdminPump,
 }
 
 /// Serves one client until it terminates or breaks the protocol.
@@ -139,8 +148,9 @@ impl PgClient {
                     fatal(&mut writer, "08P01", "SSLRequest over a TLS connection").await;
                     return None;
                 }
-                SSL_REQUEST if rt.config.server.tls.is_some() => {
-                    let tls = rt.config.server.tls.as_ref().expect("checked");
+                SSL_REQUEST if rt.config().server.tls.is_some() => {
+                    let config = rt.config();
+                    let tls = config.server.tls.as_ref().expect("checked");
                     stream.write_all(b"S").await.ok()?;
                     stream = match stream.accept_tls(&tls.acceptor()).await {
                         Ok(s) => s,
@@ -188,7 +198,7 @@ impl PgClient {
         };
         let over_tls = stream.is_tls();
         let (r, w) = stream.into_split();
-        let max = rt.config.server.max_packet_size as usize;
+        let max = rt.config().server.max_packet_size as usize;
         let mut reader = MessageReader::new(r, max);
         let mut writer = MessageWriter::new(w);
         if startup.protocol_number_minor > 0 {
@@ -206,7 +216,7 @@ impl PgClient {
         // Unknown users go through the same exchange with a password nobody knows, so the
         // answer does not tell which user names exist.
         let user = rt
-            .config
+            .config()
             .users
             .iter()
             .find(|u| u.name == user_name)
@@ -239,6 +249,7 @@ impl PgClient {
         }
         let user = Arc::new(user.expect("checked above"));
         let mut session = Session::new(user, Some(database.clone()), peer);
+        let rt_generation = rt.generation();
         let data_source = match check_database(&rt, &session, &database) {
             Ok(ds) => ds,
             Err(e) => {
@@ -265,6 +276,9 @@ impl PgClient {
             metrics,
             requests: VecDeque::new(),
             batch: Batch::default(),
+            info: None,
+            generation: rt_generation,
+            admin: Default::default(),
         };
         if let Err(e) = client.connect_backend().await {
             send_fatal(&mut client.writer, &e).await;
@@ -282,6 +296,13 @@ impl PgClient {
             SecretKey::I32(client.key.1),
         ));
         client.tx_status = conn.tx_status;
+        client.info = Some(client.rt.sessions.register(
+            id as u32,
+            &client.session.user.name,
+            "postgres",
+            &client.session.host,
+            client.session.database.as_deref(),
+        ));
         client.write_ready();
         client.writer.flush().await.ok()?;
         Some(client)
@@ -295,8 +316,7 @@ impl PgClient {
             .session
             .database
             .as_ref()
-            .and_then(|name| self.rt.cluster.databases.get(name))
-            .cloned();
+            .and_then(|name| self.rt.cluster().databases.get(name).cloned());
         let Some((db, router)) = db.and_then(|db| db.router.clone().map(|r| (db, r))) else {
             return Err(self);
         };
@@ -304,6 +324,7 @@ impl PgClient {
             return Err(self);
         };
         Ok(Started {
+            info: self.info,
             rt: self.rt,
             db,
             router,
@@ -363,6 +384,7 @@ impl PgClient {
 
     /// Forwards the client's complete messages, with the bookkeeping they need.
     async fn on_client_data(&mut self) -> Result<(), Close> {
+        self.refresh_data_source().await;
         loop {
             let frame = match frame_at(&self.reader.buf, 0, self.reader.max) {
                 Ok(Some(f)) => f,
@@ -410,6 +432,9 @@ impl PgClient {
                     self.skip_until_sync = false;
                     self.write_ready();
                 }
+                continue;
+            }
+            if self.admin_message(tag, frame.total_len).await? {
                 continue;
             }
             if self.backend.is_none() {
@@ -524,6 +549,10 @@ impl PgClient {
                 self.requests
                     .push_back(Some(StatementTimer::started_at(Instant::now(), kind)));
                 if tag == b'Q' {
+                    let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
+                    if let Some(info) = &self.info {
+                        info.begin_statement_bytes(sql);
+                    }
                     if let Ok(StatementKind::SessionSet) = std::str::from_utf8(sql).map(classify) {
                         self.session.record_set(&String::from_utf8_lossy(sql));
                         conn.applied_session_state = self.session.set_statement_count();
@@ -571,6 +600,9 @@ impl PgClient {
                         before,
                         self.tx_status,
                     );
+                    if let Some(info) = &self.info {
+                        info.end_statement(self.tx_status != b'I');
+                    }
                     self.pending_syncs = self.pending_syncs.saturating_sub(1);
                     for name in self.statements.on_ready() {
                         held.conn.prepared.remove(&name);
@@ -605,6 +637,37 @@ impl PgClient {
         Ok(())
     }
 
+    /// Between statements, outside a transaction, follows a reload that gave the session's
+    /// database another default data source (a changed URL or pool size): the connection
+    /// to the old one goes back to its pool, and the next message opens one to the new one
+    /// (named statements are prepared there again on use, as after a lost connection).
+    async fn refresh_data_source(&mut self) {
+        let generation = self.rt.generation();
+        let idle = self.pending_syncs == 0 && !self.unsynced && self.tx_status == b'I';
+        if generation == self.generation || !idle {
+            return;
+        }
+        self.generation = generation;
+        let cluster = self.rt.cluster();
+        let Some(db) = self
+            .session
+            .database
+            .as_ref()
+            .and_then(|name| cluster.databases.get(name))
+        else {
+            return;
+        };
+        let ds = db.default_data_source();
+        if Arc::ptr_eq(ds, &self.data_source) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.data_source, ds.clone());
+        if let Some(held) = self.backend.take() {
+            debug!(data_source = %old.name, "configuration reloaded: leaving a data source that changed");
+            held.release(&old).await;
+        }
+    }
+
     /// The backend connection ended. Between statements and outside a transaction nothing is
     /// lost: the next statement gets a new connection. Otherwise the client must know.
     async fn on_backend_lost(&mut self, cause: String) -> Result<(), Close> {
@@ -627,7 +690,7 @@ impl PgClient {
     /// session's SETs on it, and points cancel requests at it.
     async fn connect_backend(&mut self) -> Result<(), Error> {
         let held = checkout(
-            &self.rt.config.server,
+            &self.rt.config().server,
             &self.data_source,
             &self.params,
             &self.session,
@@ -722,7 +785,7 @@ fn request_done(
         Protocol::Postgres,
         database,
         RouteKind::Single,
-        rt.config.server.slow_statement,
+        rt.config().server.slow_statement,
     );
     if before != b'I' && after == b'I' {
         let outcome = TxnOutcome::of(kind, before == b'E');
@@ -744,7 +807,7 @@ fn check_database(
     session: &Session,
     database: &str,
 ) -> Result<Arc<DataSource>, Error> {
-    let Some(logical) = rt.cluster.databases.get(database) else {
+    let Some(logical) = rt.cluster().databases.get(database).cloned() else {
         return Err(Error::UnknownDatabase(database.to_string()));
     };
     if !session.user.may_use(database) {
@@ -760,7 +823,7 @@ fn check_database(
             backend: "MySQL".into(),
         });
     }
-    let route = crate::route::plan(session, &rt.cluster, BackendKind::Postgres)?;
+    let route = crate::route::plan(session, &rt.cluster(), BackendKind::Postgres)?;
     Ok(route.data_source)
 }
 

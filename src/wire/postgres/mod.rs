@@ -2,6 +2,7 @@
 //! postgres-protocol (client-side SCRAM, message encoders): the server side clients connect
 //! to (`frontend`) and the client side that talks to backend servers (`backend`).
 
+pub(crate) mod admin;
 pub mod auth;
 pub mod backend;
 pub mod bind_params;

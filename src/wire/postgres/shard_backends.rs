@@ -75,7 +75,7 @@ impl Backends {
                     self.db.config.name
                 ))
             })?;
-            let held = checkout(&self.rt.config.server, source, &self.params, session).await?;
+            let held = checkout(&self.rt.config().server, source, &self.params, session).await?;
             self.held.insert(ds.to_string(), held);
             self.register_cancel();
         }
@@ -130,6 +130,27 @@ impl Backends {
         if self.held.remove(ds).is_some() {
             self.register_cancel();
         }
+    }
+
+    /// Moves the session to `db` as a reload rebuilt it: connections to data sources that
+    /// kept their `DataSource` (same URL and pool size) stay; the others go back to their
+    /// old pools (or are closed) and are opened anew on next use.
+    pub async fn switch_database(&mut self, db: Arc<LogicalDatabase>) {
+        let old = std::mem::replace(&mut self.db, db);
+        let names: Vec<String> = self.held.keys().cloned().collect();
+        for name in names {
+            let kept = matches!(
+                (old.data_sources.get(&name), self.db.data_sources.get(&name)),
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b)
+            );
+            if !kept {
+                let held = self.held.remove(&name).expect("listed above");
+                if let Some(ds) = old.data_sources.get(&name) {
+                    held.release(ds).await;
+                }
+            }
+        }
+        self.register_cancel();
     }
 
     /// Points the client's cancel key at every held connection.

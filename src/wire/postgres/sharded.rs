@@ -46,6 +46,7 @@ use crate::error::Error;
 use crate::execute::LogicalDatabase;
 use crate::route::shard::ShardRouter;
 use crate::server::Runtime;
+use crate::session::registry::Registered;
 use crate::session::Session;
 use crate::shutdown::Shutdown;
 
@@ -70,6 +71,13 @@ pub type ClientWriter = MessageWriter<crate::wire::stream::WriteHalf>;
 
 /// One client's sharded session.
 pub struct ShardedSession {
+    pub(super) rt: Arc<Runtime>,
+    /// The session in `SHOW DBMESH SESSIONS`.
+    pub(super) info: Option<Registered>,
+    /// The logical database's name, to find it again after a reload.
+    pub(super) database: String,
+    /// The runtime's reload generation `router` (and the backends' database) came from.
+    pub(super) generation: u64,
     pub(super) router: Arc<ShardRouter>,
     pub(super) reader: ClientReader,
     pub(super) writer: ClientWriter,
@@ -89,6 +97,8 @@ pub struct ShardedSession {
 
 /// What start-up hands over to a sharded session.
 pub struct Started {
+    /// The session in `SHOW DBMESH SESSIONS`.
+    pub info: Option<Registered>,
     pub rt: Arc<Runtime>,
     pub db: Arc<LogicalDatabase>,
     pub router: Arc<ShardRouter>,
@@ -105,6 +115,8 @@ pub struct Started {
 
 /// Serves a client of a sharded database until it leaves, then returns its connections.
 pub async fn serve(started: Started) {
+    let rt = started.rt.clone();
+    let database = started.db.config.name.clone();
     let backends = Backends::new(
         started.rt,
         started.db,
@@ -113,6 +125,10 @@ pub async fn serve(started: Started) {
         started.default,
     );
     let mut s = ShardedSession {
+        generation: rt.generation(),
+        rt,
+        info: started.info,
+        database,
         router: started.router,
         reader: started.reader,
         writer: started.writer,
@@ -157,6 +173,15 @@ impl ShardedSession {
                 self.lost(lost).await;
                 return;
             }
+            self.refresh_cluster().await;
+            if let (Some(info), b'Q' | b'P') = (&self.info, tag) {
+                let text = if tag == b'Q' {
+                    msg.get(5..msg.len().saturating_sub(1))
+                } else {
+                    super::statements::parse_query(&msg)
+                };
+                info.begin_statement_bytes(text.unwrap_or_default());
+            }
             let timer = self.statement_starts(tag, &msg);
             let txn_before = self.txn.as_ref().map(|t| t.failed);
             self.route = RouteKind::Single;
@@ -190,6 +215,9 @@ impl ShardedSession {
             };
             if let Some(timer) = timer {
                 self.statement_done(timer, txn_before);
+            }
+            if let Some(info) = &self.info {
+                info.end_statement(self.status() != b'I');
             }
             match step {
                 Ok(()) => {}
@@ -254,7 +282,7 @@ impl ShardedSession {
     fn statement_done(&mut self, timer: StatementTimer, txn_before: Option<bool>) {
         let kind = timer.kind();
         let database = self.session.database.as_deref().unwrap_or("");
-        let slow = self.backends.runtime().config.server.slow_statement;
+        let slow = self.backends.runtime().config().server.slow_statement;
         timer.finish(Protocol::Postgres, database, self.route, slow);
         if let (Some(failed), None) = (txn_before, &self.txn) {
             let txn_type = match self.backends.database().config.transaction {
@@ -272,6 +300,35 @@ impl ShardedSession {
         super::error::count_backend_error(msg);
         self.writer.write_raw(msg);
         self.mark_failed();
+    }
+
+    /// Between statements, outside a transaction and with no batch open, moves the session
+    /// to the configuration a reload installed: its router (new statements are planned by
+    /// the new rules; statements prepared before keep the router they were prepared with)
+    /// and its data sources. A database the reload removed, or that no longer has sharding
+    /// rules, keeps serving this session as it was until the client disconnects.
+    async fn refresh_cluster(&mut self) {
+        let generation = self.rt.generation();
+        if generation == self.generation
+            || self.txn.is_some()
+            || self.pass.unsynced
+            || self.backends.status() != b'I'
+        {
+            return;
+        }
+        self.generation = generation;
+        let cluster = self.rt.cluster();
+        let Some(db) = cluster.databases.get(&self.database) else {
+            return;
+        };
+        let Some(router) = db.router.clone() else {
+            return;
+        };
+        if Arc::ptr_eq(&router, &self.router) {
+            return;
+        }
+        self.router = router;
+        self.backends.switch_database(db.clone()).await;
     }
 
     /// Before a message: connections the server closed while the session sat idle are

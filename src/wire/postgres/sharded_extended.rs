@@ -41,7 +41,9 @@ use super::preview;
 use super::sharded::{next_message, send, Broken, Outcome, ShardedSession};
 use super::sharded_simple::transaction_setting;
 use crate::error::Error;
-use crate::route::shard::{ParamMode, ParamValue, Plan, PlanKind, PreparedRoute, Unit};
+use crate::route::shard::{
+    ParamMode, ParamValue, Plan, PlanKind, PreparedRoute, ShardRouter, Unit,
+};
 use crate::sql::{classify, StatementKind};
 
 /// The session's statements and portals.
@@ -58,6 +60,9 @@ pub struct Extended {
 /// A parsed statement.
 struct Statement {
     sql: String,
+    /// The router it was prepared with: a reload does not change what a prepared
+    /// statement means.
+    router: Arc<ShardRouter>,
     /// The types the client declared in Parse (0 = unspecified).
     param_types: Vec<u32>,
     route: Route,
@@ -67,7 +72,11 @@ struct Statement {
 enum Route {
     Passthrough,
     Preview(String),
-    Set { local: bool },
+    /// An admin statement, with the columns it answers (`None`: no rows).
+    Admin(Option<Vec<&'static str>>),
+    Set {
+        local: bool,
+    },
     Txn(Plan),
     Sharded(PreparedRoute),
 }
@@ -175,6 +184,12 @@ impl ShardedSession {
                 .await;
         }
         let route = match classify(&p.query) {
+            StatementKind::Admin => {
+                match crate::admin::answer::describe(&self.rt, &self.session.user, &p.query) {
+                    Ok(columns) => Route::Admin(columns),
+                    Err(e) => return self.settle_and_fail_with(&e).await,
+                }
+            }
             StatementKind::Preview(inner) => Route::Preview(inner),
             StatementKind::SessionSet => Route::Set { local: false },
             _ if transaction_setting(&p.query) => Route::Set { local: true },
@@ -193,6 +208,7 @@ impl ShardedSession {
         self.ext.descriptions.remove(&p.name);
         let passthrough = matches!(route, Route::Passthrough);
         let statement = Arc::new(Statement {
+            router: self.router.clone(),
             sql: p.query,
             param_types: p.param_types,
             route,
@@ -344,6 +360,10 @@ impl ShardedSession {
                     self.writer.write(&params);
                     self.writer.write(&preview::row_description());
                 }
+                Route::Admin(columns) => {
+                    self.writer.write(&params);
+                    super::admin::write_description(columns, &mut self.writer);
+                }
                 Route::Sharded(_) => match self.describe_statement(&t.name, &statement).await? {
                     Some(d) => self.writer.write_raw(&d.messages),
                     None => return Ok(Outcome::Failed),
@@ -378,6 +398,8 @@ impl ShardedSession {
         let Route::Sharded(prepared) = &statement.route else {
             if let Route::Preview(_) = statement.route {
                 self.writer.write(&preview::row_description());
+            } else if let Route::Admin(columns) = &statement.route {
+                super::admin::write_description(columns, &mut self.writer);
             } else {
                 self.writer.write(&NoData::new());
             }
@@ -447,9 +469,11 @@ impl ShardedSession {
         if let Some(plan) = &portal.plan {
             return Ok(plan.clone());
         }
-        let plan = self
-            .router
-            .plan(prepared, Some(&portal.params), ParamMode::Inline)?;
+        let plan =
+            portal
+                .statement
+                .router
+                .plan(prepared, Some(&portal.params), ParamMode::Inline)?;
         portal.plan = Some(plan.clone());
         Ok(plan)
     }
@@ -467,7 +491,7 @@ impl ShardedSession {
         let Route::Sharded(prepared) = &statement.route else {
             return Ok(None);
         };
-        let unit = match self.router.describe_target(prepared) {
+        let unit = match statement.router.describe_target(prepared) {
             Ok(u) => u,
             Err(e) => {
                 self.fail(&e);
@@ -586,6 +610,14 @@ impl ShardedSession {
         match &statement.route {
             Route::Passthrough => unreachable!("passthrough statements make passthrough portals"),
             Route::Preview(inner) => Ok(self.preview(inner, false)),
+            Route::Admin(_) => {
+                let (rt, user) = (self.rt.clone(), self.session.user.clone());
+                if super::admin::write_admin(&rt, &user, sql, false, &mut self.writer).await {
+                    Ok(Outcome::Done)
+                } else {
+                    Ok(Outcome::Failed)
+                }
+            }
             Route::Set { local: false } => self.session_set(sql).await,
             Route::Set { local: true } if self.txn.is_some() => self.set_local(sql).await,
             Route::Set { local: true } => {

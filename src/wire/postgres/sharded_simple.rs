@@ -58,6 +58,15 @@ impl ShardedSession {
         }
         match classify(statement) {
             StatementKind::Preview(inner) => Ok(self.preview(&inner, true)),
+            StatementKind::Admin => {
+                let (rt, user) = (self.rt.clone(), self.session.user.clone());
+                if super::admin::write_admin(&rt, &user, statement, true, &mut self.writer).await {
+                    Ok(Outcome::Done)
+                } else {
+                    // dbmesh's own answer: an open transaction is not touched by it.
+                    Ok(Outcome::Failed)
+                }
+            }
             StatementKind::SessionSet => self.session_set(statement).await,
             _ if self.txn.is_some() && transaction_setting(statement) => {
                 self.set_local(statement).await

@@ -1,0 +1,410 @@
+//! The results of `SHOW DBMESH ...`, one function per statement, in ShardingSphere's
+//! vocabulary (logical table, actual data nodes, sharding column, algorithm type and
+//! properties, key generator, binding and broadcast tables). Every value is text or NULL.
+
+use std::sync::Arc;
+
+use super::answer::AdminResult;
+use super::statement::{like, Show, ShowWhat};
+use crate::config::rules::Definition;
+use crate::config::{Strategy, TableRule};
+use crate::execute::health::HealthState;
+use crate::execute::{Cluster, LogicalDatabase};
+use crate::route::algorithms::{Properties, PropertyValue};
+use crate::server::Runtime;
+
+/// Answers a `SHOW DBMESH` statement from the running configuration.
+pub fn show(rt: &Arc<Runtime>, show: &Show) -> AdminResult {
+    let cluster = rt.cluster();
+    match show.what {
+        ShowWhat::DataSources => data_sources(&cluster, show),
+        ShowWhat::Rules => rules(&cluster, show),
+        ShowWhat::Tables => tables(&cluster, show),
+        ShowWhat::Sessions => sessions(rt, show),
+        ShowWhat::Variables => variables(rt, show),
+    }
+}
+
+fn keep(show: &Show, name: &str) -> bool {
+    show.like.as_deref().is_none_or(|p| like(p, name))
+}
+
+fn databases<'a>(
+    cluster: &'a Cluster,
+    show: &'a Show,
+) -> impl Iterator<Item = &'a Arc<LogicalDatabase>> + 'a {
+    cluster
+        .databases
+        .iter()
+        .filter(move |(name, _)| show.from.as_deref().is_none_or(|f| f == name.as_str()))
+        .map(|(_, db)| db)
+}
+
+/// Unix time in ms as `2026-12-03T08:49:59.123Z`.
+pub fn timestamp(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+fn text(s: impl Into<String>) -> Option<String> {
+    Some(s.into())
+}
+
+/// `SHOW DBMESH DATA SOURCES`: one row per (logical database, data source).
+fn data_sources(cluster: &Cluster, show: &Show) -> AdminResult {
+    let columns = vec![
+        "database",
+        "data_source",
+        "backend",
+        "url",
+        "role",
+        "health",
+        "health_since",
+        "last_error",
+        "pool_in_use",
+        "pool_idle",
+        "pool_waiting",
+        "pool_max",
+        "lag_ms",
+    ];
+    let mut rows = Vec::new();
+    for db in databases(cluster, show) {
+        for (name, ds) in &db.data_sources {
+            if !keep(show, name) {
+                continue;
+            }
+            let pool = ds.pool_stats(db.config.backend);
+            let health = ds.health.snapshot();
+            rows.push(vec![
+                text(&db.config.name),
+                text(name),
+                text(db.config.backend.name()),
+                // DataSourceUrl's Display leaves the password out.
+                text(ds.url.to_string()),
+                // Replicas (read/write splitting) are not configurable yet.
+                text("primary"),
+                text(health.state.name()),
+                health.since_ms.map(timestamp),
+                health
+                    .last_error
+                    .filter(|_| health.state == HealthState::Down),
+                text(pool.in_use.to_string()),
+                text(pool.idle.to_string()),
+                text(pool.waiting.to_string()),
+                text(pool.max.to_string()),
+                None,
+            ]);
+        }
+    }
+    AdminResult::Rows { columns, rows }
+}
+
+/// `SHOW DBMESH RULES`: every rule of every sharded database, one row each: sharded
+/// tables, binding groups, broadcast tables, algorithms and key generators.
+fn rules(cluster: &Cluster, show: &Show) -> AdminResult {
+    let columns = vec!["database", "rule", "name", "type", "definition"];
+    let mut rows = Vec::new();
+    for db in databases(cluster, show) {
+        let Some(rules) = &db.config.sharding else {
+            continue;
+        };
+        let mut row = |rule: &str, name: &str, kind: Option<String>, definition: String| {
+            if keep(show, name) {
+                rows.push(vec![
+                    text(&db.config.name),
+                    text(rule),
+                    text(name),
+                    kind,
+                    text(definition),
+                ]);
+            }
+        };
+        for (name, t) in &rules.tables {
+            let mut parts = vec![format!("nodes: {}", nodes(t))];
+            if let Some(s) = &t.database_strategy {
+                parts.push(format!("database_strategy: {}", strategy(s)));
+            }
+            if let Some(s) = &t.table_strategy {
+                parts.push(format!("table_strategy: {}", strategy(s)));
+            }
+            if let Some(k) = &t.key_generator {
+                parts.push(format!("key_generator: {} by {}", k.column, k.generator));
+            }
+            row("sharding_table", name, text("SHARDING"), parts.join("; "));
+        }
+        for group in &rules.binding_groups {
+            let name = group.join(",");
+            row("binding_tables", &name, None, name.clone());
+        }
+        for name in &rules.broadcast_tables {
+            row("broadcast_table", name, text("BROADCAST"), String::new());
+        }
+        for (name, d) in &rules.algorithm_definitions {
+            row(
+                "sharding_algorithm",
+                name,
+                text(&d.kind),
+                properties(&d.properties),
+            );
+        }
+        for (name, d) in &rules.key_generator_definitions {
+            row(
+                "key_generator",
+                name,
+                text(&d.kind),
+                properties(&d.properties),
+            );
+        }
+    }
+    AdminResult::Rows { columns, rows }
+}
+
+/// `SHOW DBMESH TABLES`: each sharded or broadcast logical table, with where its rows are
+/// and how they are placed (ShardingSphere's `SHOW SHARDING TABLE RULES`).
+fn tables(cluster: &Cluster, show: &Show) -> AdminResult {
+    let columns = vec![
+        "database",
+        "table",
+        "type",
+        "actual_data_nodes",
+        "database_sharding_column",
+        "database_sharding_algorithm",
+        "database_algorithm_type",
+        "database_algorithm_props",
+        "table_sharding_column",
+        "table_sharding_algorithm",
+        "table_algorithm_type",
+        "table_algorithm_props",
+        "key_generate_column",
+        "key_generator",
+        "key_generator_type",
+        "key_generator_props",
+        "binding_tables",
+    ];
+    let mut rows = Vec::new();
+    for db in databases(cluster, show) {
+        let Some(rules) = &db.config.sharding else {
+            continue;
+        };
+        let definition =
+            |name: &str, of: &std::collections::BTreeMap<String, Definition>| of.get(name).cloned();
+        for (name, t) in &rules.tables {
+            if !keep(show, name) {
+                continue;
+            }
+            let mut row = vec![
+                text(&db.config.name),
+                text(name),
+                text("sharded"),
+                text(nodes(t)),
+            ];
+            for s in [&t.database_strategy, &t.table_strategy] {
+                match s {
+                    Some(s) => {
+                        let d = definition(&s.algorithm, &rules.algorithm_definitions);
+                        row.push((!s.columns.is_empty()).then(|| s.columns.join(",")));
+                        row.push(text(&s.algorithm));
+                        row.push(d.as_ref().map(|d| d.kind.clone()));
+                        row.push(d.map(|d| properties(&d.properties)));
+                    }
+                    None => row.extend([None, None, None, None]),
+                }
+            }
+            match &t.key_generator {
+                Some(k) => {
+                    let d = definition(&k.generator, &rules.key_generator_definitions);
+                    row.push(text(&k.column));
+                    row.push(text(&k.generator));
+                    row.push(d.as_ref().map(|d| d.kind.clone()));
+                    row.push(d.map(|d| properties(&d.properties)));
+                }
+                None => row.extend([None, None, None, None]),
+            }
+            row.push(rules.binding_group(name).map(|g| g.join(",")));
+            rows.push(row);
+        }
+        for name in &rules.broadcast_tables {
+            if !keep(show, name) {
+                continue;
+            }
+            let everywhere: Vec<String> = db
+                .data_sources
+                .keys()
+                .map(|ds| format!("{ds}.{name}"))
+                .collect();
+            let mut row = vec![
+                text(&db.config.name),
+                text(name),
+                text("broadcast"),
+                text(everywhere.join(", ")),
+            ];
+            row.extend(std::iter::repeat_n(None, 13));
+            rows.push(row);
+        }
+    }
+    AdminResult::Rows { columns, rows }
+}
+
+/// `SHOW DBMESH SESSIONS`: every live client session.
+fn sessions(rt: &Runtime, show: &Show) -> AdminResult {
+    let columns = vec![
+        "id",
+        "user",
+        "protocol",
+        "client",
+        "database",
+        "state",
+        "statement",
+        "statement_started_at",
+        "connected_at",
+    ];
+    let rows = rt
+        .sessions
+        .rows()
+        .into_iter()
+        .filter(|s| keep(show, &s.user))
+        .map(|s| {
+            vec![
+                text(s.id.to_string()),
+                text(s.user),
+                text(s.protocol),
+                text(s.client),
+                s.database,
+                text(s.state.name()),
+                s.statement,
+                s.statement_ms.map(timestamp),
+                text(timestamp(s.connected_ms)),
+            ]
+        })
+        .collect();
+    AdminResult::Rows { columns, rows }
+}
+
+/// `SHOW DBMESH VARIABLES`: the effective server settings and a few facts about the
+/// running proxy, as (variable_name, value).
+fn variables(rt: &Runtime, show: &Show) -> AdminResult {
+    let config = rt.config();
+    let s = &config.server;
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let now = crate::session::registry::now_ms();
+    let vars: Vec<(&str, String)> = vec![
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ("config_path", config.path.display().to_string()),
+        ("config_generation", rt.generation().to_string()),
+        ("started_at", timestamp(rt.started_ms)),
+        (
+            "uptime_s",
+            (now.saturating_sub(rt.started_ms) / 1000).to_string(),
+        ),
+        ("mysql_listen", opt(s.mysql_listen.map(|a| a.to_string()))),
+        (
+            "postgres_listen",
+            opt(s.postgres_listen.map(|a| a.to_string())),
+        ),
+        ("admin_listen", opt(s.admin_listen.map(|a| a.to_string()))),
+        ("mysql_server_version", rt.mysql.version.clone()),
+        ("mysql_auth_plugin", s.mysql_auth_plugin.name().to_string()),
+        ("max_packet_size", s.max_packet_size.to_string()),
+        (
+            "connect_timeout_ms",
+            s.connect_timeout.as_millis().to_string(),
+        ),
+        (
+            "checkout_timeout_ms",
+            s.checkout_timeout.as_millis().to_string(),
+        ),
+        (
+            "login_timeout_ms",
+            crate::server::LOGIN_TIMEOUT.as_millis().to_string(),
+        ),
+        (
+            "worker_threads",
+            s.worker_threads
+                .map_or_else(|| "auto".to_string(), |n| n.to_string()),
+        ),
+        (
+            "snowflake_worker_id",
+            opt(s.snowflake_worker_id.map(|n| n.to_string())),
+        ),
+        ("log_level", opt(s.log_level.clone())),
+        ("databases", config.databases.len().to_string()),
+        ("users", config.users.len().to_string()),
+        ("sessions", rt.sessions.len().to_string()),
+    ];
+    let rows = vars
+        .into_iter()
+        .filter(|(name, _)| keep(show, name))
+        .map(|(name, value)| vec![text(name), text(value)])
+        .collect();
+    AdminResult::Rows {
+        columns: vec!["variable_name", "value"],
+        rows,
+    }
+}
+
+fn nodes(t: &TableRule) -> String {
+    t.nodes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn strategy(s: &Strategy) -> String {
+    if s.columns.is_empty() {
+        format!("hint by {}", s.algorithm)
+    } else {
+        format!("{} by {}", s.columns.join(","), s.algorithm)
+    }
+}
+
+/// Properties as `name=value` pairs, in file order.
+pub fn properties(p: &Properties) -> String {
+    p.names()
+        .filter_map(|n| p.get(n).map(|v| format!("{n}={}", value(v))))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn value(v: &PropertyValue) -> String {
+    match v {
+        PropertyValue::Int(i) => i.to_string(),
+        PropertyValue::Float(f) => f.to_string(),
+        PropertyValue::Bool(b) => b.to_string(),
+        PropertyValue::Text(t) => t.clone(),
+        PropertyValue::List(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(value).collect::<Vec<_>>().join(", ")
+            )
+        }
+        PropertyValue::Other(kind) => format!("<{kind}>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_print_in_file_order() {
+        let p = Properties::new()
+            .with("sharding_count", PropertyValue::Int(4))
+            .with(
+                "ranges",
+                PropertyValue::List(vec![PropertyValue::Int(1), PropertyValue::Int(2)]),
+            )
+            .with("expression", PropertyValue::Text("ds_${id % 2}".into()));
+        assert_eq!(
+            properties(&p),
+            "sharding_count=4, ranges=[1, 2], expression=ds_${id % 2}"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_utc_iso_8601() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(timestamp(1_500), "1970-01-01T00:00:01.500Z");
+    }
+}
