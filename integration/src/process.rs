@@ -4,9 +4,10 @@ use crate::unique_name;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The dbmesh binary, built on first use (tests that need a separate process), with the
-/// `failpoints` feature (inert unless `DBMESH_FAILPOINTS` is set; the tests' own dbmesh
-/// library has it too, so both builds share one compilation of the library).
+/// The dbmesh binary, built on first use (tests that need a separate process). Built with
+/// the integration crate's feature set (`-p dbmesh-integration`), so its dependencies are
+/// the very ones the tests were compiled with (nothing is rebuilt) and it has the
+/// `failpoints` feature, inert unless `DBMESH_FAILPOINTS` is set.
 pub fn dbmesh_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -16,7 +17,15 @@ pub fn dbmesh_binary() -> PathBuf {
                 .unwrap()
                 .to_path_buf();
             let status = Command::new(env!("CARGO"))
-                .args(["build", "--bin", "dbmesh", "--features", "failpoints"])
+                .args([
+                    "build",
+                    "-p",
+                    "dbmesh",
+                    "-p",
+                    "dbmesh-integration",
+                    "--bin",
+                    "dbmesh",
+                ])
                 .current_dir(&root)
                 .status()
                 .expect("cargo runs");
