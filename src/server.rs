@@ -205,7 +205,7 @@ impl Server {
         let runtime = Runtime::new(config).await;
         let shutdown = ShutdownSignal::new();
         let mut tasks = Vec::new();
-        let recovery = start_xa_recovery(&runtime);
+        let recovery = Some(start_xa_recovery(&runtime));
         let mut mysql_addr = None;
         let config = runtime.config();
         if let Some(addr) = config.server.mysql_listen {
@@ -276,7 +276,7 @@ impl Server {
 /// has a `[transaction]` table (read from the current configuration each time, so a
 /// reload is followed): it resolves what an earlier crash left prepared, then keeps
 /// watching (and renewing this instance's lease in a shared log).
-fn start_xa_recovery(runtime: &Arc<Runtime>) -> Option<JoinHandle<()>> {
+fn start_xa_recovery(runtime: &Arc<Runtime>) -> JoinHandle<()> {
     let weak = Arc::downgrade(runtime);
     let targets = move || {
         let config = weak.upgrade()?.config();
@@ -295,7 +295,7 @@ fn start_xa_recovery(runtime: &Arc<Runtime>) -> Option<JoinHandle<()>> {
             .collect();
         Some((urls, config.server.connect_timeout))
     };
-    Some(crate::txn::recovery::spawn(runtime.xa.clone(), targets))
+    crate::txn::recovery::spawn(runtime.xa.clone(), targets)
 }
 
 /// Which frontend a listener serves.
