@@ -32,6 +32,8 @@ pub const BACKEND_DURATION: &str = "dbmesh_backend_duration_seconds";
 pub const ERRORS: &str = "dbmesh_errors_total";
 /// Transactions ended (counter), by protocol, type and outcome.
 pub const TRANSACTIONS: &str = "dbmesh_transactions_total";
+/// Prepared XA branches recovery resolved (counter), by outcome (commit, rollback).
+pub const XA_RECOVERED: &str = "dbmesh_xa_recovered_branches_total";
 /// Pooled backend connections (gauge), by database, data source and state (in_use, idle).
 pub const POOL_CONNECTIONS: &str = "dbmesh_pool_connections";
 /// Pool size limit (gauge), by database and data source.
@@ -346,6 +348,12 @@ pub fn transaction(protocol: Protocol, kind: &'static str, outcome: TxnOutcome) 
     counter!(TRANSACTIONS, "protocol" => protocol.label(), "type" => kind,
         "outcome" => outcome.label())
     .increment(1);
+}
+
+/// XA recovery committed (`commit`) or rolled back a prepared branch a crash left.
+pub fn xa_branch_recovered(commit: bool) {
+    let outcome = if commit { "commit" } else { "rollback" };
+    counter!(XA_RECOVERED, "outcome" => outcome).increment(1);
 }
 
 /// Sets the pool gauges from the pools themselves; called before each scrape, so the hot

@@ -218,11 +218,14 @@ impl Recovery {
                 }
                 let commit = decisions.contains(&gtrid);
                 match resolve(&mut conn, &branch, commit).await {
-                    Ok(()) => info!(
+                    Ok(()) => {
+                        crate::admin::metrics::xa_branch_recovered(commit);
+                        info!(
                         gtrid = %gtrid, data_source = %branch.bqual,
                         "XA recovery: {} prepared branch",
                         if commit { "committed" } else { "rolled back" }
-                    ),
+                        )
+                    }
                     Err(e) => {
                         warn!(gtrid = %gtrid, data_source = %branch.bqual, "XA recovery: resolving failed: {e}");
                         left.insert(gtrid);

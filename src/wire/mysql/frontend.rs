@@ -440,12 +440,13 @@ impl ClientConn {
         timer.finish(Protocol::Mysql, database, self.route, slow);
         if was_in_txn && !self.in_transaction() {
             let txn_type = match (sharded_txn, self.session.database.as_deref()) {
-                (true, Some(db)) => self
-                    .rt
-                    .config()
-                    .databases
-                    .get(db)
-                    .map_or("local", |d| txn_type_label(d.transaction)),
+                (true, Some(db)) => {
+                    let configured = self.rt.config().databases.get(db).map(|d| d.transaction);
+                    self.session
+                        .transaction_type
+                        .or(configured)
+                        .map_or("local", txn_type_label)
+                }
                 _ => "single",
             };
             let outcome = TxnOutcome::of(kind, self.statement_failed);

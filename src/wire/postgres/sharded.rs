@@ -285,7 +285,8 @@ impl ShardedSession {
         let slow = self.backends.runtime().config().server.slow_statement;
         timer.finish(Protocol::Postgres, database, self.route, slow);
         if let (Some(failed), None) = (txn_before, &self.txn) {
-            let txn_type = match self.backends.database().config.transaction {
+            let configured = self.backends.database().config.transaction;
+            let txn_type = match self.session.transaction_type.unwrap_or(configured) {
                 crate::config::TransactionType::Local => "local",
                 crate::config::TransactionType::Xa => "xa",
                 crate::config::TransactionType::Saga => "saga",
