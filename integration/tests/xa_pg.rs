@@ -182,6 +182,14 @@ async fn session_statement_switches_a_local_database_to_xa() {
         .unwrap();
     assert!(transfer(&client, 1, 2, 5).await);
     assert!(bank.log.exists(), "the XA commit wrote its decision");
+    // The extended protocol (what most drivers use) sets it too.
+    client
+        .execute("SET dbmesh_transaction_type = 'LOCAL'", &[])
+        .await
+        .unwrap();
+    std::fs::remove_file(&bank.log).unwrap();
+    assert!(transfer(&client, 1, 2, 5).await);
+    assert!(!bank.log.exists(), "back to LOCAL: no decision written");
     client.batch_execute("BEGIN").await.unwrap();
     let e = client
         .batch_execute("SET dbmesh_transaction_type = 'LOCAL'")
@@ -191,7 +199,7 @@ async fn session_statement_switches_a_local_database_to_xa() {
     client.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(
         bank.db.pg_balances().await,
-        expected_balances(&[(1, 2, 5), (1, 2, 5)])
+        expected_balances(&[(1, 2, 5), (1, 2, 5), (1, 2, 5)])
     );
 }
 

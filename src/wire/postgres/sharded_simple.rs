@@ -53,7 +53,7 @@ impl ShardedSession {
     }
 
     async fn simple_statement(&mut self, statement: &str) -> Result<Outcome, Broken> {
-        if let Some(outcome) = self.transaction_type_statement(statement) {
+        if let Some(outcome) = self.refuse_raw_xa(statement) {
             return Ok(outcome);
         }
         match classify(statement) {
@@ -126,8 +126,12 @@ impl ShardedSession {
         }
     }
 
-    /// A session `SET`: on every held connection, then recorded for those opened later.
+    /// A session `SET`: on every held connection, then recorded for those opened later
+    /// (`SET dbmesh_transaction_type` is dbmesh's own, in the simple and extended protocols).
     pub(super) async fn session_set(&mut self, statement: &str) -> Result<Outcome, Broken> {
+        if let Some(outcome) = self.set_transaction_type(statement) {
+            return Ok(outcome);
+        }
         if self.txn_failed() {
             return Ok(self.fail_session(SessionError::TransactionAborted));
         }

@@ -24,40 +24,43 @@ impl ShardedSession {
         self.session.transaction_type.unwrap_or(configured) == TransactionType::Xa
     }
 
-    /// `SET dbmesh_transaction_type = ...` and the application's own two-phase statements
-    /// (`PREPARE TRANSACTION`, `COMMIT PREPARED`, ...; refused on several data sources).
-    /// `None` for any other statement.
-    pub(super) fn transaction_type_statement(&mut self, statement: &str) -> Option<Outcome> {
-        if let Some(parsed) = session_statement::parse(statement) {
-            return Some(match parsed {
-                Err(e) => self.fail(&e),
-                Ok(_) if self.txn.is_some() => self.fail(&Error::InTransaction(format!(
-                    "{} can only be changed outside a transaction",
-                    session_statement::VARIABLE
-                ))),
-                Ok(t) => {
-                    self.session.transaction_type = Some(t);
-                    self.writer
-                        .write(&pgwire::messages::response::CommandComplete::new(
-                            "SET".to_string(),
-                        ));
-                    Outcome::Done
-                }
-            });
-        }
-        let database = self.backends.database();
-        if database.data_sources.len() > 1 && session_statement::is_raw_xa(statement) {
-            let e = Error::RawXa(format!(
-                "two-phase commit statements from the application are not supported on database \"{}\", which has {} data sources: \
-                 dbmesh coordinates the data sources itself; run BEGIN ... COMMIT with transaction type XA \
-                 (transaction = \"XA\" in the database's config, or SET {} = 'XA'), see docs/transactions.md",
-                database.config.name,
-                database.data_sources.len(),
+    /// `SET dbmesh_transaction_type = ...`: recorded for the session, outside a transaction
+    /// only. `None` for any other statement.
+    pub(super) fn set_transaction_type(&mut self, statement: &str) -> Option<Outcome> {
+        let parsed = session_statement::parse(statement)?;
+        Some(match parsed {
+            Err(e) => self.fail(&e),
+            Ok(_) if self.txn.is_some() => self.fail(&Error::InTransaction(format!(
+                "{} can only be changed outside a transaction",
                 session_statement::VARIABLE
-            ));
-            return Some(self.fail(&e));
+            ))),
+            Ok(t) => {
+                self.session.transaction_type = Some(t);
+                self.writer
+                    .write(&pgwire::messages::response::CommandComplete::new(
+                        "SET".to_string(),
+                    ));
+                Outcome::Done
+            }
+        })
+    }
+
+    /// The application's own two-phase statements (`PREPARE TRANSACTION`, `COMMIT
+    /// PREPARED`, ...): refused on a database with several data sources.
+    pub(super) fn refuse_raw_xa(&mut self, statement: &str) -> Option<Outcome> {
+        let database = self.backends.database();
+        if database.data_sources.len() < 2 || !session_statement::is_raw_xa(statement) {
+            return None;
         }
-        None
+        let e = Error::RawXa(format!(
+            "two-phase commit statements from the application are not supported on database \"{}\", which has {} data sources: \
+             dbmesh coordinates the data sources itself; run BEGIN ... COMMIT with transaction type XA \
+             (transaction = \"XA\" in the database's config, or SET {} = 'XA'), see docs/transactions.md",
+            database.config.name,
+            database.data_sources.len(),
+            session_statement::VARIABLE
+        ));
+        Some(self.fail(&e))
     }
 
     /// COMMIT of XA transaction `xa` over `targets` (several data sources): prepare all,
