@@ -107,6 +107,12 @@ impl ReplicationMariadb {
         format!("mysql://root@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// Kills the server (a crashed primary).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path.join("err.log")).unwrap_or_default()
     }

@@ -77,7 +77,7 @@ async fn replicated_rows(replica: &ReplicationMariadb, db: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_go_to_the_replica_and_everything_else_to_the_primary() {
-    let primary = ReplicationMariadb::start(PRIMARY_ID).await;
+    let mut primary = ReplicationMariadb::start(PRIMARY_ID).await;
     let replica = ReplicationMariadb::start(REPLICA_ID).await;
     replica.replicate_from(&primary).await;
     let db = unique_name("rw");
@@ -234,6 +234,35 @@ async fn reads_go_to_the_replica_and_everything_else_to_the_primary() {
         replicated_rows(&replica, &db).await == 3
     })
     .await;
+
+    // With the primary down, writes fail naming the data source; reads go on on the
+    // replica, which keeps what it received.
+    primary.kill();
+    for _ in 0..2 {
+        // The first write finds the held connection broken, the second cannot connect.
+        let (_, _, message) = server_error(conn.query_drop("INSERT INTO t VALUES (4, 0)").await);
+        assert!(message.contains("data source 'ds_0'"), "{message}");
+    }
+    for _ in 0..600 {
+        let status: Option<mysql_async::Row> =
+            replica_root.query_first("SHOW SLAVE STATUS").await.unwrap();
+        let io: String = status.unwrap().get("Slave_IO_Running").unwrap();
+        if io != "Yes" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give the monitor (every 100 ms) time to see the cut-off replica: it must stay in.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (health, reason, _) = replica_row(&mut admin).await;
+    assert_eq!(health, "up", "{reason:?}");
+    assert_eq!(server_id(&mut conn, "SELECT @@server_id").await, REPLICA_ID);
+    let n: i64 = conn
+        .query_first("SELECT COUNT(*) FROM t")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 3);
 
     replica_root.disconnect().await.unwrap();
     conn.disconnect().await.unwrap();

@@ -421,20 +421,22 @@ impl BackendConn {
         &mut self,
         sql: &str,
     ) -> Result<Result<Vec<String>, MysqlError>, BackendError> {
-        Ok(self
-            .query_column(sql, 0)
-            .await?
-            .map(|values| values.into_iter().flatten().collect()))
+        Ok(self.query_columns(sql, &[0]).await?.map(|rows| {
+            rows.into_iter()
+                .filter_map(|mut row| row.pop().flatten())
+                .collect()
+        }))
     }
 
-    /// Runs a query for dbmesh's own purposes and returns column `column` (0-based) of each
-    /// row as text, `None` for NULL: e.g. `Seconds_Behind_Master` of `SHOW SLAVE STATUS`
-    /// for the replica health monitor. Rows are few and small.
-    pub async fn query_column(
+    /// Runs a query for dbmesh's own purposes and returns the columns `columns` (0-based)
+    /// of each row as text, `None` for NULL: e.g. the replication threads and
+    /// `Seconds_Behind_Master` of `SHOW SLAVE STATUS` for the replica health monitor. Rows
+    /// are few and small.
+    pub async fn query_columns(
         &mut self,
         sql: &str,
-        column: usize,
-    ) -> Result<Result<Vec<Option<String>>, MysqlError>, BackendError> {
+        columns: &[usize],
+    ) -> Result<Result<Vec<Vec<Option<String>>>, MysqlError>, BackendError> {
         let mut payload = Vec::with_capacity(sql.len() + 1);
         payload.push(0x03);
         payload.extend_from_slice(sql.as_bytes());
@@ -457,7 +459,12 @@ impl BackendConn {
             let in_rows = tracker.section() == Section::Rows;
             let step = tracker.on_packet(&pkt.payload);
             if in_rows && step == Step::More && tracker.section() == Section::Rows {
-                values.push(text_row_column(&pkt.payload, column));
+                values.push(
+                    columns
+                        .iter()
+                        .map(|&c| text_row_column(&pkt.payload, c))
+                        .collect(),
+                );
             }
             match step {
                 Step::More => {}
