@@ -63,6 +63,13 @@ async fn wait_for_replica(
     panic!("gave up waiting: {what}: {:?}", replica_row(admin).await);
 }
 
+/// `COUNT(*)` of `t` and the server that counted.
+async fn count_and_server(conn: &mut mysql_async::Conn) -> Option<(i64, u32)> {
+    conn.query_first("SELECT COUNT(*), @@server_id FROM t")
+        .await
+        .unwrap()
+}
+
 async fn replicated_rows(replica: &ReplicationMariadb, db: &str) -> i64 {
     let mut conn = replica.root().await;
     let n = conn
@@ -267,5 +274,79 @@ async fn reads_go_to_the_replica_and_everything_else_to_the_primary() {
     replica_root.disconnect().await.unwrap();
     conn.disconnect().await.unwrap();
     admin.disconnect().await.unwrap();
+    proxy.server.stop().await;
+}
+
+/// With `read_your_writes_timeout_ms`, a read after the session's write waits on the
+/// replica for that write's GTID; when it does not arrive in time (a replica held back
+/// with MASTER_DELAY), the read runs on the primary and still sees the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_write_sees_it_waiting_on_the_replica_or_on_the_primary() {
+    let primary = ReplicationMariadb::start(PRIMARY_ID).await;
+    let replica = ReplicationMariadb::start(REPLICA_ID).await;
+    replica.replicate_from(&primary).await;
+    let db = unique_name("ryw");
+    let mut root = primary.root().await;
+    root.query_drop(format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    root.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, written_on INT)"
+    ))
+    .await
+    .unwrap();
+    root.disconnect().await.unwrap();
+    eventually("the table reaches the replica", || async {
+        replicated_rows(&replica, &db).await == 0
+    })
+    .await;
+    let extra = format!(
+        "max_replica_lag_ms = 86400000\nhealth_check_interval_ms = 100\nread_your_writes_timeout_ms = 300\n\
+         [[databases.shop.data_sources.ds_0.replicas]]\nurl = \"{}\"\n",
+        replica.url(&db)
+    );
+    let proxy = Proxy::start(&mysql_config("shop", &primary.url(&db), &extra)).await;
+    let mut conn = mysql_async::Conn::new(proxy.app_opts("shop"))
+        .await
+        .unwrap();
+
+    // The replica keeps up: the read waits for the write there and sees it.
+    conn.query_drop("INSERT INTO t VALUES (1, @@server_id)")
+        .await
+        .unwrap();
+    assert_eq!(count_and_server(&mut conn).await, Some((1, REPLICA_ID)));
+
+    // The replica is held back an hour: the read gives up waiting and runs on the primary.
+    let mut replica_root = replica.root().await;
+    replica_root.query_drop("STOP SLAVE").await.unwrap();
+    replica_root
+        .query_drop("CHANGE MASTER TO MASTER_DELAY = 3600")
+        .await
+        .unwrap();
+    replica_root.query_drop("START SLAVE").await.unwrap();
+    conn.query_drop("INSERT INTO t VALUES (2, @@server_id)")
+        .await
+        .unwrap();
+    assert_eq!(count_and_server(&mut conn).await, Some((2, PRIMARY_ID)));
+    assert_eq!(
+        replicated_rows(&replica, &db).await,
+        1,
+        "the replica is behind"
+    );
+
+    replica_root.query_drop("STOP SLAVE").await.unwrap();
+    replica_root
+        .query_drop("CHANGE MASTER TO MASTER_DELAY = 0")
+        .await
+        .unwrap();
+    replica_root.query_drop("START SLAVE").await.unwrap();
+    eventually("the replica catches up", || async {
+        replicated_rows(&replica, &db).await == 2
+    })
+    .await;
+    assert_eq!(count_and_server(&mut conn).await, Some((2, REPLICA_ID)));
+
+    replica_root.disconnect().await.unwrap();
+    conn.disconnect().await.unwrap();
     proxy.server.stop().await;
 }

@@ -58,7 +58,8 @@ mod tests {
                 "load_balancer",
                 "transactional_read",
                 "max_replica_lag_ms",
-                "health_check_interval_ms"
+                "health_check_interval_ms",
+                "read_your_writes_timeout_ms"
             ]
         );
         assert!(field_names::<String>().is_empty());

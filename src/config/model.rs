@@ -338,6 +338,11 @@ pub struct ReadWriteConfig {
     pub max_replica_lag: Duration,
     /// How often each replica's connectivity and lag are checked.
     pub health_check_interval: Duration,
+    /// After a session's write, how long a read waits on a replica for that write to
+    /// arrive before it runs on the primary instead; `None` (the default) = reads do not
+    /// wait (MariaDB only; it costs a `SELECT @@last_gtid` after each write, see
+    /// docs/configuration.md).
+    pub read_your_writes_timeout: Option<Duration>,
 }
 
 impl Default for ReadWriteConfig {
@@ -347,6 +352,7 @@ impl Default for ReadWriteConfig {
             transactional_read: TransactionalRead::Primary,
             max_replica_lag: Self::DEFAULT_MAX_REPLICA_LAG,
             health_check_interval: Self::DEFAULT_HEALTH_CHECK_INTERVAL,
+            read_your_writes_timeout: None,
         }
     }
 }

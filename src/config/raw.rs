@@ -83,6 +83,7 @@ pub(super) struct RawDataSource {
     pub transactional_read: Option<Spanned<String>>,
     pub max_replica_lag_ms: Option<Spanned<u64>>,
     pub health_check_interval_ms: Option<Spanned<u64>>,
+    pub read_your_writes_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// One `[[databases.<db>.data_sources.<name>.replicas]]` entry.

@@ -35,7 +35,7 @@ fn a_plain_url_is_a_primary_without_replicas() {
 #[test]
 fn replicas_load_with_weights_and_settings() {
     let config = load(
-        "load_balancer = \"WEIGHT\"\ntransactional_read = \"FIXED\"\nmax_replica_lag_ms = 2500\nhealth_check_interval_ms = 200\n\
+        "load_balancer = \"WEIGHT\"\ntransactional_read = \"FIXED\"\nmax_replica_lag_ms = 2500\nhealth_check_interval_ms = 200\nread_your_writes_timeout_ms = 250\n\
          [[databases.shop.data_sources.ds_0.replicas]]\nurl = \"mysql://root@127.0.0.1:3307/shop\"\nweight = 3\n\
          [[databases.shop.data_sources.ds_0.replicas]]\nurl = \"mysql://app@10.0.0.9/shop\"\npassword_env = \"REPLICA_PASSWORD\"\n",
     )
@@ -52,6 +52,10 @@ fn replicas_load_with_weights_and_settings() {
     assert_eq!(
         ds.read_write.health_check_interval,
         Duration::from_millis(200)
+    );
+    assert_eq!(
+        ds.read_write.read_your_writes_timeout,
+        Some(Duration::from_millis(250))
     );
 }
 

@@ -649,6 +649,10 @@ fn read_write(raw: &RawDataSource, section_key: &str, report: &mut Report) -> Re
                 "health_check_interval_ms",
                 raw.health_check_interval_ms.as_ref().map(|v| v.span()),
             ),
+            (
+                "read_your_writes_timeout_ms",
+                raw.read_your_writes_timeout_ms.as_ref().map(|v| v.span()),
+            ),
         ];
         for (field, span) in spans {
             if let Some(span) = span {
@@ -694,6 +698,11 @@ fn read_write(raw: &RawDataSource, section_key: &str, report: &mut Report) -> Re
         report,
     ) {
         config.health_check_interval = Duration::from_millis(ms);
+    }
+    if let Some(ms) = &raw.read_your_writes_timeout_ms {
+        // 0 turns read-your-writes off.
+        config.read_your_writes_timeout =
+            (*ms.get_ref() > 0).then(|| Duration::from_millis(*ms.get_ref()));
     }
     config
 }

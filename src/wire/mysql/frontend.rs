@@ -699,7 +699,7 @@ impl ClientConn {
         if let Some(router) = route.database.router.clone() {
             return self.query_sharded(route.database, router, &payload).await;
         }
-        let index = match self
+        let (index, on_replica) = match self
             .backend_for_statement(&route.data_source, &payload[1..])
             .await
         {
@@ -709,9 +709,14 @@ impl ClientConn {
                 return Ok(());
             }
         };
-        self.forward(index, &payload, ResponseKind::Query, None)
-            .await
-            .map(|_| ())
+        let tracker = self
+            .forward(index, &payload, ResponseKind::Query, None)
+            .await?;
+        if !on_replica && tracker.is_some_and(|t| !t.error) {
+            self.note_write(index, &route.data_source, &payload[1..])
+                .await;
+        }
+        Ok(())
     }
 
     /// Routes the command by the session and relays the backend's response.
