@@ -99,8 +99,11 @@ fn init_logging(level: Option<&str>, format: dbmesh::config::LogFormat) {
         (None, Some(l)) => EnvFilter::new(l),
         (None, None) => EnvFilter::new("info"),
     };
+    // Colours only on a terminal: stderr redirected to a file, journald or a container
+    // log driver must not get ANSI escape codes in every line.
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         dbmesh::config::LogFormat::Text => fmt.init(),

@@ -1,7 +1,8 @@
 //! The admin endpoint: after traffic on both protocols (a plain and a sharded MySQL
 //! database, a plain PostgreSQL one), a scrape of `/metrics` shows the counters moved with
 //! the right labels; `/health` answers; `/ready` is 200 when every data source is
-//! reachable and 503 naming the one that is not.
+//! reachable and 503 naming the one that is not; after a reload the pool gauges are the
+//! new configuration's.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +10,8 @@ use mysql_async::prelude::Queryable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use dbmesh_integration::{
-    pg_connect, unique_name, MysqlDatabase, PgDatabase, Proxy, TempDir, APP_PASSWORD, APP_USER,
-    ORDERS_DDL, ORDERS_RULES,
+    pg_connect, unique_name, AdminCluster, MysqlDatabase, PgDatabase, Proxy, TempDir,
+    ADMIN_PASSWORD, ADMIN_USER, APP_PASSWORD, APP_USER, ORDERS_DDL, ORDERS_RULES,
 };
 
 /// `GET path` over HTTP/1.1; returns the status code and the body.
@@ -340,4 +341,41 @@ url = "mysql://root@127.0.0.1:{dead}/gone"
     assert!(!body.contains("shop.ds_0"), "{body}");
     let (status, _) = http_get(admin, "/health").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_reload_removed_a_database_its_pool_gauges_are_gone() {
+    let cluster = AdminCluster::new("mysql", 0);
+    let with_admin = cluster.config_text(r#"admin_listen = "127.0.0.1:0""#);
+    cluster.write_config(&with_admin);
+    let proxy = cluster.start().await;
+    let admin = proxy.server.admin_addr.unwrap();
+    let ghost = [("database", cluster.ghost.as_str())];
+    let (_, body) = http_get(admin, "/metrics").await;
+    assert_eq!(
+        value(&parse(&body), "dbmesh_pool_max_connections", &ghost),
+        32.0,
+        "{body}"
+    );
+
+    let section = format!("[databases.{}]", cluster.ghost);
+    let without_ghost = with_admin[..with_admin.find(&section).unwrap()]
+        .replace(&format!(", \"{}\"", cluster.ghost), "");
+    cluster.write_config(&without_ghost);
+    let mut conn = mysql_async::Conn::new(proxy.mysql_opts(ADMIN_USER, ADMIN_PASSWORD, None))
+        .await
+        .unwrap();
+    conn.query_drop("RELOAD DBMESH CONFIG").await.unwrap();
+
+    let (_, body) = http_get(admin, "/metrics").await;
+    let m = parse(&body);
+    for gauge in ["dbmesh_pool_max_connections", "dbmesh_pool_connections"] {
+        assert!(
+            !m.iter()
+                .any(|s| s.name == gauge && s.labels.get("database") == Some(&cluster.ghost)),
+            "the removed database's pool is still exported:\n{body}"
+        );
+    }
+    let plain = [("database", cluster.plain.as_str())];
+    assert_eq!(value(&m, "dbmesh_pool_max_connections", &plain), 32.0);
 }

@@ -254,6 +254,9 @@ async fn variables_show_the_effective_settings() {
     assert_eq!(vars["checkout_timeout_ms"], Some("5000"));
     assert_eq!(vars["max_packet_size"], Some("67108864"));
     assert_eq!(vars["mysql_listen"], Some("127.0.0.1:0"));
+    // The file sets none: the filter logging runs with.
+    let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string());
+    assert_eq!(vars["log_level"], Some(log_level.as_str()));
     assert_eq!(vars["config_generation"], Some("0"));
     assert_eq!(vars["databases"], Some("3"));
     assert_eq!(vars["version"], Some(env!("CARGO_PKG_VERSION")));

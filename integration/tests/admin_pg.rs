@@ -254,3 +254,65 @@ async fn pipelined_admin_statements_are_answered_in_order() {
         assert_eq!(rows, ["3"]);
     }
 }
+
+/// A statement sent with the extended protocol (what tokio-postgres, JDBC and psycopg
+/// send) is listed `active` with its text while it runs, in a sharded session and in an
+/// unsharded one: here it waits for an advisory lock held by a direct connection.
+#[tokio::test]
+async fn a_running_extended_protocol_statement_is_listed_active() {
+    let (cluster, proxy) = start().await;
+    // The default data source of each database: ds_0 of `sharded`, `plain`'s only one.
+    for (db, physical) in [(&cluster.sharded, 0), (&cluster.plain, 2)] {
+        let holder = pg_connect(&cluster.pg_direct(physical)).await.unwrap();
+        holder
+            .batch_execute("SELECT pg_advisory_lock(4242)")
+            .await
+            .unwrap();
+        let app = connect(&proxy, APP_USER, APP_PASSWORD, db).await;
+        let admin = connect(&proxy, ADMIN_USER, ADMIN_PASSWORD, db).await;
+        let waiting = tokio::spawn(async move {
+            app.query("SELECT pg_advisory_lock(4242)", &[])
+                .await
+                .unwrap();
+            app
+        });
+        // Until the backend runs it (and waits for the lock).
+        loop {
+            let row = holder
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                     AND query = 'SELECT pg_advisory_lock(4242)'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let sessions = show(&admin, "SHOW DBMESH SESSIONS LIKE 'app'").await;
+        let listed = sessions
+            .iter()
+            .find(|r| value(r, "database") == Some(db.as_str()))
+            .unwrap_or_else(|| panic!("{sessions:?}"));
+        assert_eq!(value(listed, "state"), Some("active"), "{listed:?}");
+        assert_eq!(
+            value(listed, "statement"),
+            Some("SELECT pg_advisory_lock(4242)"),
+            "{listed:?}"
+        );
+        holder
+            .batch_execute("SELECT pg_advisory_unlock(4242)")
+            .await
+            .unwrap();
+        let app = waiting.await.unwrap();
+        let sessions = show(&admin, "SHOW DBMESH SESSIONS LIKE 'app'").await;
+        let listed = sessions
+            .iter()
+            .find(|r| value(r, "database") == Some(db.as_str()))
+            .unwrap_or_else(|| panic!("{sessions:?}"));
+        assert_eq!(value(listed, "state"), Some("idle"), "{listed:?}");
+        drop(app);
+    }
+}

@@ -1,5 +1,6 @@
 //! `log_format = "json"` writes one JSON object per line, with the connection's span; and
-//! `slow_statement_ms` logs slow statements with their database, type and route.
+//! `slow_statement_ms` logs slow statements with their database, type and route. Text logs
+//! written to a file carry no terminal colour codes.
 
 use mysql_async::prelude::Queryable;
 
@@ -54,4 +55,24 @@ async fn json_logs_carry_the_connection_span_and_slow_statements_their_route() {
         assert!(slow.contains(field), "{field} missing in {slow}");
     }
     assert!(!slow.contains("logged"), "SQL text is not logged: {slow}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_redirected_to_a_file_have_no_colour_codes() {
+    let db = MysqlDatabase::create("logs_text");
+    let port = free_port();
+    let toml = mysql_config("shop", &db.url(), "").replace(
+        "[server]\n",
+        "[server]\nslow_statement_ms = 0\nlog_level = \"info\"\n",
+    );
+    let mut proxy = ChildProxy::start(&listen_on(&toml, port), port).await;
+    proxy.signal("TERM");
+    assert!(proxy.wait_exit().await.success());
+
+    let log = proxy.log();
+    assert!(log.contains("listener ready"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "ANSI escape codes in a log file:\n{log:?}"
+    );
 }

@@ -16,7 +16,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
-use super::metrics::record_pools;
+use super::metrics::render_pools;
 use super::ready::{self, BackendHealth};
 use crate::server::Runtime;
 use crate::shutdown::Shutdown;
@@ -81,9 +81,10 @@ async fn answer(admin: &Admin, req: &Request<Incoming>, stopping: bool) -> Respo
     }
     match req.uri().path() {
         "/metrics" => {
-            record_pools(&admin.runtime.cluster());
             admin.metrics.run_upkeep();
-            let mut r = text(StatusCode::OK, admin.metrics.render());
+            let mut body = admin.metrics.render();
+            render_pools(&admin.runtime.cluster(), &mut body);
+            let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -348,9 +348,18 @@ pub fn transaction(protocol: Protocol, kind: &'static str, outcome: TxnOutcome) 
     .increment(1);
 }
 
-/// Sets the pool gauges from the pools themselves; called before each scrape, so the hot
-/// path never touches them.
-pub fn record_pools(cluster: &Cluster) {
+/// Appends the pool gauges, read from the pools of `cluster` now, to a rendered scrape.
+///
+/// They are written here rather than recorded through the `metrics` registry because the
+/// registry never forgets a series: after a reload removed a data source (or a database),
+/// its last values would be exported forever. Written from the running cluster, a scrape
+/// shows exactly its pools (and only this server's, when tests run several in a process).
+pub fn render_pools(cluster: &Cluster, out: &mut String) {
+    use metrics_exporter_prometheus::formatting::{write_metric_line, write_type_line};
+    use metrics_exporter_prometheus::LabelSet;
+
+    let mut connections = String::new();
+    let mut max_connections = String::new();
     for (db_name, db) in &cluster.databases {
         let mysql = db.config.backend == crate::config::BackendKind::Mysql;
         for (ds_name, ds) in &db.data_sources {
@@ -367,15 +376,42 @@ pub fn record_pools(cluster: &Cluster) {
                 ("database", db_name.clone()),
                 ("data_source", ds_name.clone()),
             ];
-            let state = |s: &'static str| {
-                let mut l: Vec<(&'static str, String)> = labels.to_vec();
-                l.push(("state", s.to_string()));
-                l
-            };
-            gauge!(POOL_CONNECTIONS, &state("in_use")).set(in_use as f64);
-            gauge!(POOL_CONNECTIONS, &state("idle")).set(idle as f64);
-            gauge!(POOL_MAX_CONNECTIONS, &labels).set(max as f64);
+            let key = metrics::Key::from_parts(POOL_CONNECTIONS, &labels);
+            let labels = LabelSet::from_key_and_global(&key, &Default::default());
+            for (state, n) in [("in_use", in_use), ("idle", idle)] {
+                write_metric_line(
+                    &mut connections,
+                    POOL_CONNECTIONS,
+                    None,
+                    &labels,
+                    Some(("state", state)),
+                    n,
+                    None,
+                );
+            }
+            write_metric_line::<&str, _>(
+                &mut max_connections,
+                POOL_MAX_CONNECTIONS,
+                None,
+                &labels,
+                None,
+                max,
+                None,
+            );
         }
+    }
+    for (name, lines) in [
+        (POOL_CONNECTIONS, connections),
+        (POOL_MAX_CONNECTIONS, max_connections),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        write_type_line(out, name, None, None, "gauge");
+        out.push_str(&lines);
     }
 }
 

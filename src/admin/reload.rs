@@ -12,7 +12,7 @@
 //! Listen addresses cannot change without a restart: a file that changes
 //! `server.mysql_listen`, `server.postgres_listen` or `server.admin_listen` is refused.
 //! Settings read only at start-up (`worker_threads`, `mysql_server_version`,
-//! `mysql_auth_plugin`, the RSA key files, `log_level`, `config_watch_ms`) keep their
+//! `mysql_auth_plugin`, the RSA key files, `log_level`, `log_format`, `config_watch_ms`) keep their
 //! running values and a warning names them; everything else (users, databases, data
 //! sources, sharding rules, timeouts, `max_packet_size` for new connections) takes effect.
 
@@ -210,6 +210,7 @@ fn keep_startup_settings(old: &ServerConfig, new: &mut ServerConfig) -> Vec<&'st
     keep!(rsa_private_key);
     keep!(rsa_public_key);
     keep!(log_level);
+    keep!(log_format);
     keep!(config_watch);
     changed
 }
@@ -331,5 +332,15 @@ url = "mysql://root@127.0.0.1:3306/other"
         assert_eq!(changed, vec!["server.worker_threads"]);
         assert_eq!(new.server.worker_threads, None);
         assert_eq!(new.server.connect_timeout.as_millis(), 1234);
+    }
+
+    #[test]
+    fn the_log_format_is_a_start_up_setting() {
+        // The subscriber is installed once at start-up: a reload cannot switch it.
+        let old = config("", "mysql://root@127.0.0.1:3306/a", 8);
+        let mut new = config("log_format = \"json\"", "mysql://root@127.0.0.1:3306/a", 8);
+        let changed = keep_startup_settings(&old.server, &mut new.server);
+        assert_eq!(changed, vec!["server.log_format"]);
+        assert_eq!(new.server.log_format, old.server.log_format);
     }
 }

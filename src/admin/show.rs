@@ -339,7 +339,14 @@ fn variables(rt: &Runtime, show: &Show) -> AdminResult {
             "snowflake_worker_id",
             opt(s.snowflake_worker_id.map(|n| n.to_string())),
         ),
-        ("log_level", opt(s.log_level.clone())),
+        // The filter logging started with (main.rs): RUST_LOG wins, then the file, then info.
+        (
+            "log_level",
+            std::env::var("RUST_LOG")
+                .ok()
+                .or_else(|| s.log_level.clone())
+                .unwrap_or_else(|| "info".to_string()),
+        ),
         ("databases", config.databases.len().to_string()),
         ("users", config.users.len().to_string()),
         ("sessions", rt.sessions.len().to_string()),

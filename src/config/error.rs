@@ -119,7 +119,12 @@ impl<'a> Report<'a> {
         }
         let mut problems = self.problems;
         problems.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
-        problems.extend(self.other_files);
+        // A rule file named by several databases is read for each: say each problem once.
+        for p in self.other_files {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
         Err(ConfigError { problems })
     }
 

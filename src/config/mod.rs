@@ -716,4 +716,38 @@ password_env = "OTHER_PW"
             "postgres://postgres@127.0.0.1:5432/shop_ds_0"
         );
     }
+
+    #[test]
+    fn a_rule_file_shared_by_two_databases_reports_its_problem_once() {
+        let dir = scratch_dir("shared-rules", &[]);
+        std::fs::write(dir.join("rules.toml"), "[algorithms.m]\ntype = 7\n").unwrap();
+        let text = r#"
+[server]
+mysql_listen = "127.0.0.1:3307"
+
+[[users]]
+name = "app"
+password = "x"
+databases = ["*"]
+
+[databases.a]
+backend = "mysql"
+default_data_source = "ds_0"
+rules = ["rules.toml"]
+[databases.a.data_sources.ds_0]
+url = "mysql://root@127.0.0.1/a"
+
+[databases.b]
+backend = "mysql"
+default_data_source = "ds_0"
+rules = ["rules.toml"]
+[databases.b.data_sources.ds_0]
+url = "mysql://root@127.0.0.1/b"
+"#;
+        let problems = parse_with_env(text, &dir.join("dbmesh.toml"), &env(&[]))
+            .expect_err("the rule file is invalid")
+            .problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].file.ends_with("rules.toml"), "{problems:?}");
+    }
 }

@@ -112,6 +112,13 @@ impl SessionInfo {
         self.begin_statement(&String::from_utf8_lossy(head));
     }
 
+    /// The statement whose text was recorded (by a Parse) runs now: a PostgreSQL Bind or
+    /// Execute arrives as a message of its own, after the Parse's.
+    pub fn mark_active(&self) {
+        self.state
+            .store(SessionState::Active as u8, Ordering::Relaxed);
+    }
+
     /// The statement ended; the session waits for its client, in a transaction or not.
     pub fn end_statement(&self, in_transaction: bool) {
         let state = if in_transaction {

@@ -480,6 +480,9 @@ impl PgClient {
                 }
                 if let Some(q) = parse_query(msg) {
                     self.batch.runs(statement_type(q));
+                    if let Some(info) = &self.info {
+                        info.begin_statement_bytes(q);
+                    }
                 }
                 if let Some(name) = self.statements.on_parse(msg) {
                     if !name.is_empty() {
@@ -505,8 +508,12 @@ impl PgClient {
                 if let Some(name) = name.filter(|n| !n.is_empty()) {
                     let name = String::from_utf8_lossy(name);
                     if tag == b'B' {
-                        let kind = self.statements.query_of(&name).map(statement_type);
-                        self.batch.runs(kind.unwrap_or("other"));
+                        let query = self.statements.query_of(&name);
+                        self.batch
+                            .runs(query.map(statement_type).unwrap_or("other"));
+                        if let (Some(info), Some(q)) = (&self.info, query) {
+                            info.begin_statement_bytes(q);
+                        }
                     }
                     if !conn.prepared.contains(name.as_ref()) {
                         if let Some(parse) = self.statements.inject(&name) {
@@ -528,6 +535,9 @@ impl PgClient {
             b'E' | b'H' => {
                 if tag == b'E' {
                     self.batch.executes();
+                    if let Some(info) = &self.info {
+                        info.mark_active();
+                    }
                 }
                 self.unsynced = true;
             }

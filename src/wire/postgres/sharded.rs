@@ -182,6 +182,9 @@ impl ShardedSession {
                 };
                 info.begin_statement_bytes(text.unwrap_or_default());
             }
+            if let (Some(info), b'B' | b'E') = (&self.info, tag) {
+                info.mark_active();
+            }
             let timer = self.statement_starts(tag, &msg);
             let txn_before = self.txn.as_ref().map(|t| t.failed);
             self.route = RouteKind::Single;
@@ -216,7 +219,12 @@ impl ShardedSession {
             if let Some(timer) = timer {
                 self.statement_done(timer, txn_before);
             }
-            if let Some(info) = &self.info {
+            // An extended-protocol statement runs until its Sync: Parse, Bind, Describe
+            // and Execute are messages of their own.
+            if let (Some(info), false) = (
+                &self.info,
+                matches!(tag, b'P' | b'B' | b'D' | b'E' | b'C' | b'H'),
+            ) {
                 info.end_statement(self.status() != b'I');
             }
             match step {
