@@ -220,3 +220,55 @@ impl Cluster {
 fn same_database(a: &DatabaseConfig, b: &DatabaseConfig) -> bool {
     format!("{a:?}") == format!("{b:?}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(replica_keys: &str) -> Config {
+        let text = format!(
+            "[server]\nmysql_listen = \"127.0.0.1:3307\"\n[[users]]\nname = \"app\"\npassword = \"x\"\n\
+             [databases.shop]\nbackend = \"mysql\"\n[databases.shop.data_sources.ds_0]\n\
+             url = \"mysql://root@127.0.0.1:3306/a\"\n{replica_keys}"
+        );
+        crate::config::parse(&text, std::path::Path::new("dbmesh.toml")).unwrap()
+    }
+
+    const ONE_REPLICA: &str =
+        "[[databases.shop.data_sources.ds_0.replicas]]\nurl = \"mysql://root@127.0.0.1:3307/a\"\n";
+
+    #[test]
+    fn replicas_are_data_sources_named_after_their_primary() {
+        let cluster = Cluster::new(&config(ONE_REPLICA));
+        let ds = &cluster.databases["shop"].data_sources["ds_0"];
+        assert!(ds.replica.is_none());
+        assert_eq!(ds.replicas.len(), 1);
+        assert_eq!(ds.replicas[0].name, "ds_0.replica_0");
+        assert_eq!(ds.replicas[0].url.port, 3307);
+        assert!(ds.replicas[0].replica.as_ref().unwrap().is_admitted());
+        assert!(Arc::ptr_eq(
+            ds.pick_replica(BackendKind::Mysql).unwrap(),
+            &ds.replicas[0]
+        ));
+    }
+
+    #[test]
+    fn a_reload_that_changes_the_replicas_builds_a_new_data_source() {
+        let old = Cluster::new(&config(ONE_REPLICA));
+        let old_ds = &old.databases["shop"].data_sources["ds_0"];
+        let same = Cluster::rebuild(&config(ONE_REPLICA), &old);
+        assert!(Arc::ptr_eq(
+            old_ds,
+            &same.databases["shop"].data_sources["ds_0"]
+        ));
+        let weighted = format!("{ONE_REPLICA}weight = 2\n");
+        let changed = Cluster::rebuild(&config(&weighted), &old);
+        let new_ds = &changed.databases["shop"].data_sources["ds_0"];
+        assert!(!Arc::ptr_eq(old_ds, new_ds));
+        assert_eq!(new_ds.replicas[0].replica.as_ref().unwrap().weight, 2);
+        let dropped = Cluster::rebuild(&config(""), &old);
+        assert!(dropped.databases["shop"].data_sources["ds_0"]
+            .replicas
+            .is_empty());
+    }
+}
