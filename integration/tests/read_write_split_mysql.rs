@@ -350,3 +350,69 @@ async fn a_read_after_a_write_sees_it_waiting_on_the_replica_or_on_the_primary()
     conn.disconnect().await.unwrap();
     proxy.server.stop().await;
 }
+
+/// `transactional_read = "FIXED"`: reads inside a transaction go to a replica (the same
+/// one throughout), its writes and locking reads to the primary, and the transaction
+/// commits there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_transactional_reads_run_on_a_replica_and_writes_on_the_primary() {
+    let primary = ReplicationMariadb::start(PRIMARY_ID).await;
+    let replica = ReplicationMariadb::start(REPLICA_ID).await;
+    replica.replicate_from(&primary).await;
+    let db = unique_name("rwtx");
+    let mut root = primary.root().await;
+    root.query_drop(format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    root.query_drop(format!(
+        "CREATE TABLE {db}.t (id INT PRIMARY KEY, written_on INT)"
+    ))
+    .await
+    .unwrap();
+    root.disconnect().await.unwrap();
+    eventually("the table reaches the replica", || async {
+        replicated_rows(&replica, &db).await == 0
+    })
+    .await;
+    let extra = format!(
+        "transactional_read = \"FIXED\"\n\
+         [[databases.shop.data_sources.ds_0.replicas]]\nurl = \"{}\"\n",
+        replica.url(&db)
+    );
+    let proxy = Proxy::start(&mysql_config("shop", &primary.url(&db), &extra)).await;
+    let mut conn = mysql_async::Conn::new(proxy.app_opts("shop"))
+        .await
+        .unwrap();
+
+    let mut txn = conn
+        .start_transaction(mysql_async::TxOpts::default())
+        .await
+        .unwrap();
+    let id: Option<u32> = txn.query_first("SELECT @@server_id").await.unwrap();
+    assert_eq!(id, Some(REPLICA_ID));
+    txn.query_drop("INSERT INTO t VALUES (1, @@server_id)")
+        .await
+        .unwrap();
+    let locked: Option<u32> = txn
+        .query_first("SELECT @@server_id FROM t WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    assert_eq!(
+        locked,
+        Some(PRIMARY_ID),
+        "a locking read runs with the writes"
+    );
+    let id: Option<u32> = txn.query_first("SELECT @@server_id").await.unwrap();
+    assert_eq!(id, Some(REPLICA_ID));
+    txn.commit().await.unwrap();
+
+    let mut direct = primary.root().await;
+    let written: Option<u32> = direct
+        .query_first(format!("SELECT written_on FROM {db}.t WHERE id = 1"))
+        .await
+        .unwrap();
+    assert_eq!(written, Some(PRIMARY_ID), "committed on the primary");
+    direct.disconnect().await.unwrap();
+    conn.disconnect().await.unwrap();
+    proxy.server.stop().await;
+}
