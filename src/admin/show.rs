@@ -70,31 +70,43 @@ fn data_sources(cluster: &Cluster, show: &Show) -> AdminResult {
     ];
     let mut rows = Vec::new();
     for db in databases(cluster, show) {
-        for (name, ds) in &db.data_sources {
-            if !keep(show, name) {
-                continue;
+        for ds in db.data_sources.values() {
+            // A primary, then its replicas (named `<data source>.replica_<i>`).
+            for ds in std::iter::once(ds).chain(&ds.replicas) {
+                if !keep(show, &ds.name) {
+                    continue;
+                }
+                let pool = ds.pool_stats(db.config.backend);
+                let health = ds.health.snapshot();
+                let replica = ds.replica.as_ref().map(|r| r.snapshot());
+                let (role, health_state, last_error) = match &replica {
+                    None => (
+                        "primary",
+                        health.state.name(),
+                        health
+                            .last_error
+                            .filter(|_| health.state == HealthState::Down),
+                    ),
+                    Some(r) if r.admitted => ("replica", health.state.name(), None),
+                    Some(r) => ("replica", "ejected", r.reason.clone()),
+                };
+                rows.push(vec![
+                    text(&db.config.name),
+                    text(&ds.name),
+                    text(db.config.backend.name()),
+                    // DataSourceUrl's Display leaves the password out.
+                    text(ds.url.to_string()),
+                    text(role),
+                    text(health_state),
+                    health.since_ms.map(timestamp),
+                    last_error,
+                    text(pool.in_use.to_string()),
+                    text(pool.idle.to_string()),
+                    text(pool.waiting.to_string()),
+                    text(pool.max.to_string()),
+                    replica.and_then(|r| r.lag_ms).map(|l| l.to_string()),
+                ]);
             }
-            let pool = ds.pool_stats(db.config.backend);
-            let health = ds.health.snapshot();
-            rows.push(vec![
-                text(&db.config.name),
-                text(name),
-                text(db.config.backend.name()),
-                // DataSourceUrl's Display leaves the password out.
-                text(ds.url.to_string()),
-                // Replicas (read/write splitting) are not configurable yet.
-                text("primary"),
-                text(health.state.name()),
-                health.since_ms.map(timestamp),
-                health
-                    .last_error
-                    .filter(|_| health.state == HealthState::Down),
-                text(pool.in_use.to_string()),
-                text(pool.idle.to_string()),
-                text(pool.waiting.to_string()),
-                text(pool.max.to_string()),
-                None,
-            ]);
         }
     }
     AdminResult::Rows { columns, rows }

@@ -50,7 +50,17 @@ mod tests {
     fn reads_the_keys_a_struct_accepts() {
         assert_eq!(
             field_names::<RawDataSource>(),
-            ["url", "password_env", "max_connections"]
+            [
+                "url",
+                "password_env",
+                "max_connections",
+                "replicas",
+                "load_balancer",
+                "transactional_read",
+                "max_replica_lag_ms",
+                "health_check_interval_ms",
+                "read_your_writes_timeout_ms"
+            ]
         );
         assert!(field_names::<String>().is_empty());
     }

@@ -18,6 +18,8 @@ mod error;
 mod field_names;
 mod model;
 mod raw;
+#[cfg(test)]
+mod replica_tests;
 pub mod rules;
 #[cfg(test)]
 mod tls_tests;
@@ -29,8 +31,9 @@ use std::path::Path;
 pub use data_source_url::DataSourceUrl;
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
-    BackendKind, Config, DataSourceConfig, DatabaseConfig, LogFormat, MysqlAuthPlugin,
-    PostgresAuthMethod, ServerConfig, TransactionConfig, TransactionType, TxnLogConfig, UserConfig,
+    BackendKind, Config, DataSourceConfig, DatabaseConfig, LoadBalancer, LogFormat,
+    MysqlAuthPlugin, PostgresAuthMethod, ReadWriteConfig, ReplicaConfig, ServerConfig,
+    TransactionConfig, TransactionType, TransactionalRead, TxnLogConfig, UserConfig,
 };
 pub use rules::{KeyGen, ShardingRules, Strategy, TableRule};
 

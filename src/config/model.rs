@@ -354,13 +354,132 @@ pub struct DataSourceConfig {
     pub name: String,
     /// Where it is and how to log in.
     pub url: DataSourceUrl,
-    /// Pool size limit.
+    /// Pool size limit (of the primary, and of each replica).
     pub max_connections: u32,
+    /// `[[...replicas]]`: read-only copies of `url` that take reads; empty = the data
+    /// source is its primary alone.
+    pub replicas: Vec<ReplicaConfig>,
+    /// How reads are spread over `replicas`; meaningless without them.
+    pub read_write: ReadWriteConfig,
 }
 
 impl DataSourceConfig {
     /// `max_connections` when not set.
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
+}
+
+/// One replica of a data source's primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    pub url: DataSourceUrl,
+    /// Share of reads under `load_balancer = "WEIGHT"`; greater than 0.
+    pub weight: u32,
+}
+
+/// How a data source with replicas splits reads from writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadWriteConfig {
+    pub load_balancer: LoadBalancer,
+    pub transactional_read: TransactionalRead,
+    /// A replica whose replication lag passes this is ejected until it catches up.
+    pub max_replica_lag: Duration,
+    /// How often each replica's connectivity and lag are checked.
+    pub health_check_interval: Duration,
+    /// After a session's write, how long a read waits on a replica for that write to
+    /// arrive before it runs on the primary instead; `None` (the default) = reads do not
+    /// wait (MariaDB only; it costs a `SELECT @@last_gtid` after each write, see
+    /// docs/configuration.md).
+    pub read_your_writes_timeout: Option<Duration>,
+}
+
+impl Default for ReadWriteConfig {
+    fn default() -> Self {
+        ReadWriteConfig {
+            load_balancer: LoadBalancer::RoundRobin,
+            transactional_read: TransactionalRead::Primary,
+            max_replica_lag: Self::DEFAULT_MAX_REPLICA_LAG,
+            health_check_interval: Self::DEFAULT_HEALTH_CHECK_INTERVAL,
+            read_your_writes_timeout: None,
+        }
+    }
+}
+
+impl ReadWriteConfig {
+    /// `max_replica_lag_ms` when not set.
+    pub const DEFAULT_MAX_REPLICA_LAG: Duration = Duration::from_millis(10_000);
+    /// `health_check_interval_ms` when not set.
+    pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(1_000);
+}
+
+/// Which replica takes the next read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadBalancer {
+    /// Each admitted replica in turn.
+    RoundRobin,
+    /// A uniformly random admitted replica.
+    Random,
+    /// A random admitted replica, in proportion to its `weight`.
+    Weight,
+    /// The admitted replica with the fewest connections in use.
+    LeastActive,
+}
+
+impl LoadBalancer {
+    /// Every balancer, in the order listed in error messages.
+    pub const ALL: [LoadBalancer; 4] = [
+        LoadBalancer::RoundRobin,
+        LoadBalancer::Random,
+        LoadBalancer::Weight,
+        LoadBalancer::LeastActive,
+    ];
+
+    /// The name used in `load_balancer = "…"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoadBalancer::RoundRobin => "ROUND_ROBIN",
+            LoadBalancer::Random => "RANDOM",
+            LoadBalancer::Weight => "WEIGHT",
+            LoadBalancer::LeastActive => "LEAST_ACTIVE",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// Where reads inside an explicit transaction go (ShardingSphere's transactional read
+/// query strategy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionalRead {
+    /// To the primary, with the transaction's writes (sees them; the safe default).
+    Primary,
+    /// To one replica, the same for the whole transaction.
+    Fixed,
+    /// To any replica, chosen per statement by the load balancer.
+    Dynamic,
+}
+
+impl TransactionalRead {
+    /// Every strategy, in the order listed in error messages.
+    pub const ALL: [TransactionalRead; 3] = [
+        TransactionalRead::Primary,
+        TransactionalRead::Fixed,
+        TransactionalRead::Dynamic,
+    ];
+
+    /// The name used in `transactional_read = "…"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TransactionalRead::Primary => "PRIMARY",
+            TransactionalRead::Fixed => "FIXED",
+            TransactionalRead::Dynamic => "DYNAMIC",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
 }
 
 #[cfg(test)]
@@ -403,6 +522,12 @@ mod tests {
         }
         for t in TransactionType::ALL {
             assert_eq!(TransactionType::from_name(t.name()), Some(t));
+        }
+        for b in LoadBalancer::ALL {
+            assert_eq!(LoadBalancer::from_name(b.name()), Some(b));
+        }
+        for t in TransactionalRead::ALL {
+            assert_eq!(TransactionalRead::from_name(t.name()), Some(t));
         }
         assert_eq!(BackendKind::from_name("oracle"), None);
     }

@@ -89,4 +89,21 @@ pub(super) struct RawDataSource {
     pub url: Spanned<String>,
     pub password_env: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<u32>>,
+    // Read/write splitting (docs/configuration.md#replicas-and-readwrite-splitting).
+    #[serde(default)]
+    pub replicas: Vec<RawReplica>,
+    pub load_balancer: Option<Spanned<String>>,
+    pub transactional_read: Option<Spanned<String>>,
+    pub max_replica_lag_ms: Option<Spanned<u64>>,
+    pub health_check_interval_ms: Option<Spanned<u64>>,
+    pub read_your_writes_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// One `[[databases.<db>.data_sources.<name>.replicas]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReplica {
+    pub url: Spanned<String>,
+    pub password_env: Option<Spanned<String>>,
+    pub weight: Option<Spanned<u32>>,
 }

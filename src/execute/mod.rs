@@ -6,12 +6,17 @@
 //! connection types live in the wire layer; the pools here only count and hold them.
 
 pub mod health;
+pub mod health_monitor;
 pub mod pool;
+pub mod replicas;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{BackendKind, Config, DataSourceUrl, DatabaseConfig};
+use crate::config::{
+    BackendKind, Config, DataSourceConfig, DataSourceUrl, DatabaseConfig, ReadWriteConfig,
+    ReplicaConfig,
+};
 use crate::route::shard::ShardRouter;
 use crate::wire::mysql::backend::{BackendConn, Profile};
 use crate::wire::postgres::backend::PgBackendConn;
@@ -30,9 +35,70 @@ pub struct DataSource {
     pub postgres: Pool<PgBackendConn, u64>,
     /// Outcomes of the connects to it.
     pub health: health::Health,
+    /// A primary's replicas (each a data source of its own, named `<name>.replica_<i>`);
+    /// empty for a primary alone and for a replica.
+    pub replicas: Vec<Arc<DataSource>>,
+    /// The replicas as configured, to tell on reload whether they changed.
+    pub replica_configs: Vec<ReplicaConfig>,
+    /// How reads are split over `replicas`.
+    pub read_write: ReadWriteConfig,
+    /// Admission state, when this data source is a replica.
+    pub replica: Option<replicas::ReplicaState>,
+    balancer: replicas::Balancer,
 }
 
 impl DataSource {
+    /// A primary (with its replicas, their health monitors started) from its configuration.
+    fn new(database: &str, config: &DataSourceConfig, kind: BackendKind) -> Arc<DataSource> {
+        let replicas = config
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let replica = Arc::new(DataSource {
+                    replica: Some(replicas::ReplicaState::new(r.weight)),
+                    ..Self::bare(
+                        database,
+                        format!("{}.replica_{i}", config.name),
+                        r.url.clone(),
+                        config,
+                    )
+                });
+                health_monitor::spawn(&replica, kind);
+                replica
+            })
+            .collect();
+        Arc::new(DataSource {
+            replicas,
+            replica_configs: config.replicas.clone(),
+            read_write: config.read_write,
+            ..Self::bare(database, config.name.clone(), config.url.clone(), config)
+        })
+    }
+
+    fn bare(database: &str, name: String, url: DataSourceUrl, config: &DataSourceConfig) -> Self {
+        DataSource {
+            name,
+            database: database.to_string(),
+            url,
+            mysql: Pool::new(config.max_connections),
+            postgres: Pool::new(config.max_connections),
+            health: Default::default(),
+            replicas: Vec::new(),
+            replica_configs: Vec::new(),
+            read_write: config.read_write,
+            replica: None,
+            balancer: Default::default(),
+        }
+    }
+
+    /// The admitted replica that takes the next read, by the load balancer; `None` when
+    /// this data source has no replica admitted (the read goes to the primary).
+    pub fn pick_replica(&self, kind: BackendKind) -> Option<&Arc<DataSource>> {
+        self.balancer
+            .pick(self.read_write.load_balancer, &self.replicas, kind)
+    }
+
     /// The pool of the protocol `kind`'s connections: its counters.
     pub fn pool_stats(&self, kind: BackendKind) -> pool::PoolStats {
         match kind {
@@ -99,17 +165,13 @@ impl Cluster {
                         let kept = old_db
                             .and_then(|o| o.data_sources.get(ds_name))
                             .filter(|o| o.url == ds.url && o.mysql.max() == ds.max_connections)
+                            .filter(|o| {
+                                o.replica_configs == ds.replicas && o.read_write == ds.read_write
+                            })
                             .filter(|_| old_db.is_some_and(|o| o.config.backend == db.backend));
                         let source = match kept {
                             Some(kept) => kept.clone(),
-                            None => Arc::new(DataSource {
-                                name: ds_name.clone(),
-                                database: name.clone(),
-                                url: ds.url.clone(),
-                                mysql: Pool::new(ds.max_connections),
-                                postgres: Pool::new(ds.max_connections),
-                                health: Default::default(),
-                            }),
+                            None => DataSource::new(name, ds, db.backend),
                         };
                         (ds_name.clone(), source)
                     })
@@ -142,7 +204,8 @@ impl Cluster {
         }
     }
 
-    /// Every data source of every logical database, with its database.
+    /// Every data source of every logical database, with its database (replicas follow
+    /// their primary in [`DataSource::replicas`]).
     pub fn data_sources(&self) -> impl Iterator<Item = (&Arc<LogicalDatabase>, &Arc<DataSource>)> {
         self.databases
             .values()
@@ -156,4 +219,56 @@ impl Cluster {
 /// rebuilt router.
 fn same_database(a: &DatabaseConfig, b: &DatabaseConfig) -> bool {
     format!("{a:?}") == format!("{b:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(replica_keys: &str) -> Config {
+        let text = format!(
+            "[server]\nmysql_listen = \"127.0.0.1:3307\"\n[[users]]\nname = \"app\"\npassword = \"x\"\n\
+             [databases.shop]\nbackend = \"mysql\"\n[databases.shop.data_sources.ds_0]\n\
+             url = \"mysql://root@127.0.0.1:3306/a\"\n{replica_keys}"
+        );
+        crate::config::parse(&text, std::path::Path::new("dbmesh.toml")).unwrap()
+    }
+
+    const ONE_REPLICA: &str =
+        "[[databases.shop.data_sources.ds_0.replicas]]\nurl = \"mysql://root@127.0.0.1:3307/a\"\n";
+
+    #[test]
+    fn replicas_are_data_sources_named_after_their_primary() {
+        let cluster = Cluster::new(&config(ONE_REPLICA));
+        let ds = &cluster.databases["shop"].data_sources["ds_0"];
+        assert!(ds.replica.is_none());
+        assert_eq!(ds.replicas.len(), 1);
+        assert_eq!(ds.replicas[0].name, "ds_0.replica_0");
+        assert_eq!(ds.replicas[0].url.port, 3307);
+        assert!(ds.replicas[0].replica.as_ref().unwrap().is_admitted());
+        assert!(Arc::ptr_eq(
+            ds.pick_replica(BackendKind::Mysql).unwrap(),
+            &ds.replicas[0]
+        ));
+    }
+
+    #[test]
+    fn a_reload_that_changes_the_replicas_builds_a_new_data_source() {
+        let old = Cluster::new(&config(ONE_REPLICA));
+        let old_ds = &old.databases["shop"].data_sources["ds_0"];
+        let same = Cluster::rebuild(&config(ONE_REPLICA), &old);
+        assert!(Arc::ptr_eq(
+            old_ds,
+            &same.databases["shop"].data_sources["ds_0"]
+        ));
+        let weighted = format!("{ONE_REPLICA}weight = 2\n");
+        let changed = Cluster::rebuild(&config(&weighted), &old);
+        let new_ds = &changed.databases["shop"].data_sources["ds_0"];
+        assert!(!Arc::ptr_eq(old_ds, new_ds));
+        assert_eq!(new_ds.replicas[0].replica.as_ref().unwrap().weight, 2);
+        let dropped = Cluster::rebuild(&config(""), &old);
+        assert!(dropped.databases["shop"].data_sources["ds_0"]
+            .replicas
+            .is_empty());
+    }
 }

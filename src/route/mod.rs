@@ -7,6 +7,7 @@ pub mod algorithms;
 pub mod data_nodes;
 pub mod inline_expr;
 pub mod keygen;
+pub mod rw_split;
 pub mod shard;
 
 use std::sync::Arc;

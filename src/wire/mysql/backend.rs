@@ -421,6 +421,22 @@ impl BackendConn {
         &mut self,
         sql: &str,
     ) -> Result<Result<Vec<String>, MysqlError>, BackendError> {
+        Ok(self.query_columns(sql, &[0]).await?.map(|rows| {
+            rows.into_iter()
+                .filter_map(|mut row| row.pop().flatten())
+                .collect()
+        }))
+    }
+
+    /// Runs a query for dbmesh's own purposes and returns the columns `columns` (0-based)
+    /// of each row as text, `None` for NULL: e.g. the replication threads and
+    /// `Seconds_Behind_Master` of `SHOW SLAVE STATUS` for the replica health monitor. Rows
+    /// are few and small.
+    pub async fn query_columns(
+        &mut self,
+        sql: &str,
+        columns: &[usize],
+    ) -> Result<Result<Vec<Vec<Option<String>>>, MysqlError>, BackendError> {
         let mut payload = Vec::with_capacity(sql.len() + 1);
         payload.push(0x03);
         payload.extend_from_slice(sql.as_bytes());
@@ -443,9 +459,12 @@ impl BackendConn {
             let in_rows = tracker.section() == Section::Rows;
             let step = tracker.on_packet(&pkt.payload);
             if in_rows && step == Step::More && tracker.section() == Section::Rows {
-                if let Some(v) = ParseBuf(&pkt.payload).checked_eat_lenenc_str() {
-                    values.push(String::from_utf8_lossy(v).into_owned());
-                }
+                values.push(
+                    columns
+                        .iter()
+                        .map(|&c| text_row_column(&pkt.payload, c))
+                        .collect(),
+                );
             }
             match step {
                 Step::More => {}
@@ -492,6 +511,23 @@ fn scramble_for(plugin: &[u8], nonce: &[u8], password: &str) -> Vec<u8> {
     } else {
         auth::native_response(nonce, password)
     }
+}
+
+/// Column `column` of a text-protocol row: `None` for NULL (0xFB) or a short row.
+fn text_row_column(row: &[u8], column: usize) -> Option<String> {
+    let mut buf = ParseBuf(row);
+    for _ in 0..column {
+        if buf.0.first() == Some(&0xFB) {
+            buf.skip(1);
+        } else {
+            buf.checked_eat_lenenc_str()?;
+        }
+    }
+    if buf.0.first() == Some(&0xFB) {
+        return None;
+    }
+    buf.checked_eat_lenenc_str()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Decodes an ERR packet payload.

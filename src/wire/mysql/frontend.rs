@@ -136,6 +136,8 @@ pub(crate) struct ClientConn {
     pub route: RouteKind,
     /// The statement running now sent the client an error (metrics: transaction outcome).
     pub statement_failed: bool,
+    /// Read/write splitting over a data source's replicas (`read_write.rs`).
+    pub read_write: super::read_write::ReadWriteSession,
 }
 
 impl ClientConn {
@@ -262,6 +264,7 @@ impl ClientConn {
             metrics,
             route: RouteKind::Single,
             statement_failed: false,
+            read_write: Default::default(),
         };
         if !ok {
             conn.send_error(&Error::AccessDenied {
@@ -704,16 +707,24 @@ impl ClientConn {
         if let Some(router) = route.database.router.clone() {
             return self.query_sharded(route.database, router, &payload).await;
         }
-        let index = match self.backend_for(&route.data_source).await {
+        let (index, on_replica) = match self
+            .backend_for_statement(&route.data_source, &payload[1..])
+            .await
+        {
             Ok(i) => i,
             Err(e) => {
                 self.send_error(&e);
                 return Ok(());
             }
         };
-        self.forward(index, &payload, ResponseKind::Query, None)
-            .await
-            .map(|_| ())
+        let tracker = self
+            .forward(index, &payload, ResponseKind::Query, None)
+            .await?;
+        if !on_replica && tracker.is_some_and(|t| !t.error) {
+            self.note_write(index, &route.data_source, &payload[1..])
+                .await;
+        }
+        Ok(())
     }
 
     /// Routes the command by the session and relays the backend's response.
@@ -807,9 +818,13 @@ impl ClientConn {
                 }
                 Err(RelayError::Backend(e)) => {
                     let ds = self.backends[index].ds.name.clone();
+                    let replica = self.backends[index].ds.replica.is_some();
                     warn!(data_source = %ds, "backend connection lost: {e}");
                     self.drop_backend(index);
-                    self.session.in_transaction = false;
+                    if !replica {
+                        // A replica holds no transaction of the session.
+                        self.session.in_transaction = false;
+                    }
                     self.send_error(&Error::BackendLost {
                         data_source: ds,
                         cause: e.to_string(),
@@ -824,7 +839,8 @@ impl ClientConn {
             m::mysql_error(errno);
             self.statement_failed = true;
         }
-        if let Some(status) = tracker.status {
+        // The session's transaction lives on the primary; a replica's flags say nothing of it.
+        if let Some(status) = tracker.status.filter(|_| ds.replica.is_none()) {
             self.session.in_transaction = status & STATUS_IN_TRANS != 0;
             self.session.autocommit = status & STATUS_AUTOCOMMIT != 0;
         }

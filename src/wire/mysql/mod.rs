@@ -19,6 +19,7 @@ pub mod multi_statement;
 pub mod ok;
 pub mod packet;
 pub mod prepared;
+pub mod read_write;
 pub mod relay;
 pub mod response;
 pub mod resultset;

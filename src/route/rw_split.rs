@@ -1,0 +1,401 @@
+//! Read/write splitting: whether a statement may run on a replica of its data source or
+//! must run on the primary. Protocol-neutral: the MySQL and PostgreSQL frontends ask
+//! [`decide`] with the statement text and the session's transaction state, then pick a
+//! replica themselves (see `execute::replicas`).
+//!
+//! The check is lexical (words outside string literals, quoted identifiers and comments),
+//! and errs towards the primary: only a statement that is certainly a plain read goes to
+//! a replica, since a write that lands on a replica fails (or worse, on a writable one,
+//! diverges) while a read on the primary only costs the primary some load.
+
+use crate::config::TransactionalRead;
+
+/// Where a statement on a data source with replicas runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The primary: writes, locking reads, session-bound functions, transactions.
+    Primary,
+    /// Any admitted replica, chosen by the data source's load balancer.
+    Replica,
+    /// The replica this transaction already read from (`transactional_read = "FIXED"`),
+    /// or one chosen now and kept until the transaction ends.
+    TransactionReplica,
+}
+
+/// What the session's state says about where reads may go.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionState {
+    /// Inside an explicit transaction (BEGIN / START TRANSACTION).
+    pub in_transaction: bool,
+    /// `autocommit` is on; with it off every statement opens a transaction, so reads stay
+    /// with the writes on the primary.
+    pub autocommit: bool,
+    /// The session created a temporary table, which exists on the primary only.
+    pub pinned_to_primary: bool,
+    pub transactional_read: TransactionalRead,
+}
+
+/// Where `sql` runs, given the session state and whether it carries `/* dbmesh: primary */`.
+pub fn decide(sql: &str, hinted_primary: bool, session: SessionState) -> Target {
+    if hinted_primary || session.pinned_to_primary || !session.autocommit || !is_plain_read(sql) {
+        return Target::Primary;
+    }
+    if !session.in_transaction {
+        return Target::Replica;
+    }
+    match session.transactional_read {
+        TransactionalRead::Primary => Target::Primary,
+        TransactionalRead::Fixed => Target::TransactionReplica,
+        TransactionalRead::Dynamic => Target::Replica,
+    }
+}
+
+/// Functions whose result depends on the session or that change state: a SELECT calling
+/// one must run where the session's writes and locks are.
+const PRIMARY_FUNCTIONS: &[&str] = &[
+    "LAST_INSERT_ID",
+    "ROW_COUNT",
+    "FOUND_ROWS",
+    "GET_LOCK",
+    "RELEASE_LOCK",
+    "RELEASE_ALL_LOCKS",
+    "IS_USED_LOCK",
+    "IS_FREE_LOCK",
+    "NEXTVAL",
+    "SETVAL",
+    "LASTVAL",
+    "CURRVAL",
+    "SET_CONFIG",
+    "TXID_CURRENT",
+    "PG_CURRENT_XACT_ID",
+];
+
+/// Whether `sql` is a read without side effects: a SELECT (possibly in parentheses or
+/// after a WITH whose parts do not write) that neither locks rows, stores its result
+/// (`INTO`), assigns user variables (`:=`) nor calls a session-bound function.
+pub fn is_plain_read(sql: &str) -> bool {
+    let mut words = Words::new(sql);
+    let first = loop {
+        match words.next() {
+            Some(Token::Word(w)) => break w,
+            Some(Token::Symbol(b'(')) => continue,
+            _ => return false,
+        }
+    };
+    let with = if first.eq_ignore_ascii_case("WITH") {
+        true
+    } else if first.eq_ignore_ascii_case("SELECT") {
+        false
+    } else {
+        return false;
+    };
+    let mut previous: Option<&str> = None;
+    for token in words {
+        let word = match token {
+            Token::Word(w) => w,
+            Token::Assign => return false,
+            Token::Symbol(_) => {
+                previous = None;
+                continue;
+            }
+        };
+        let is = |name: &str| word.eq_ignore_ascii_case(name);
+        if is("INTO") || (with && (is("INSERT") || is("UPDATE") || is("DELETE") || is("MERGE"))) {
+            return false;
+        }
+        if let Some(p) = previous {
+            let after = |name: &str| p.eq_ignore_ascii_case(name);
+            // FOR UPDATE / FOR SHARE / FOR NO KEY UPDATE / FOR KEY SHARE, LOCK IN SHARE MODE,
+            // MariaDB's NEXT VALUE FOR.
+            if (after("FOR") && (is("UPDATE") || is("SHARE") || is("NO") || is("KEY")))
+                || (after("LOCK") && is("IN"))
+                || (after("NEXT") && is("VALUE"))
+            {
+                return false;
+            }
+        }
+        let upper = word.to_ascii_uppercase();
+        if PRIMARY_FUNCTIONS.contains(&upper.as_str())
+            || upper.starts_with("PG_ADVISORY")
+            || upper.starts_with("PG_TRY_ADVISORY")
+        {
+            return false;
+        }
+        previous = Some(word);
+    }
+    true
+}
+
+/// Whether `sql` creates a temporary table (after which the session reads from the
+/// primary only: the table exists nowhere else).
+pub fn creates_temporary_table(sql: &str) -> bool {
+    let mut words = Words::new(sql).filter_map(|t| match t {
+        Token::Word(w) => Some(w),
+        _ => None,
+    });
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("CREATE"))
+        && words
+            .take(2)
+            .any(|w| w.eq_ignore_ascii_case("TEMPORARY") || w.eq_ignore_ascii_case("TEMP"))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Token<'a> {
+    /// A bare word or keyword (quoted identifiers and literals are skipped).
+    Word(&'a str),
+    /// `:=`, MySQL's assignment to a user variable.
+    Assign,
+    /// Any other character outside literals.
+    Symbol(u8),
+}
+
+/// The tokens of a statement outside literals, quoted identifiers and comments.
+struct Words<'a> {
+    sql: &'a str,
+    at: usize,
+}
+
+impl<'a> Words<'a> {
+    fn new(sql: &'a str) -> Self {
+        Words { sql, at: 0 }
+    }
+
+    /// Skips past the closing `quote` (a doubled quote or a backslash escape stays inside).
+    fn skip_quoted(&mut self, quote: u8) {
+        let bytes = self.sql.as_bytes();
+        while self.at < bytes.len() {
+            let b = bytes[self.at];
+            self.at += 1;
+            if b == b'\\' && quote != b'`' {
+                self.at += 1;
+            } else if b == quote {
+                if bytes.get(self.at) == Some(&quote) {
+                    self.at += 1;
+                } else {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let bytes = self.sql.as_bytes();
+        loop {
+            let b = *bytes.get(self.at)?;
+            let next = bytes.get(self.at + 1).copied();
+            match b {
+                b if b.is_ascii_whitespace() => self.at += 1,
+                b'\'' | b'"' | b'`' => {
+                    self.at += 1;
+                    self.skip_quoted(b);
+                }
+                b'-' if next == Some(b'-') => self.skip_line(),
+                b'#' => self.skip_line(),
+                b'/' if next == Some(b'*') => {
+                    self.at = match self.sql[self.at + 2..].find("*/") {
+                        Some(end) => self.at + 2 + end + 2,
+                        None => bytes.len(),
+                    };
+                }
+                b'$' if next.is_some_and(|n| n == b'$' || n.is_ascii_alphabetic()) => {
+                    // A PostgreSQL dollar-quoted string: $$...$$ or $tag$...$tag$.
+                    let rest = &self.sql[self.at + 1..];
+                    match rest.find('$') {
+                        Some(len)
+                            if rest[..len]
+                                .bytes()
+                                .all(|c| c.is_ascii_alphanumeric() || c == b'_') =>
+                        {
+                            let tag = &self.sql[self.at..self.at + len + 2];
+                            let body = self.at + len + 2;
+                            self.at = match self.sql[body..].find(tag) {
+                                Some(end) => body + end + tag.len(),
+                                None => bytes.len(),
+                            };
+                        }
+                        _ => {
+                            self.at += 1;
+                            return Some(Token::Symbol(b'$'));
+                        }
+                    }
+                }
+                b':' if next == Some(b'=') => {
+                    self.at += 2;
+                    return Some(Token::Assign);
+                }
+                b if b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80 => {
+                    let start = self.at;
+                    while bytes.get(self.at).is_some_and(|&c| {
+                        c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+                    }) {
+                        self.at += 1;
+                    }
+                    return Some(Token::Word(&self.sql[start..self.at]));
+                }
+                other => {
+                    self.at += 1;
+                    return Some(Token::Symbol(other));
+                }
+            }
+        }
+    }
+}
+
+impl Words<'_> {
+    fn skip_line(&mut self) {
+        self.at = match self.sql[self.at..].find('\n') {
+            Some(end) => self.at + end + 1,
+            None => self.sql.len(),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(in_transaction: bool, transactional_read: TransactionalRead) -> SessionState {
+        SessionState {
+            in_transaction,
+            autocommit: true,
+            pinned_to_primary: false,
+            transactional_read,
+        }
+    }
+
+    const OUTSIDE: SessionState = SessionState {
+        in_transaction: false,
+        autocommit: true,
+        pinned_to_primary: false,
+        transactional_read: TransactionalRead::Primary,
+    };
+
+    #[test]
+    fn plain_selects_go_to_a_replica() {
+        for sql in [
+            "SELECT * FROM t_order WHERE id = 1",
+            "select @@server_id",
+            "  (SELECT 1) UNION (SELECT 2)",
+            "/* app */ SELECT name FROM t_user",
+            "WITH recent AS (SELECT * FROM t_order) SELECT count(*) FROM recent",
+            "SELECT 'FOR UPDATE', \"INTO\", `lock` FROM t -- FOR UPDATE",
+            "SELECT SUBSTRING(name FROM 1 FOR 3) FROM t_user",
+            "SELECT $$ INSERT INTO x $$, inet_server_port()",
+        ] {
+            assert_eq!(decide(sql, false, OUTSIDE), Target::Replica, "{sql}");
+        }
+    }
+
+    #[test]
+    fn writes_and_other_statements_go_to_the_primary() {
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "UPDATE t SET a = 1",
+            "DELETE FROM t",
+            "CREATE TABLE t (id INT)",
+            "SET @a = 1",
+            "BEGIN",
+            "CALL proc()",
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            "",
+            "SHOW TABLES",
+        ] {
+            assert_eq!(decide(sql, false, OUTSIDE), Target::Primary, "{sql}");
+        }
+    }
+
+    #[test]
+    fn locking_reads_go_to_the_primary() {
+        for sql in [
+            "SELECT * FROM t WHERE id = 1 FOR UPDATE",
+            "SELECT * FROM t FOR SHARE",
+            "select * from t for no key update",
+            "SELECT * FROM t FOR KEY SHARE",
+            "SELECT * FROM t LOCK IN SHARE MODE",
+            "SELECT * FROM t FOR UPDATE SKIP LOCKED",
+        ] {
+            assert_eq!(decide(sql, false, OUTSIDE), Target::Primary, "{sql}");
+        }
+    }
+
+    #[test]
+    fn session_bound_selects_go_to_the_primary() {
+        for sql in [
+            "SELECT LAST_INSERT_ID()",
+            "SELECT last_insert_id()",
+            "SELECT GET_LOCK('x', 1)",
+            "SELECT nextval('seq')",
+            "SELECT NEXT VALUE FOR seq",
+            "SELECT pg_advisory_lock(1)",
+            "SELECT id INTO @id FROM t",
+            "SELECT * INTO new_table FROM t",
+            "SELECT @n := @n + 1 FROM t",
+            "SELECT FOUND_ROWS()",
+        ] {
+            assert_eq!(decide(sql, false, OUTSIDE), Target::Primary, "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_primary_hint_forces_the_primary() {
+        assert_eq!(
+            decide("/* dbmesh: primary */ SELECT 1", true, OUTSIDE),
+            Target::Primary
+        );
+    }
+
+    #[test]
+    fn reads_in_a_transaction_follow_the_transactional_read_strategy() {
+        let sql = "SELECT * FROM t";
+        assert_eq!(
+            decide(sql, false, state(true, TransactionalRead::Primary)),
+            Target::Primary
+        );
+        assert_eq!(
+            decide(sql, false, state(true, TransactionalRead::Fixed)),
+            Target::TransactionReplica
+        );
+        assert_eq!(
+            decide(sql, false, state(true, TransactionalRead::Dynamic)),
+            Target::Replica
+        );
+        // Writes stay on the primary whatever the strategy.
+        assert_eq!(
+            decide(
+                "UPDATE t SET a = 1",
+                false,
+                state(true, TransactionalRead::Dynamic)
+            ),
+            Target::Primary
+        );
+    }
+
+    #[test]
+    fn autocommit_off_or_a_temporary_table_keeps_reads_on_the_primary() {
+        let mut s = OUTSIDE;
+        s.autocommit = false;
+        assert_eq!(decide("SELECT 1", false, s), Target::Primary);
+        let mut s = OUTSIDE;
+        s.pinned_to_primary = true;
+        assert_eq!(decide("SELECT 1", false, s), Target::Primary);
+    }
+
+    #[test]
+    fn recognises_temporary_table_creation() {
+        assert!(creates_temporary_table("CREATE TEMPORARY TABLE t (id INT)"));
+        assert!(creates_temporary_table("create temp table t (id int)"));
+        assert!(creates_temporary_table(
+            "CREATE GLOBAL TEMPORARY TABLE t (id int)"
+        ));
+        assert!(!creates_temporary_table(
+            "CREATE TABLE temporary_t (id INT)"
+        ));
+        assert!(!creates_temporary_table("SELECT 'CREATE TEMPORARY'"));
+    }
+}
