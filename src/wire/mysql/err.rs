@@ -93,6 +93,7 @@ impl From<&Error> for MysqlError {
             Error::Unroutable(_) | Error::ShardingKeyChange { .. } => {
                 MysqlError::new(ER_NOT_SUPPORTED_YET, "42000", msg)
             }
+            Error::Spill(_) => MysqlError::new(ER_UNKNOWN_ERROR, "HY000", format!("dbmesh: {msg}")),
             Error::Routing(_) | Error::KeyGeneration(_) => {
                 MysqlError::new(ER_UNKNOWN_ERROR, "HY000", msg)
             }

@@ -62,6 +62,7 @@ pub fn sqlstate(e: &Error) -> (&'static str, String) {
         Error::SqlParse(_) => ("42601", e.to_string()),
         Error::Routing(_) => ("22023", e.to_string()),
         Error::KeyGeneration(_) => ("XX000", e.to_string()),
+        Error::Spill(_) => ("58030", format!("dbmesh: {e}")),
         Error::AdminDenied { user, statement } => (
             "42501",
             format!(
