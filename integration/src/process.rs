@@ -89,6 +89,11 @@ impl ChildProxy {
     /// Writes `toml` (whose MySQL listener must be `127.0.0.1:port`) to a temp dir, starts
     /// the binary and waits until the port accepts connections.
     pub async fn start(toml: &str, port: u16) -> ChildProxy {
+        ChildProxy::start_with_env(toml, port, &[]).await
+    }
+
+    /// [`ChildProxy::start`] with `env` set in the child's environment.
+    pub async fn start_with_env(toml: &str, port: u16, env: &[(&str, &str)]) -> ChildProxy {
         let dir = TempDir::new("dbmesh_child");
         let config = dir.path.join("dbmesh.toml");
         std::fs::write(&config, toml).unwrap();
@@ -96,6 +101,7 @@ impl ChildProxy {
         let child = Command::new(dbmesh_binary())
             .arg("--config")
             .arg(&config)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()

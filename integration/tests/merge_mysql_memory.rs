@@ -199,3 +199,63 @@ async fn merged_order_by_over_four_million_rows_streams_in_bounded_memory() {
         .unwrap();
     assert_eq!(rows, Some(total as i64));
 }
+
+/// A spill that cannot be written (here: the temporary directory does not exist) ends the
+/// statement with an ERR naming the cause, and the session and its transaction go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spill_that_cannot_be_written_ends_the_statement_and_the_transaction_goes_on() {
+    let db = ShardedDb::mysql(ORDERS_RULES, 2).await;
+    let mut setup = Conn::new(db.mysql_opts()).await.unwrap();
+    setup.query_drop(ORDERS_DDL[0]).await.unwrap();
+    drop(setup.disconnect().await);
+    // 40,000 rows of ~210 bytes: t_order_0 of ds_0 is well past the 4 MiB kept in memory.
+    let rows = 40_000;
+    for p in 0..2 {
+        db.mysql_direct_query::<i64>(
+            0,
+            &format!("INSERT INTO t_order_{p} SELECT seq * 4 + {p}, 0, seq FROM seq_1_to_{rows}"),
+        )
+        .await;
+    }
+    let missing = std::env::temp_dir().join(format!("{}_missing", db.logical));
+    let missing = missing.display().to_string();
+    let child = db.mysql_child_with_env(&[("TMPDIR", &missing)]).await;
+    let opts = OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(child.port)
+        .user(Some(APP_USER))
+        .pass(Some(APP_PASSWORD))
+        .db_name(Some(db.logical.clone()))
+        .prefer_socket(false);
+    let mut conn = Conn::new(opts).await.unwrap();
+    conn.query_drop("BEGIN").await.unwrap();
+    conn.query_drop("INSERT INTO t_order (order_id, user_id, amount) VALUES (2, 0, 1)")
+        .await
+        .unwrap();
+    let select = format!(
+        "SELECT order_id, REPEAT('x', {PAD}) AS pad FROM t_order WHERE user_id = 0 ORDER BY order_id"
+    );
+    let err = conn.query_drop(&select).await.unwrap_err();
+    match err {
+        mysql_async::Error::Server(e) => {
+            assert_eq!(e.code, 1105, "{e:?}");
+            assert!(
+                e.message.contains("temporary file") && e.message.contains(&missing),
+                "{e:?}"
+            );
+        }
+        other => panic!("a server error expected, got {other:?}"),
+    }
+    // The transaction is intact: its insert is visible, and it commits.
+    let count: Option<i64> = conn
+        .query_first("SELECT count(*) FROM t_order WHERE user_id = 0")
+        .await
+        .unwrap();
+    assert_eq!(count, Some(2 * rows + 1));
+    conn.query_drop("COMMIT").await.unwrap();
+    let committed: Option<i64> = conn
+        .query_first("SELECT count(*) FROM t_order WHERE order_id = 2")
+        .await
+        .unwrap();
+    assert_eq!(committed, Some(1));
+}
