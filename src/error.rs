@@ -79,6 +79,10 @@ pub enum Error {
     /// answer.
     #[error("{0}")]
     MergeUnsupported(String),
+    /// The rest of a shard's result could not be kept in the spill file (the disk is full,
+    /// the directory is missing); the message names the file and the cause.
+    #[error("buffering a shard's rows to a temporary file failed: {0}")]
+    Spill(String),
     /// An UPDATE that would move a row to another shard by changing a sharding column.
     #[error("cannot update sharding column `{column}` of sharded table `{table}` to a different value: the row would move to another shard")]
     ShardingKeyChange { table: String, column: String },

@@ -103,19 +103,16 @@ impl ChildProxy {
         Self::start_with_env(toml, port, &[]).await
     }
 
-    /// [`ChildProxy::start`] with extra environment variables (`DBMESH_FAILPOINTS`).
+    /// [`ChildProxy::start`] with extra environment variables (`DBMESH_FAILPOINTS`, `TMPDIR`).
     pub async fn start_with_env(toml: &str, port: u16, env: &[(&str, &str)]) -> ChildProxy {
         let dir = TempDir::new("dbmesh_child");
         let config = dir.path.join("dbmesh.toml");
         std::fs::write(&config, toml).unwrap();
         let log = std::fs::File::create(dir.path.join("dbmesh.log")).unwrap();
-        let mut command = Command::new(dbmesh_binary());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let child = command
+        let child = Command::new(dbmesh_binary())
             .arg("--config")
             .arg(&config)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()

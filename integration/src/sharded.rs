@@ -239,6 +239,12 @@ rules = ["{rules}"]
         ChildProxy::start(&listen_on(&self.toml, port), port).await
     }
 
+    /// [`ShardedDb::mysql_child`] with `env` set in the child's environment.
+    pub async fn mysql_child_with_env(&self, env: &[(&str, &str)]) -> ChildProxy {
+        let port = free_port();
+        ChildProxy::start_with_env(&listen_on(&self.toml, port), port, env).await
+    }
+
     /// The same sharded PostgreSQL database served by a separate dbmesh process, on a free
     /// port (for measuring dbmesh's own memory); killed when dropped.
     pub async fn pg_child(&self) -> ChildProxy {

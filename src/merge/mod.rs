@@ -29,8 +29,9 @@
 //!
 //! [`MergePlan::build`] (`build.rs`) composes them; `key.rs` normalises values into
 //! hashable group keys (collation-aware), `numeric.rs` holds the exact SUM and AVG rules.
-//! `test_support.rs` drives a tree the way the executor does and counts the rows read
-//! from each input.
+//! `spill.rs` keeps raw packets the executor must read ahead of the merge in bounded
+//! memory and a temporary file. `test_support.rs` drives a tree the way the executor does
+//! and counts the rows read from each input.
 
 pub mod aggregate;
 pub mod build;
@@ -46,6 +47,7 @@ pub mod order_by;
 pub mod plan;
 pub mod project;
 pub mod sort;
+pub mod spill;
 pub mod sql_plan;
 #[cfg(test)]
 mod test_support;

@@ -101,6 +101,7 @@ impl From<&Error> for MysqlError {
                 MysqlError::new(ER_CANT_CHANGE_TX_CHARACTERISTICS, "25001", msg)
             }
             Error::RawXa(_) => MysqlError::new(ER_NOT_SUPPORTED_YET, "0A000", msg),
+            Error::Spill(_) => MysqlError::new(ER_UNKNOWN_ERROR, "HY000", format!("dbmesh: {msg}")),
             Error::Routing(_) | Error::KeyGeneration(_) => {
                 MysqlError::new(ER_UNKNOWN_ERROR, "HY000", msg)
             }

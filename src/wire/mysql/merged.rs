@@ -34,9 +34,14 @@
 //!   of its pool's connections while it runs.
 //! - Inside a transaction every unit must see the transaction, so they share its
 //!   connection: when the tree asks for a unit whose connection is still busy with an
-//!   earlier unit, the rest of that earlier unit is read into its input queue first, then
-//!   the unit is sent. That buffering is unbounded (an ORDER BY over two actual tables of
-//!   one data source holds all but one row of the first).
+//!   earlier unit, the rest of that earlier unit is read ahead into its [`Spill`] (its
+//!   row packets undecoded, the first [`MEMORY_LIMIT`] bytes in memory, the rest in an
+//!   unlinked temporary file in `std::env::temp_dir()`), then the unit is sent, and the
+//!   earlier unit's rows are taken from the spill and decoded as the tree asks. Memory
+//!   stays bounded (4 MiB per unit read ahead); the disk holds the unread rest of the
+//!   earlier units (an ORDER BY over two actual tables of one data source writes all but
+//!   a few rows of the first). A spill that cannot be written ends the statement with an
+//!   ERR ([`Error::Spill`]); the unit's rest is then drained as on any error.
 //!
 //! # Ending early
 //!
@@ -66,6 +71,7 @@ use super::row_codec::{
     ColumnMeta, BINARY_COLLATION_ID, NOT_FIXED_DECIMALS,
 };
 use crate::error::Error;
+use crate::merge::spill::{Spill, MEMORY_LIMIT};
 use crate::merge::sql_plan::SelectMerge;
 use crate::merge::{AggregateFunction, AvgScale, ColumnInfo, Inputs, MergePlan, Operator, Pull};
 use mysql_common::constants::{ColumnFlags, ColumnType, MariadbCapabilities};
@@ -90,6 +96,9 @@ struct UnitRun {
     columns: Option<Vec<ColumnMeta>>,
     /// Its rows' terminator (or an error) was read: the connection is free.
     finished: bool,
+    /// The rest of its rows, read ahead off a connection another unit needed (inside a
+    /// transaction); its rows come from here, and its end once this is empty.
+    spill: Option<Spill>,
 }
 
 /// Why a merged execution stopped before its end.
@@ -157,6 +166,7 @@ impl ClientConn {
                     tracker: None,
                     columns: None,
                     finished: false,
+                    spill: None,
                 })
                 .collect(),
             extra: Vec::new(),
@@ -212,7 +222,7 @@ impl ClientConn {
         for i in 0..run.units.len() {
             let b = run.units[i].dispatch.backend;
             if run.own_connections || run.units[..i].iter().all(|u| u.dispatch.backend != b) {
-                self.start_unit(run, inputs, i).await?;
+                self.start_unit(run, i).await?;
             }
         }
         if !run.extra.is_empty() {
@@ -316,12 +326,12 @@ impl ClientConn {
         inputs: &mut Inputs,
         i: usize,
     ) -> Result<(), Stop> {
-        if run.units[i].finished {
+        if run.units[i].finished && run.units[i].spill.is_none() {
             inputs.end(i);
             return Ok(());
         }
         if run.units[i].on.is_none() {
-            self.start_unit(run, inputs, i).await?;
+            self.start_unit(run, i).await?;
             if !run.extra.is_empty() {
                 self.point_kill_at_run(run, true);
             }
@@ -334,13 +344,8 @@ impl ClientConn {
 
     /// Sends unit `i` on its data source's session connection when that is free, else on a
     /// connection of its own (outside a transaction), else (inside one) once the earlier
-    /// units on the session connection are read to their end into their input queues.
-    async fn start_unit(
-        &mut self,
-        run: &mut MergedRun,
-        inputs: &mut Inputs,
-        i: usize,
-    ) -> Result<(), Stop> {
+    /// units on the session connection are read to their end into their spills.
+    async fn start_unit(&mut self, run: &mut MergedRun, i: usize) -> Result<(), Stop> {
         let session = On::Session(run.units[i].dispatch.backend);
         while run.units[i].on.is_none() {
             let Some(k) = run.busy(session) else {
@@ -351,9 +356,7 @@ impl ClientConn {
                 return self.send_merged_unit(run, i, on).await;
             }
             // Finishing unit k sends the next unit on its connection (maybe this one).
-            while !run.units[k].finished {
-                self.read_one(run, inputs, k).await?;
-            }
+            self.read_ahead(run, k).await?;
         }
         Ok(())
     }
@@ -413,37 +416,53 @@ impl ClientConn {
         Ok(On::Extra(e))
     }
 
-    /// Reads the next packet of unit `i`'s rows: a row into `inputs`, or its end.
+    /// Reads the rest of unit `k`'s rows off its connection into its spill (raw packets,
+    /// the first [`MEMORY_LIMIT`] bytes in memory, the rest in a temporary file), then ends
+    /// it there, which frees the connection for the next unit.
+    async fn read_ahead(&mut self, run: &mut MergedRun, k: usize) -> Result<(), Stop> {
+        if run.units[k].columns.is_none() {
+            self.read_header(run, k).await?;
+        }
+        let mut spill = Spill::new(std::env::temp_dir(), MEMORY_LIMIT);
+        loop {
+            let payload = self.next_packet(run, k).await?;
+            if is_end_of_rows(&payload) {
+                run.units[k].spill = Some(spill);
+                return self.end_of_rows(run, k, &payload).await;
+            }
+            spill.push(payload).await.map_err(|e| spill_error(&e))?;
+        }
+    }
+
+    /// Reads the next packet of unit `i`'s rows (from its spill once it has one): a row
+    /// into `inputs`, or its end.
     async fn read_one(
         &mut self,
         run: &mut MergedRun,
         inputs: &mut Inputs,
         i: usize,
     ) -> Result<(), Stop> {
-        if run.units[i].columns.is_none() {
-            self.read_header(run, i).await?;
-        }
-        let payload = self.next_packet(run, i).await?;
-        let on = run.on(i);
-        let unit = &mut run.units[i];
-        let tracker = unit.tracker.as_mut().expect("a unit being read");
-        if payload.first() == Some(&0xFF) || is_terminator(&payload) {
-            tracker.on_packet(&payload);
-            unit.finished = true;
-            if let Some(s) = tracker.status {
-                held(&mut self.backends, &mut run.extra, on).conn.status = s;
+        let payload = if let Some(spill) = run.units[i].spill.as_mut() {
+            match spill.pop().await.map_err(|e| spill_error(&e))? {
+                Some(payload) => payload,
+                None => {
+                    inputs.end(i);
+                    return Ok(());
+                }
             }
-            if payload.first() == Some(&0xFF) {
-                return Err(Stop::Error(parse_err(&payload)));
+        } else {
+            if run.units[i].columns.is_none() {
+                self.read_header(run, i).await?;
             }
-            if !tracker.is_done() {
-                // More result sets (never for a SELECT): read and discard them.
-                self.discard_rest(run, i).await?;
+            let payload = self.next_packet(run, i).await?;
+            if is_end_of_rows(&payload) {
+                self.end_of_rows(run, i, &payload).await?;
+                inputs.end(i);
+                return Ok(());
             }
-            inputs.end(i);
-            self.after_unit(run, i).await?;
-            return Ok(());
-        }
+            payload
+        };
+        let unit = &run.units[i];
         let columns = unit.columns.as_deref().unwrap_or_default();
         let payload = Bytes::from(payload);
         let row = if run.binary {
@@ -454,6 +473,32 @@ impl ClientConn {
         .map_err(|e| Stop::Error(MysqlError::from(&e)))?;
         inputs.push(i, row);
         Ok(())
+    }
+
+    /// Unit `i`'s rows ended with `payload` (a terminator or an ERR): its connection is
+    /// free, and the next unit of its data source is sent on it.
+    async fn end_of_rows(
+        &mut self,
+        run: &mut MergedRun,
+        i: usize,
+        payload: &[u8],
+    ) -> Result<(), Stop> {
+        let on = run.on(i);
+        let unit = &mut run.units[i];
+        let tracker = unit.tracker.as_mut().expect("a unit being read");
+        tracker.on_packet(payload);
+        unit.finished = true;
+        if let Some(s) = tracker.status {
+            held(&mut self.backends, &mut run.extra, on).conn.status = s;
+        }
+        if payload.first() == Some(&0xFF) {
+            return Err(Stop::Error(parse_err(payload)));
+        }
+        if !tracker.is_done() {
+            // More result sets (never for a SELECT): read and discard them.
+            self.discard_rest(run, i).await?;
+        }
+        self.after_unit(run, i).await
     }
 
     /// Unit `i` is done: close its one-off statement, and send the next unit of its data
@@ -689,6 +734,16 @@ fn client_columns(plan: &MergePlan, shard_columns: &[ColumnMeta]) -> Vec<ColumnM
         }
     }
     columns
+}
+
+/// The packet ending a unit's rows: its terminator or an ERR.
+fn is_end_of_rows(payload: &[u8]) -> bool {
+    payload.first() == Some(&0xFF) || is_terminator(payload)
+}
+
+/// Keeping a unit's read-ahead rows failed (the disk is full, ...).
+fn spill_error(e: &std::io::Error) -> Stop {
+    Stop::Error(MysqlError::from(&Error::Spill(e.to_string())))
 }
 
 /// A failure of the merge itself, as the client sees it (1235 / `0A000`).

@@ -65,6 +65,7 @@ pub fn sqlstate(e: &Error) -> (&'static str, String) {
         Error::XaRolledBack(_) => ("40000", e.to_string()),
         Error::InTransaction(_) => ("25001", e.to_string()),
         Error::RawXa(_) => ("0A000", e.to_string()),
+        Error::Spill(_) => ("58030", format!("dbmesh: {e}")),
         Error::AdminDenied { user, statement } => (
             "42501",
             format!(
