@@ -123,6 +123,14 @@ async fn data_sources_show_every_pool_without_passwords_and_the_health_of_the_la
         .await;
         assert_eq!(filtered.len(), 1, "{filtered:?}");
         assert_eq!(value(&filtered[0], "data_source"), Some("ds_1"));
+
+        // A database that does not exist is an error, not an empty list.
+        let (code, state, message) =
+            server_error(conn.query_drop("SHOW DBMESH TABLES FROM no_such_db").await);
+        assert_eq!((code, state.as_str()), (1049, "42000"), "{message}");
+        assert!(message.contains("no_such_db"), "{message}");
+        let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+        assert_eq!(one, Some(1));
     }
 }
 

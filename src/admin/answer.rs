@@ -62,7 +62,15 @@ pub async fn answer(rt: &Arc<Runtime>, user: &UserConfig, sql: &str) -> Result<A
         });
     }
     match statement {
-        AdminStatement::Show(show) => Ok(super::show::show(rt, &show)),
+        AdminStatement::Show(show) => {
+            // A misspelt database would otherwise look like one without data sources.
+            if let Some(db) = &show.from {
+                if !rt.cluster().databases.contains_key(db) {
+                    return Err(Error::UnknownDatabase(db.clone()));
+                }
+            }
+            Ok(super::show::show(rt, &show))
+        }
         AdminStatement::Reload => {
             let reloaded = super::reload::reload(rt).await?;
             Ok(AdminResult::Done {
