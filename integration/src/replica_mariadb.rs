@@ -20,11 +20,17 @@ impl ReplicationMariadb {
     pub async fn start(server_id: u32) -> ReplicationMariadb {
         let dir = TempDir::new(&format!("mariadb_repl_{server_id}"));
         let data = dir.path.join("data");
+        // A tmpdir of its own: a starting mariadbd deletes the `#sql*` files it finds in
+        // its tmpdir, which would be the temporary tables of servers bootstrapping beside
+        // it in a shared /tmp (tests start several at once).
+        let tmp = dir.path.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let install = crate::run_program(
             "mariadb-install-db",
             &[
                 "--no-defaults".to_string(),
                 format!("--datadir={}", data.display()),
+                format!("--tmpdir={}", tmp.display()),
                 "--auth-root-authentication-method=normal".to_string(),
                 "--user=root".to_string(),
                 "--skip-test-db".to_string(),
@@ -42,6 +48,7 @@ impl ReplicationMariadb {
         let child = Command::new("/usr/sbin/mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", dir.path.join("sock").display()))
