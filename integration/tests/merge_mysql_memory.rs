@@ -41,7 +41,8 @@ async fn running_shard_queries(db: &ShardedDb, i: usize) -> Vec<String> {
     db.mysql_direct_query::<Option<String>>(
         i,
         "SELECT INFO FROM information_schema.PROCESSLIST \
-         WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND = 'Query'",
+         WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND = 'Query' \
+         AND INFO LIKE '%FROM t\\_order\\_%'",
     )
     .await
     .into_iter()
