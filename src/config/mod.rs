@@ -32,7 +32,7 @@ pub use data_source_url::DataSourceUrl;
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
     BackendKind, Config, DataSourceConfig, DatabaseConfig, LoadBalancer, LogFormat,
-    MysqlAuthPlugin, PostgresAuthMethod, ReadWriteConfig, ReplicaConfig, ServerConfig,
+    MysqlAuthPlugin, PoolMode, PostgresAuthMethod, ReadWriteConfig, ReplicaConfig, ServerConfig,
     TransactionConfig, TransactionType, TransactionalRead, TxnLogConfig, UserConfig,
 };
 pub use rules::{KeyGen, ShardingRules, Strategy, TableRule};
@@ -297,6 +297,7 @@ backend = "postgres"
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.slow_statement, None);
         assert_eq!(s.shutdown_timeout, Duration::from_millis(30_000));
+        assert_eq!(s.pool_mode, PoolMode::Transaction);
         assert!(config.users[0].databases.is_empty());
         assert_eq!(config.databases["shop"].default_data_source, "only");
         assert_eq!(
@@ -308,22 +309,24 @@ backend = "postgres"
     #[test]
     fn operations_keys_are_read_and_checked() {
         let rest = "[[users]]\nname = \"app\"\npassword = \"x\"\n[databases.shop]\nbackend = \"mysql\"\n[databases.shop.data_sources.ds_0]\nurl = \"mysql://root@mariadb/shop_ds_0\"\n";
-        let ok = format!("[server]\nmysql_listen = \"127.0.0.1:0\"\nlog_format = \"json\"\nslow_statement_ms = 250\nshutdown_timeout_ms = 5000\n{rest}");
+        let ok = format!("[server]\nmysql_listen = \"127.0.0.1:0\"\nlog_format = \"json\"\nslow_statement_ms = 250\nshutdown_timeout_ms = 5000\npool_mode = \"session\"\n{rest}");
         let config = parse_with_env(&ok, Path::new("dbmesh.toml"), &env(&[])).unwrap();
         let s = &config.server;
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.slow_statement, Some(Duration::from_millis(250)));
         assert_eq!(s.shutdown_timeout, Duration::from_millis(5000));
+        assert_eq!(s.pool_mode, PoolMode::Session);
         // A host name (a compose service) is a valid data source host.
         assert_eq!(
             config.databases["shop"].data_sources["ds_0"].url.host,
             "mariadb"
         );
 
-        let bad = "[server]\nmysql_listen = \"127.0.0.1:0\"\nlog_format = \"xml\"\nshutdown_timeout_ms = 0\n";
+        let bad = "[server]\nmysql_listen = \"127.0.0.1:0\"\nlog_format = \"xml\"\nshutdown_timeout_ms = 0\npool_mode = \"statement\"\n";
         let problems = problems(bad, &[]);
         let at = |key: &str| problems.iter().find(|p| p.key == key).map(|p| p.line);
         assert_eq!(at("server.log_format"), Some(Some(3)), "{problems:?}");
+        assert_eq!(at("server.pool_mode"), Some(Some(5)), "{problems:?}");
         assert_eq!(
             at("server.shutdown_timeout_ms"),
             Some(Some(4)),

@@ -76,6 +76,10 @@ pub struct ServerConfig {
     /// After SIGTERM / SIGINT, how long open transactions may take to finish before every
     /// connection is closed.
     pub shutdown_timeout: Duration,
+    /// Whether a session gives its backend connections back to the pool between
+    /// transactions (`"transaction"`, the default) or keeps them until it disconnects
+    /// (`"session"`). See docs/pooling.md.
+    pub pool_mode: PoolMode,
     /// How often to look for changes of the config file and its rule files, reloading
     /// when one changed; `None` = never (reload on SIGHUP or `RELOAD DBMESH CONFIG`).
     pub config_watch: Option<Duration>,
@@ -92,6 +96,37 @@ impl ServerConfig {
     pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(10_000);
     /// `shutdown_timeout_ms` when not set.
     pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(30_000);
+}
+
+/// `[server] pool_mode`: how long a client session keeps a backend connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoolMode {
+    /// Between transactions (and statements outside one) a session that holds no state
+    /// bound to its connection gives the connection back; its next statement may run on
+    /// another one, brought to the session's state first. Many clients share few backend
+    /// connections (multiplexing).
+    #[default]
+    Transaction,
+    /// A session keeps each backend connection it used until it disconnects.
+    Session,
+}
+
+impl PoolMode {
+    /// Every mode, in the order listed in error messages.
+    pub const ALL: [PoolMode; 2] = [PoolMode::Transaction, PoolMode::Session];
+
+    /// The mode's name in the config file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PoolMode::Transaction => "transaction",
+            PoolMode::Session => "session",
+        }
+    }
+
+    /// The mode called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
 }
 
 /// `[server] log_format`.

@@ -35,6 +35,8 @@ pub(super) struct RawServer {
     pub slow_statement_ms: Option<Spanned<u64>>,
     pub shutdown_timeout_ms: Option<Spanned<u64>>,
     pub config_watch_ms: Option<Spanned<u64>>,
+    // Pooling (docs/pooling.md).
+    pub pool_mode: Option<Spanned<String>>,
 }
 
 /// `[transaction]`: the XA coordinator's instance id, transaction log and recovery.

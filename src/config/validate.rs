@@ -13,7 +13,7 @@ use super::document::{DatabaseSection, Document, Section};
 use super::error::{child_key, index_key, Report};
 use super::model::{
     BackendKind, Config, DataSourceConfig, DatabaseConfig, LoadBalancer, LogFormat,
-    MysqlAuthPlugin, PostgresAuthMethod, ReadWriteConfig, ReplicaConfig, ServerConfig,
+    MysqlAuthPlugin, PoolMode, PostgresAuthMethod, ReadWriteConfig, ReplicaConfig, ServerConfig,
     TransactionType, TransactionalRead, UserConfig,
 };
 use super::raw::{RawDataSource, RawServer, RawUser};
@@ -82,6 +82,7 @@ fn server(
         log_format: LogFormat::Text,
         slow_statement: None,
         shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,
+        pool_mode: PoolMode::Transaction,
         config_watch: None,
     };
     let Some(section) = section else {
@@ -292,6 +293,16 @@ fn server_tls(
 /// The operations keys of `[server]`: log format, slow-statement log, shutdown deadline.
 fn operations(raw: &RawServer, server: &mut ServerConfig, report: &mut Report) {
     let key = |field: &str| child_key("server", field);
+    if let Some(mode) = &raw.pool_mode {
+        match PoolMode::from_name(mode.get_ref()) {
+            Some(m) => server.pool_mode = m,
+            None => report.at(
+                Some(mode.span()),
+                key("pool_mode"),
+                bad_value(mode.get_ref(), PoolMode::ALL.map(|m| m.name())),
+            ),
+        }
+    }
     if let Some(format) = &raw.log_format {
         match LogFormat::from_name(format.get_ref()) {
             Some(f) => server.log_format = f,
