@@ -123,10 +123,21 @@ pub fn is_plain_read(sql: &str) -> bool {
         return false;
     };
     let mut previous: Option<&str> = None;
+    let mut ended = false;
     for token in words {
+        // Anything after a `;` is another statement (a PostgreSQL simple Query may carry
+        // several): it may write, and they all run on one connection.
+        if ended {
+            return false;
+        }
         let word = match token {
             Token::Word(w) => w,
             Token::Assign => return false,
+            Token::Symbol(b';') => {
+                ended = true;
+                previous = None;
+                continue;
+            }
             Token::Symbol(_) => {
                 previous = None;
                 continue;
@@ -325,6 +336,8 @@ mod tests {
             "VALUES (1, 'a'), (2, 'b')",
             "SELECT \"nextval\" FROM t -- a column named like a function",
             "SELECT local_count FROM t_lo",
+            "SELECT 1;",
+            "SELECT 1 ; -- done",
         ] {
             assert_eq!(decide(sql, false, OUTSIDE), Target::Replica, "{sql}");
         }
@@ -349,6 +362,8 @@ mod tests {
             "FETCH 10 FROM c",
             "EXECUTE stmt(1)",
             "LISTEN ch",
+            "SELECT 1; DELETE FROM t",
+            "SELECT 1;INSERT INTO t VALUES (1)",
         ] {
             assert_eq!(decide(sql, false, OUTSIDE), Target::Primary, "{sql}");
         }

@@ -46,6 +46,8 @@ use crate::sql::{classify, StatementKind};
 use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 mod admin_pump;
+#[path = "read_write.rs"]
+mod read_write;
 
 const SSL_REQUEST: i32 = 80877103;
 const GSSENC_REQUEST: i32 = 80877104;
@@ -88,6 +90,8 @@ struct PgClient {
     generation: u64,
     /// Admin statements the client prepared, answered by dbmesh (`admin_pump.rs`).
     admin: admin_pump::AdminPump,
+    /// Which of the data source's primary and replicas runs the next request (`read_write.rs`).
+    read_write: read_write::PgReadWrite,
 }
 
 /// Serves one client until it terminates or breaks the protocol.
@@ -279,6 +283,7 @@ impl PgClient {
             info: None,
             generation: rt_generation,
             admin: Default::default(),
+            read_write: Default::default(),
         };
         if let Err(e) = client.connect_backend().await {
             send_fatal(&mut client.writer, &e).await;
@@ -437,6 +442,7 @@ impl PgClient {
             if self.admin_message(tag, frame.total_len).await? {
                 continue;
             }
+            self.route_read_write(tag, frame.total_len).await?;
             if self.backend.is_none() {
                 if let Err(e) = self.connect_backend().await {
                     self.reader.buf.advance(frame.total_len);
@@ -598,6 +604,7 @@ impl PgClient {
                 b'1' => self.statements.on_parse_complete(),
                 b'Z' => {
                     let before = self.tx_status;
+                    self.read_write.relay_status(&mut buf[at + 5], before);
                     self.tx_status = buf[at + 5];
                     if let Some(Some(t)) = self.requests.front() {
                         let ds = &self.data_source;
@@ -671,6 +678,7 @@ impl PgClient {
         if Arc::ptr_eq(ds, &self.data_source) {
             return;
         }
+        self.release_read_write().await;
         let old = std::mem::replace(&mut self.data_source, ds.clone());
         if let Some(held) = self.backend.take() {
             debug!(data_source = %old.name, "configuration reloaded: leaving a data source that changed");
@@ -722,6 +730,7 @@ impl PgClient {
     async fn close(mut self) {
         self.rt.pg_cancel.unregister(self.key.0);
         self.writer.shutdown().await;
+        self.release_read_write().await;
         if let Some(mut held) = self.backend.take() {
             let idle = self.pending_syncs == 0 && !self.unsynced;
             if idle && held.conn.healthy && held.conn.reset().await.is_ok() {
