@@ -285,7 +285,7 @@ impl PgClient {
             admin: Default::default(),
             read_write: Default::default(),
         };
-        if let Err(e) = client.connect_backend().await {
+        if let Err(e) = client.connect_at_start().await {
             send_fatal(&mut client.writer, &e).await;
             return None;
         }

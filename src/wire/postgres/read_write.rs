@@ -116,11 +116,19 @@ impl PgClient {
             }
             _ => None,
         };
-        let read = sql.as_deref().is_some_and(rw_split::is_plain_read);
-        if !read && matches!(tag, b'Q' | b'P' | b'B' | b'F') && !self.read_write.on_replica() {
-            // May write (or mid-batch on the primary): a later read must wait for it.
+        let may_write = matches!(tag, b'Q' | b'P' | b'B' | b'F')
+            && !sql.as_deref().is_some_and(rw_split::is_plain_read);
+        self.choose_connection(tag, sql).await?;
+        if may_write && !self.read_write.on_replica() {
+            // It runs on the primary and may write: a later read must wait for it.
             self.read_write.wrote = true;
         }
+        Ok(())
+    }
+
+    /// Makes the held connection the one a request starting with message `tag` (of SQL
+    /// `sql`, when known) must run on.
+    async fn choose_connection(&mut self, tag: u8, sql: Option<String>) -> Result<(), Close> {
         let mid_batch = self.unsynced;
         let want = match (tag, sql) {
             (b'Q' | b'P' | b'B', _) if mid_batch => Want::Stay,
@@ -134,6 +142,15 @@ impl PgClient {
             Want::Primary => None,
             Want::Decide(sql) => Some(sql),
         };
+        if self.read_write.on_replica() && self.pending_syncs == 0 {
+            // A replica that went away while the session was idle: not an error, the
+            // request is routed afresh (and the replica ejected if it cannot be reached).
+            if let Some(cause) = self.backend.as_mut().and_then(|b| b.closed_by_server()) {
+                debug!(data_source = %self.data_source.name, "replica connection closed: {cause}");
+                self.backend = None;
+                self.read_write.current = None;
+            }
+        }
         let mut replica = sql.as_deref().and_then(|s| self.read_replica(s));
         if self.same_target(replica.as_ref()) {
             return Ok(());
@@ -152,6 +169,40 @@ impl PgClient {
             None => self.move_to_primary().await,
         }
         Ok(())
+    }
+
+    /// The session's first backend connection: the primary's, or, when the primary
+    /// cannot be reached and the database has no sharding rules, an admitted replica's,
+    /// so reads go on while the primary is down (writes fail, naming it). Returns the
+    /// primary's error when neither works.
+    pub(super) async fn connect_at_start(&mut self) -> Result<(), crate::error::Error> {
+        let Err(e) = self.connect_backend().await else {
+            return Ok(());
+        };
+        let sharded = self
+            .session
+            .database
+            .as_ref()
+            .and_then(|name| self.rt.cluster().databases.get(name).cloned())
+            .is_none_or(|db| db.router.is_some());
+        if sharded {
+            return Err(e);
+        }
+        let Some(replica) = self
+            .data_source
+            .pick_replica(BackendKind::Postgres)
+            .cloned()
+        else {
+            return Err(e);
+        };
+        match self.replica_connection(&replica).await {
+            Some(held) => {
+                self.tx_status = held.conn.tx_status;
+                self.hold(Some(replica), Some(held));
+                Ok(())
+            }
+            None => Err(e),
+        }
     }
 
     /// Whether the held connection already is `replica`'s (or the primary's for `None`).
@@ -191,8 +242,7 @@ impl PgClient {
                     .txn_replica
                     .clone()
                     .filter(|r| r.replica.as_ref().is_some_and(|s| s.is_admitted()));
-                let replica =
-                    kept.or_else(|| primary.pick_replica(BackendKind::Postgres).cloned());
+                let replica = kept.or_else(|| primary.pick_replica(BackendKind::Postgres).cloned());
                 self.read_write.txn_replica = replica.clone();
                 replica
             }
@@ -319,7 +369,11 @@ impl PgClient {
     /// Leaving the primary after a statement that may have written, outside a
     /// transaction: remembers the primary's WAL position (read-your-writes).
     async fn take_write_position(&mut self) {
-        if self.data_source.read_write.read_your_writes_timeout.is_none()
+        if self
+            .data_source
+            .read_write
+            .read_your_writes_timeout
+            .is_none()
             || !self.read_write.wrote
             || self.tx_status != b'I'
         {
@@ -338,7 +392,11 @@ impl PgClient {
 
     /// Whether the session's last write has been replayed by `replica`, waiting up to
     /// `read_your_writes_timeout_ms` for it.
-    async fn write_visible_on(&mut self, replica: &Arc<DataSource>, held: &mut HeldBackend) -> bool {
+    async fn write_visible_on(
+        &mut self,
+        replica: &Arc<DataSource>,
+        held: &mut HeldBackend,
+    ) -> bool {
         let Some(timeout) = self.data_source.read_write.read_your_writes_timeout else {
             return true;
         };
@@ -471,7 +529,9 @@ async fn until_ready(held: &mut HeldBackend) -> bool {
 /// A WAL position as PostgreSQL prints it (`16/B374D848`): spliced into SQL, so checked.
 fn is_lsn(s: &str) -> bool {
     let mut parts = s.split('/');
-    let hex = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    let hex = |p: Option<&str>| {
+        p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
     hex(parts.next()) && hex(parts.next()) && parts.next().is_none()
 }
 
