@@ -183,6 +183,9 @@ impl ShardedSession {
                 .settle_and_fail(SessionError::DuplicateStatement(p.name))
                 .await;
         }
+        if let Some(e) = self.raw_xa_error(&p.query) {
+            return self.settle_and_fail_with(&e).await;
+        }
         let route = match classify(&p.query) {
             StatementKind::Admin => {
                 match crate::admin::answer::describe(&self.rt, &self.session.user, &p.query) {
