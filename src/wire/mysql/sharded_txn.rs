@@ -165,7 +165,11 @@ impl ClientConn {
     /// Ends the transaction on every held connection and forgets it. A transaction that lost
     /// a connection is rolled back everywhere instead of committed. Returns the error to
     /// report: the lost connection, or the first data source that failed, named.
-    async fn finish_transaction(&mut self, commit: bool, sql: &str) -> Option<MysqlError> {
+    pub(crate) async fn finish_transaction(
+        &mut self,
+        commit: bool,
+        sql: &str,
+    ) -> Option<MysqlError> {
         let mut txn = self.txn.take();
         if let Some(xa) = txn.as_mut().and_then(|t| t.xa.take()) {
             let lost = txn.and_then(|t| t.lost);
