@@ -1,6 +1,6 @@
 //! The UPDATE that changes a sharding column, on a sharded PostgreSQL database: under XA it
 //! moves the row (the old data node no longer has it, the new one has it with every column
-//! exactly), outside and inside BEGIN; ROLLBACK puts it back; a move failing half-way aborts
+//! exactly), outside and inside BEGIN, in the simple and the extended protocol; ROLLBACK puts it back; a move failing half-way aborts
 //! the transaction and leaves the row where it was; under LOCAL it is refused naming the
 //! transaction type that allows it.
 
@@ -145,6 +145,27 @@ async fn xa_update_of_the_sharding_column_moves_the_row_with_every_column() {
         .await
         .iter()
         .any(|r| r[0].as_deref() == Some("5") && r[1].as_deref() == Some("501")));
+
+    // The extended protocol, with parameters for the new value and the WHERE clause.
+    let n = client
+        .execute(
+            "UPDATE account SET id = $1, owner = $2 WHERE id = $3",
+            &[&31i64, &"moved", &20i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let mut moved = row_4_as(31);
+    moved[2] = Some("moved".into());
+    assert!(
+        node(&db, 1).await.contains(&moved),
+        "{:?}",
+        node(&db, 1).await
+    );
+    assert!(node(&db, 0)
+        .await
+        .iter()
+        .all(|r| r[0].as_deref() != Some("20")));
     assert_eq!(prepared_branches(&db, &instance).await, 0);
 }
 

@@ -2,7 +2,8 @@
 //! [`crate::route::shard::RowMove`]): inside the session's transaction (one begun for the
 //! statement alone outside `BEGIN`), read the table's columns, `SELECT ... FOR UPDATE` the
 //! rows on their old nodes, `DELETE` them there and `INSERT` them with the new values where
-//! the rules place them now. Simple Query only.
+//! the rules place them now. Simple Query and the extended protocol alike (the statement's
+//! parameters are written into the three).
 //!
 //! A failure half-way fails the statement as any error does in PostgreSQL: inside `BEGIN`
 //! the transaction is aborted (25P02 until `ROLLBACK`, and `COMMIT` rolls back), so the
@@ -15,7 +16,7 @@ use super::error::{on_data_source, SessionError};
 use super::sharded::{next_message, send, Broken, Outcome, ShardedSession};
 use super::sharded_txn::Txn;
 use crate::error::Error;
-use crate::route::shard::{PlanKind, RowMove, Unit};
+use crate::route::shard::{ParamValue, PlanKind, PreparedRoute, RowMove, Unit};
 use crate::sql::analyze::Dialect;
 
 /// Why a step of the move failed: dbmesh's own error, or a backend's ErrorResponse
@@ -28,17 +29,18 @@ enum StepError {
 }
 
 impl ShardedSession {
-    /// `statement`, an UPDATE the router refused because it changes a sharding column, in a
+    /// `prepared`, an UPDATE the router refused because it changes a sharding column, run
+    /// with `params` (an extended-protocol portal's, `None` for a simple query) in a
     /// session running XA: moves the rows and answers `UPDATE <n>`, or the error.
-    pub(super) async fn update_moving_rows(&mut self, statement: &str) -> Result<Outcome, Broken> {
+    pub(super) async fn update_moving_rows(
+        &mut self,
+        prepared: &PreparedRoute,
+        params: Option<&[ParamValue]>,
+    ) -> Result<Outcome, Broken> {
         if self.txn_failed() {
             return Ok(self.fail_session(SessionError::TransactionAborted));
         }
-        let mv = match self
-            .router
-            .prepare(statement)
-            .and_then(|prepared| self.router.plan_row_move(&prepared, None))
-        {
+        let mv = match self.router.plan_row_move(prepared, params) {
             Ok(mv) => mv,
             Err(e) => return Ok(self.fail(&e)),
         };

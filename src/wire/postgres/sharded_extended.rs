@@ -641,6 +641,13 @@ impl ShardedSession {
                 }
                 let plan = match self.plan_portal(prepared, portal) {
                     Ok(p) => p,
+                    // Under XA the UPDATE moves its rows instead (`row_move.rs`).
+                    Err(Error::ShardingKeyChange { .. }) if self.xa_wanted() => {
+                        let params = portal.params.clone();
+                        let outcome = self.update_moving_rows(prepared, Some(&params)).await?;
+                        portal.done = true;
+                        return Ok(outcome);
+                    }
                     Err(e) => return Ok(self.fail(&e)),
                 };
                 let raw = (plan.params == ParamMode::Keep).then(|| RawParams {
