@@ -1,6 +1,7 @@
 //! The UPDATE that changes a sharding column, on a sharded MariaDB database: under XA it
 //! moves the row (the old data node no longer has it, the new one has it with every column
-//! exactly), in an explicit transaction, under autocommit and under `autocommit = 0`; a
+//! exactly), in an explicit transaction, under autocommit and under `autocommit = 0`, as a
+//! plain query and as a prepared statement; a
 //! ROLLBACK puts it back; a move that fails half-way leaves the row where it was; under
 //! LOCAL it is refused naming the transaction type that allows it.
 
@@ -123,6 +124,24 @@ async fn xa_update_of_the_sharding_column_moves_the_row_with_every_column() {
     conn.query_drop("COMMIT").await.unwrap();
     assert!(node(&db, 1).await.contains(&row_4_as(21)));
     assert!(node(&db, 0).await.iter().all(|r| r.0 != 20));
+
+    // A prepared statement (COM_STMT_EXECUTE), parameters for the values and the WHERE.
+    conn.query_drop("SET autocommit = 1").await.unwrap();
+    conn.exec_drop(
+        "UPDATE account SET id = ?, owner = ? WHERE id = ?",
+        (30i64, "moved", 21i64),
+    )
+    .await
+    .unwrap();
+    assert_eq!(conn.affected_rows(), 1);
+    let mut moved = row_4_as(30);
+    moved.2 = Some("moved".into());
+    assert!(
+        node(&db, 0).await.contains(&moved),
+        "{:?}",
+        node(&db, 0).await
+    );
+    assert!(node(&db, 1).await.iter().all(|r| r.0 != 21));
     assert!(db.mysql_prepared(&instance).await.is_empty());
 }
 

@@ -17,19 +17,21 @@ use super::ok::ok_payload;
 use super::sharded_txn::ShardedTxn;
 use crate::error::Error;
 use crate::execute::LogicalDatabase;
-use crate::route::shard::{PlanKind, PreparedRoute, RowMove, ShardRouter, Unit};
+use crate::route::shard::{ParamValue, PlanKind, PreparedRoute, RowMove, ShardRouter, Unit};
 use crate::sql::analyze::Dialect;
 
 impl ClientConn {
-    /// An UPDATE of `route` that changes a sharding column, in a session running XA:
-    /// moves the rows and answers OK with their count, or the error.
+    /// An UPDATE of `route` that changes a sharding column, run with `params` (a
+    /// COM_STMT_EXECUTE's, `None` for a plain query) in a session running XA: moves the
+    /// rows and answers OK with their count, or the error.
     pub(crate) async fn update_moving_rows(
         &mut self,
         database: &Arc<LogicalDatabase>,
         router: &ShardRouter,
         route: &PreparedRoute,
+        params: Option<&[ParamValue]>,
     ) -> Result<(), Fatal> {
-        let mv = match router.plan_row_move(route, None) {
+        let mv = match router.plan_row_move(route, params) {
             Ok(mv) => mv,
             Err(e) => {
                 self.send_error(&e);

@@ -77,7 +77,9 @@ impl ClientConn {
                 Ok(plan) => Ok((plan, route)),
                 Err(Error::ShardingKeyChange { .. }) if self.xa_wanted() => {
                     // Under XA the UPDATE moves its rows instead (`row_move.rs`).
-                    return self.update_moving_rows(&database, &router, &route).await;
+                    return self
+                        .update_moving_rows(&database, &router, &route, None)
+                        .await;
                 }
                 Err(e) => Err(e),
             },
