@@ -240,6 +240,98 @@ fn quote_ident(name: &str, dialect: Dialect) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route::shard::tests::router;
+
+    fn planned(dialect: Dialect, sql: &str) -> Result<RowMove, Error> {
+        let r = router(dialect);
+        let prepared = r.prepare(sql)?;
+        r.plan_row_move(&prepared, None)
+    }
+
+    #[test]
+    fn plans_the_select_delete_and_insert_of_a_moving_update() {
+        let sql = "UPDATE t_order SET user_id = 8, amount = 5 WHERE user_id = 7 AND order_id = 1";
+        let mv = planned(Dialect::MySql, sql).unwrap();
+        assert_eq!(mv.columns.table, "t_order");
+        let columns: Vec<String> = ["order_id", "user_id", "amount"].map(String::from).to_vec();
+        assert_eq!(
+            mv.select_sql(&columns, Dialect::MySql),
+            "SELECT HEX(CAST(`order_id` AS BINARY)), HEX(CAST(`user_id` AS BINARY)), HEX(CAST(`amount` AS BINARY)) FROM t_order WHERE user_id = 7 AND order_id = 1 FOR UPDATE"
+        );
+        assert_eq!(
+            mv.delete_sql(),
+            "DELETE FROM t_order WHERE user_id = 7 AND order_id = 1"
+        );
+        let rows = vec![vec![Some("31".into()), Some("37".into()), None]];
+        assert_eq!(
+            mv.insert_sql(&columns, &rows, Dialect::MySql)
+                .unwrap()
+                .unwrap(),
+            "INSERT INTO t_order (`order_id`, `user_id`, `amount`) VALUES ('1', 8, 5)",
+            "the UPDATE's values replace the row's"
+        );
+        assert_eq!(mv.insert_sql(&columns, &[], Dialect::MySql).unwrap(), None);
+        // Each of the three routes like a statement the client wrote.
+        let r = router(Dialect::MySql);
+        let select = r
+            .route_text(&mv.select_sql(&columns, Dialect::MySql))
+            .unwrap();
+        assert_eq!(select.units.len(), 1);
+        assert_eq!(select.units[0].data_source, "ds_1");
+        let insert = r
+            .route_text(
+                &mv.insert_sql(&columns, &rows, Dialect::MySql)
+                    .unwrap()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(insert.units.len(), 1);
+        assert_eq!(insert.units[0].data_source, "ds_0");
+    }
+
+    #[test]
+    fn postgres_reads_plain_columns_and_writes_in_the_parameters() {
+        let r = router(Dialect::Postgres);
+        let prepared = r
+            .prepare("UPDATE t_order SET user_id = $1 WHERE order_id = $2")
+            .unwrap();
+        let mv = r
+            .plan_row_move(&prepared, Some(&[ParamValue::Int(8), ParamValue::Int(3)]))
+            .unwrap();
+        let columns = vec!["order_id".to_string(), "user_id".to_string()];
+        assert_eq!(
+            mv.select_sql(&columns, Dialect::Postgres),
+            r#"SELECT "order_id", "user_id" FROM t_order WHERE order_id = 3 FOR UPDATE"#
+        );
+        let rows = vec![vec![Some("3".into()), Some("7".into())]];
+        assert_eq!(
+            mv.insert_sql(&columns, &rows, Dialect::Postgres)
+                .unwrap()
+                .unwrap(),
+            r#"INSERT INTO t_order ("order_id", "user_id") VALUES ('3', 8)"#
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_move_naming_why() {
+        for (sql, why) in [
+            (
+                "UPDATE t_order SET user_id = user_id + 1 WHERE order_id = 1",
+                "not `user_id + 1`",
+            ),
+            (
+                "UPDATE t_order o SET user_id = 8 WHERE o.order_id = 1",
+                "no alias",
+            ),
+            (
+                "UPDATE t_order SET user_id = 8 WHERE order_id = 1 LIMIT 1",
+                "without RETURNING, ORDER BY or LIMIT",
+            ),
+        ] {
+            let e = planned(Dialect::MySql, sql).unwrap_err();
+            assert!(e.to_string().contains(why), "{sql}: {e}");
+        }
+    }
 
     #[test]
     fn mysql_values_come_back_from_hex_as_text_or_bytes() {
