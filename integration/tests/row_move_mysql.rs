@@ -54,7 +54,7 @@ async fn bank(database_keys: &str) -> (ShardedDb, TempDir, String) {
 async fn node(db: &ShardedDb, i: usize) -> Vec<Full> {
     let rows: Vec<Row> = db.mysql_direct_query(i, SELECT_FULL).await;
     rows.into_iter()
-        .map(|r| mysql_async::from_row::<Full>(r))
+        .map(mysql_async::from_row::<Full>)
         .collect()
 }
 

@@ -221,7 +221,7 @@ fn literal(value: Option<&str>, dialect: Dialect, table: &str) -> Result<String,
 }
 
 fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
