@@ -324,3 +324,24 @@ async fn a_client_leaving_mid_transaction_leaves_nothing_behind() {
     );
     assert!(bank.db.mysql_prepared(&bank.instance).await.is_empty());
 }
+
+/// `SET autocommit = 1` would commit an open transaction on one server; inside an XA
+/// branch MariaDB refuses it, and the global transaction goes on until COMMIT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_autocommit_inside_an_implicit_xa_transaction_is_refused_and_it_goes_on() {
+    let bank = bank(r#"transaction = "XA""#).await;
+    let mut conn = Conn::new(bank.db.mysql_opts()).await.unwrap();
+    conn.query_drop("SET autocommit = 0").await.unwrap();
+    for sql in transfer_statements(1, 2, 7) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let (code, state, message) = server_error(conn.query_drop("SET autocommit = 1").await);
+    assert_eq!((code, state.as_str()), (1399, "XAE07"), "{message}");
+    assert_eq!(bank.db.mysql_balances().await, expected_balances(&[]));
+    conn.query_drop("COMMIT").await.unwrap();
+    assert_eq!(
+        bank.db.mysql_balances().await,
+        expected_balances(&[(1, 2, 7)])
+    );
+    assert!(bank.db.mysql_prepared(&bank.instance).await.is_empty());
+}
