@@ -460,6 +460,18 @@ async fn a_stopped_standby_is_ejected_and_a_stopped_primary_fails_writes_only() 
         .unwrap();
     assert_eq!(port_of(&conn, "SELECT inet_server_port()").await, r);
     assert_eq!(standby_row(&admin).await.0, "up");
+    // A named statement prepared on the standby, executed later wherever reads go.
+    let prepared = conn
+        .prepare("SELECT inet_server_port()::int4")
+        .await
+        .unwrap();
+    let run_prepared = || async {
+        conn.query_one(&prepared, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0) as u16
+    };
+    assert_eq!(run_prepared().await, r);
 
     // The standby stops: reads go on, on the primary, without a failed one, and the
     // monitor ejects it.
@@ -469,6 +481,7 @@ async fn a_stopped_standby_is_ejected_and_a_stopped_primary_fails_writes_only() 
         assert_eq!(at, p, "read {i} after the standby stopped");
     }
     wait_for_standby(&admin, "the stopped standby is ejected", "ejected").await;
+    assert_eq!(run_prepared().await, p, "parsed again on the primary");
     let (_, reason) = standby_row(&admin).await;
     assert!(
         reason.as_deref().unwrap_or("").contains("connect"),
@@ -494,6 +507,7 @@ async fn a_stopped_standby_is_ejected_and_a_stopped_primary_fails_writes_only() 
         let message = e.as_db_error().unwrap().message().to_string();
         assert!(message.contains("ds_0"), "{message}");
         assert_eq!(port_of(&conn, "SELECT inet_server_port()").await, r);
+        assert_eq!(run_prepared().await, r);
     }
     // A client connecting now is served by the standby: reads work, writes fail.
     let late = connect_app(&proxy).await;
