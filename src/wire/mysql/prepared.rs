@@ -239,7 +239,8 @@ impl ClientConn {
             id,
             payload: &payload,
         };
-        if let Some((index, false, tracker)) = self.run_routed(&primary, &sql, command).await? {
+        let routing = self.execute_routing_sql(id, &payload, &sql);
+        if let Some((index, false, tracker)) = self.run_routed(&primary, routing, command).await? {
             if !tracker.error {
                 self.note_write(index, &primary, &sql).await;
             }
@@ -279,6 +280,7 @@ impl ClientConn {
             self.reset_sharded(id);
             return Ok(());
         }
+        self.read_write.forget_long_data(id);
         match self.statement_backend(id, "mysqld_stmt_reset").await {
             Ok((index, backend_id, _)) => {
                 payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
@@ -305,6 +307,7 @@ impl ClientConn {
             .await
         {
             payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
+            self.read_write.long_data_sent(id);
             let held = &mut self.backends[index];
             if held.conn.send_command(&payload).await.is_err() {
                 self.drop_backend(index);
@@ -320,6 +323,7 @@ impl ClientConn {
             return Ok(());
         };
         self.statements.remove(&id);
+        self.read_write.forget_long_data(id);
         let mut broken = Vec::new();
         for (i, held) in self.backends.iter_mut().enumerate() {
             let unit_ids = held.conn.unit_statements.remove(&id).unwrap_or_default();

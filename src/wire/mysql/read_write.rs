@@ -35,6 +35,10 @@ pub(crate) struct ReadWriteSession {
     txn_replica: Option<Arc<DataSource>>,
     /// Per primary written to: the GTID of the session's last write there.
     last_writes: Vec<LastWrite>,
+    /// Prepared statements (unsharded) that were sent COM_STMT_SEND_LONG_DATA since their
+    /// last execute or reset: the data sits with the statement on the primary, so the
+    /// execute must run there.
+    long_data: Vec<u32>,
 }
 
 /// The session's last write on one primary, and the replicas known to have applied it.
@@ -45,6 +49,21 @@ struct LastWrite {
 }
 
 impl ReadWriteSession {
+    /// COM_STMT_SEND_LONG_DATA went to statement `id` on the primary.
+    pub(crate) fn long_data_sent(&mut self, id: u32) {
+        if !self.long_data.contains(&id) {
+            self.long_data.push(id);
+        }
+    }
+
+    /// Statement `id` was executed, reset or closed: its long data is gone. Returns
+    /// whether it had some.
+    pub(crate) fn forget_long_data(&mut self, id: u32) -> bool {
+        let had = self.long_data.contains(&id);
+        self.long_data.retain(|&s| s != id);
+        had
+    }
+
     fn last_write(&mut self, primary: &Arc<DataSource>) -> Option<&mut LastWrite> {
         self.last_writes
             .iter_mut()
@@ -167,6 +186,24 @@ impl ClientConn {
         }
     }
 
+    /// The text that routes COM_STMT_EXECUTE `payload` of statement `id` (SQL `sql`):
+    /// the statement's SQL, or an empty text (never a read: the primary) when the execute
+    /// opens a cursor, whose COM_STMT_FETCHes follow the statement to the primary, or uses
+    /// long data the client sent to the primary's statement.
+    pub(crate) fn execute_routing_sql<'a>(
+        &mut self,
+        id: u32,
+        payload: &[u8],
+        sql: &'a [u8],
+    ) -> &'a [u8] {
+        let long_data = self.read_write.forget_long_data(id);
+        if long_data || opens_cursor(payload) {
+            &[]
+        } else {
+            sql
+        }
+    }
+
     /// The data sources of the held connections at `indices`, each once.
     pub(crate) fn held_sources(
         &self,
@@ -218,5 +255,40 @@ impl ClientConn {
                 replica
             }
         }
+    }
+}
+
+/// Whether COM_STMT_EXECUTE `payload` asks for a cursor (its flags byte, after the
+/// statement id: `CURSOR_TYPE_READ_ONLY`, `FOR_UPDATE` or `SCROLLABLE`; MariaDB's
+/// `PARAMETER_COUNT_AVAILABLE` bit is not one).
+fn opens_cursor(payload: &[u8]) -> bool {
+    payload.get(5).is_some_and(|flags| flags & 0x07 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_execute_with_a_cursor_is_told_apart() {
+        let execute = |flags: u8| [0x17, 1, 0, 0, 0, flags, 1, 0, 0, 0];
+        assert!(!opens_cursor(&execute(0)));
+        assert!(!opens_cursor(&execute(0x08)));
+        assert!(opens_cursor(&execute(0x01)));
+        assert!(opens_cursor(&execute(0x02)));
+        assert!(opens_cursor(&execute(0x04)));
+        assert!(!opens_cursor(&[0x17, 1, 0]));
+    }
+
+    #[test]
+    fn long_data_is_remembered_until_the_execute_reset_or_close() {
+        let mut s = ReadWriteSession::default();
+        assert!(!s.forget_long_data(7));
+        s.long_data_sent(7);
+        s.long_data_sent(7);
+        s.long_data_sent(8);
+        assert!(s.forget_long_data(7));
+        assert!(!s.forget_long_data(7), "one execute uses it up");
+        assert!(s.forget_long_data(8));
     }
 }
