@@ -31,11 +31,13 @@ use super::message::{
     frame_at, read_startup_unbuffered, MessageReader, MessageWriter, FLUSH_THRESHOLD,
 };
 use super::sharded::Started;
-use super::statements::{bind_statement, parse_query, parse_statement, target, Statements};
+use super::checkout::state_key;
+use super::pinning::{may_pin, session_reset, SessionReset, PROBE};
+use super::statements::{bind_statement, parse_query, Statements};
 use crate::admin::metrics::{
     self as m, statement_type, ConnectionMetrics, Protocol, RouteKind, StatementTimer, TxnOutcome,
 };
-use crate::config::{BackendKind, PostgresAuthMethod, UserConfig};
+use crate::config::{BackendKind, PoolMode, PostgresAuthMethod, UserConfig};
 use crate::error::Error;
 use crate::execute::DataSource;
 use crate::server::Runtime;
@@ -91,6 +93,9 @@ struct PgClient {
     info: Option<Registered>,
     /// The runtime's reload generation `data_source` was chosen at.
     generation: u64,
+    /// A statement may have created state bound to the backend connection: before it is
+    /// released, the backend is asked (`pinning.rs`).
+    maybe_pinned: bool,
     /// Admin statements the client prepared, answered by dbmesh (`admin_pump.rs`).
     admin: admin_pump::AdminPump,
 }

@@ -1,5 +1,13 @@
-//! The session's backend connection over its life: checkout, loss, data source changes
-//! after a reload, and its return to the pool.
+//! The session's backend connection over its life: checkout when a message needs one,
+//! release between transactions (`pool_mode = "transaction"`), loss, data source changes
+//! after a reload, and its return to the pool when the client leaves.
+//!
+//! Under transaction pooling the connection goes back to the pool when the backend is idle
+//! outside a transaction (ReadyForQuery `I`) with nothing in flight (every Query and Sync
+//! answered, no extended-protocol message since the last Sync, so unnamed statements and
+//! portals are never carried over) and no state bound to it (`pinning.rs`). It goes back as
+//! it is, with the session's SETs and the statements prepared on it: `checkout.rs` brings it
+//! to the next session's state, `statements.rs` keeps statement names from clashing.
 
 use super::*;
 
@@ -53,12 +61,57 @@ impl PgClient {
         Err(Close)
     }
 
+    /// Between transactions under transaction pooling: gives the backend connection back
+    /// to the pool unless something is in flight or the session is pinned to it. Cancel
+    /// requests then reach nothing until the next checkout.
+    pub(super) async fn release_if_idle(&mut self) -> Result<(), Close> {
+        if self.rt.config().server.pool_mode != PoolMode::Transaction
+            || !self.idle_outside_transaction()
+            || self.skip_until_sync
+            || self.batch.is_open()
+        {
+            return Ok(());
+        }
+        let Some(held) = &mut self.backend else {
+            return Ok(());
+        };
+        if !held.conn.healthy || !held.conn.reader.buf.is_empty() {
+            return Ok(());
+        }
+        if self.maybe_pinned {
+            let writer = &mut self.writer;
+            let pinned = held.conn.query_bool(PROBE, |m| writer.write_raw(m)).await;
+            if self.writer.pending() > 0 {
+                self.writer.flush().await.map_err(|_| Close)?;
+            }
+            match pinned {
+                Ok(true) => return Ok(()),
+                Ok(false) => self.maybe_pinned = false,
+                Err(e) => {
+                    debug!(data_source = %self.data_source.name, "pinning probe failed: {e}");
+                    return Ok(());
+                }
+            }
+        }
+        let held = self.backend.take().expect("checked");
+        self.rt.pg_cancel.register_all(self.key.0, Vec::new());
+        held.give_back(&self.data_source);
+        Ok(())
+    }
+
+    /// Where the session's next backend connection comes from. The one place that decides,
+    /// so read/write splitting can choose per transaction here.
+    fn choose_data_source(&self) -> Arc<DataSource> {
+        self.data_source.clone()
+    }
+
     /// Takes a connection for the session's data source (pooled, or new), replays the
     /// session's SETs on it, and points cancel requests at it.
     pub(super) async fn connect_backend(&mut self) -> Result<(), Error> {
+        let ds = self.choose_data_source();
         let held = checkout(
             &self.rt.config().server,
-            &self.data_source,
+            &ds,
             &self.params,
             &self.session,
         )
@@ -66,21 +119,26 @@ impl PgClient {
         self.rt
             .pg_cancel
             .register(self.key.0, CancelTarget::of(self.key.1, &held.conn));
+        self.statements.connection_changed();
         self.backend = Some(held);
         Ok(())
     }
 
-    /// Returns a clean backend connection to its pool.
+    /// The client left: returns a clean backend connection to its pool.
     pub(super) async fn close(mut self) {
         self.rt.pg_cancel.unregister(self.key.0);
         self.writer.shutdown().await;
-        if let Some(mut held) = self.backend.take() {
+        if let Some(held) = self.backend.take() {
             let idle = self.pending_syncs == 0 && !self.unsynced;
-            if idle && held.conn.healthy && held.conn.reset().await.is_ok() {
-                let profile = held.conn.profile;
-                self.data_source
-                    .postgres
-                    .give_back(held.lease, held.conn, profile);
+            // Under transaction pooling a connection goes back as it is (the next session
+            // resets what differs), unless it may hold state bound to this session.
+            let pooling = self.rt.config().server.pool_mode == PoolMode::Transaction;
+            if idle && held.conn.healthy {
+                if pooling && !self.maybe_pinned && held.conn.tx_status == b'I' {
+                    held.give_back(&self.data_source);
+                } else {
+                    held.release(&self.data_source).await;
+                }
             }
         }
     }

@@ -7,6 +7,9 @@ impl PgClient {
     /// The full-duplex loop: whatever side has data is processed, until the client leaves.
     pub(super) async fn pump(&mut self) {
         loop {
+            if self.release_if_idle().await.is_err() {
+                return;
+            }
             let idle = self.idle_outside_transaction();
             let backend = &mut self.backend;
             let event = tokio::select! {
@@ -132,70 +135,44 @@ impl PgClient {
         let conn = &mut held.conn;
         match tag {
             b'P' => {
-                // Re-using a name that exists (on an earlier backend connection) must fail
-                // as it would have there: bring the existing statement over first.
-                let name = parse_statement(msg).map(String::from_utf8_lossy);
-                if let Some(name) = name.filter(|n| !n.is_empty()) {
-                    if self.statements.knows(&name) && !conn.prepared.contains(name.as_ref()) {
-                        if let Some(parse) = self.statements.inject(&name) {
-                            conn.writer.write_raw(&parse);
-                            conn.prepared.insert(name.into_owned());
-                        }
-                    }
-                }
-                if let Some(q) = parse_query(msg) {
-                    self.batch.runs(statement_type(q));
-                    if let Some(info) = &self.info {
-                        info.begin_statement_bytes(q);
-                    }
-                }
-                if let Some(name) = self.statements.on_parse(msg) {
-                    if !name.is_empty() {
-                        conn.prepared.insert(name);
-                    }
+                let query = parse_query(msg).unwrap_or_default();
+                self.batch.runs(statement_type(query));
+                if let Some(info) = &self.info {
+                    info.begin_statement_bytes(query);
                 }
                 // A SET sent with the extended protocol (psycopg, node-postgres and JDBC
                 // send every statement so) changes the session like a simple-query one.
-                if let Some(sql) = parse_query(msg).and_then(|q| std::str::from_utf8(q).ok()) {
-                    if classify(sql) == StatementKind::SessionSet {
-                        self.session.record_set(sql);
-                        conn.applied_session_state = self.session.set_statement_count();
-                    }
-                }
+                self.follow_session_sql(query);
+                let conn = &mut self.backend.as_mut().expect("connected").conn;
+                self.statements
+                    .on_parse(msg, &mut conn.writer.buf, &mut conn.prepared);
                 self.unsynced = true;
+                return;
             }
-            b'B' | b'D' => {
-                let name = if tag == b'B' {
-                    bind_statement(msg)
-                } else {
-                    target(msg).filter(|(k, _)| *k == b'S').map(|(_, n)| n)
-                };
-                if let Some(name) = name.filter(|n| !n.is_empty()) {
-                    let name = String::from_utf8_lossy(name);
-                    if tag == b'B' {
-                        let query = self.statements.query_of(&name);
-                        self.batch
-                            .runs(query.map(statement_type).unwrap_or("other"));
-                        if let (Some(info), Some(q)) = (&self.info, query) {
-                            info.begin_statement_bytes(q);
-                        }
-                    }
-                    if !conn.prepared.contains(name.as_ref()) {
-                        if let Some(parse) = self.statements.inject(&name) {
-                            conn.writer.write_raw(&parse);
-                            conn.prepared.insert(name.into_owned());
-                        }
+            b'B' => {
+                if let Some(name) = bind_statement(msg).filter(|n| !n.is_empty()) {
+                    let query = self.statements.query_of(&String::from_utf8_lossy(name));
+                    self.batch
+                        .runs(query.map(statement_type).unwrap_or("other"));
+                    if let (Some(info), Some(q)) = (&self.info, query) {
+                        info.begin_statement_bytes(q);
                     }
                 }
+                self.statements
+                    .on_bind(msg, &mut conn.writer.buf, &mut conn.prepared);
                 self.unsynced = true;
+                return;
+            }
+            b'D' => {
+                self.statements
+                    .on_describe(msg, &mut conn.writer.buf, &mut conn.prepared);
+                self.unsynced = true;
+                return;
             }
             b'C' => {
-                if let Some((b'S', name)) = target(msg) {
-                    let name = String::from_utf8_lossy(name);
-                    self.statements.close(&name);
-                    conn.prepared.remove(name.as_ref());
-                }
+                self.statements.on_close(msg, &mut conn.writer.buf);
                 self.unsynced = true;
+                return;
             }
             b'E' | b'H' => {
                 if tag == b'E' {
@@ -224,19 +201,50 @@ impl PgClient {
                 self.requests
                     .push_back(Some(StatementTimer::started_at(Instant::now(), kind)));
                 if tag == b'Q' {
-                    let sql = msg.get(5..msg.len().saturating_sub(1)).unwrap_or_default();
                     if let Some(info) = &self.info {
                         info.begin_statement_bytes(sql);
                     }
-                    if let Ok(StatementKind::SessionSet) = std::str::from_utf8(sql).map(classify) {
-                        self.session.record_set(&String::from_utf8_lossy(sql));
-                        conn.applied_session_state = self.session.set_statement_count();
-                    }
+                    self.follow_session_sql(sql);
                 }
             }
             _ => {}
         }
+        let conn = &mut self.backend.as_mut().expect("connected").conn;
         conn.writer.write_raw(msg);
+    }
+
+    /// Follows what a statement does to the session, before it goes to the backend: SETs
+    /// and RESETs are recorded (to replay on another connection), `DISCARD ALL` and
+    /// `DEALLOCATE ALL` drop the session's statements, and a statement that may create
+    /// connection-bound state marks the session as possibly pinned (`pinning.rs`).
+    fn follow_session_sql(&mut self, sql: &[u8]) {
+        let conn = &mut self.backend.as_mut().expect("connected").conn;
+        let text = std::str::from_utf8(sql).ok();
+        match session_reset(sql) {
+            Some(SessionReset::DiscardAll) => {
+                self.session.reset();
+                self.statements.clear();
+                conn.prepared.clear();
+                conn.applied_state = 0;
+            }
+            Some(SessionReset::DeallocateAll) => {
+                self.statements.clear();
+                conn.prepared.clear();
+            }
+            Some(SessionReset::Reset) => {
+                self.session.record_set(text.unwrap_or_default());
+                conn.applied_state = state_key(&self.session);
+            }
+            None => {
+                if text.is_some_and(|t| classify(t) == StatementKind::SessionSet) {
+                    self.session.record_set(text.unwrap_or_default());
+                    conn.applied_state = state_key(&self.session);
+                }
+            }
+        }
+        if may_pin(sql) {
+            self.maybe_pinned = true;
+        }
     }
 
     /// Relays the backend's complete messages to the client.
@@ -261,6 +269,7 @@ impl PgClient {
             let idle = self.pending_syncs == 0 && !self.unsynced;
             let swallow = match frame.tag {
                 b'1' => self.statements.on_parse_complete(),
+                b'3' => self.statements.on_close_complete(),
                 b'Z' => {
                     let before = self.tx_status;
                     self.tx_status = buf[at + 5];
@@ -279,9 +288,7 @@ impl PgClient {
                         info.end_statement(self.tx_status != b'I');
                     }
                     self.pending_syncs = self.pending_syncs.saturating_sub(1);
-                    for name in self.statements.on_ready() {
-                        held.conn.prepared.remove(&name);
-                    }
+                    self.statements.on_ready(&mut held.conn.prepared);
                     false
                 }
                 // An error nobody asked for (the server is terminating an idle connection):

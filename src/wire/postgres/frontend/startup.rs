@@ -165,6 +165,7 @@ impl PgClient {
             batch: Batch::default(),
             info: None,
             generation: rt_generation,
+            maybe_pinned: false,
             admin: Default::default(),
         };
         if let Err(e) = client.connect_backend().await {
