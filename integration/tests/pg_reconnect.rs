@@ -6,8 +6,8 @@
 
 use dbmesh_integration::pg_frontend::{bind, execute, parse, query, sync};
 use dbmesh_integration::{
-    pg_config, pg_connect, pg_disconnect, pg_terminate_backends, pg_user, PgDatabase, PgRaw, Proxy, APP_PASSWORD,
-    APP_USER,
+    pg_config, pg_connect, pg_disconnect, pg_terminate_backends, pg_user, PgDatabase, PgRaw, Proxy,
+    APP_PASSWORD, APP_USER,
 };
 use tokio_postgres::Client;
 

@@ -161,7 +161,10 @@ pub async fn checkout(
     let key = state_key(session);
     if conn.applied_state != key {
         let reset = (conn.applied_state != 0).then_some(RESET_STATE);
-        for sql in reset.into_iter().chain(session.set_statements_since(0).iter().map(String::as_str)) {
+        for sql in reset
+            .into_iter()
+            .chain(session.set_statements_since(0).iter().map(String::as_str))
+        {
             if let Err(e) = conn.simple_query(sql).await {
                 return Err(Error::BackendLost {
                     data_source: ds.name.clone(),

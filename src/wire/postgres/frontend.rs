@@ -25,14 +25,14 @@ use tracing::{debug, info_span, warn, Instrument};
 use super::auth::{self, AuthFailure};
 use super::backend::StartupParams;
 use super::cancel::CancelTarget;
+use super::checkout::state_key;
 use super::checkout::{checkout, HeldBackend, MAX_BACKEND_MESSAGE};
 use super::error::{error_response, from_error, Severity};
 use super::message::{
     frame_at, read_startup_unbuffered, MessageReader, MessageWriter, FLUSH_THRESHOLD,
 };
-use super::sharded::Started;
-use super::checkout::state_key;
 use super::pinning::{may_pin, session_reset, SessionReset, PROBE};
+use super::sharded::Started;
 use super::statements::{bind_statement, parse_query, Statements};
 use crate::admin::metrics::{
     self as m, statement_type, ConnectionMetrics, Protocol, RouteKind, StatementTimer, TxnOutcome,

@@ -116,14 +116,26 @@ mod tests {
 
     #[test]
     fn recognises_session_resets() {
-        assert_eq!(session_reset(b"DISCARD ALL"), Some(SessionReset::DiscardAll));
-        assert_eq!(session_reset(b" discard all; "), Some(SessionReset::DiscardAll));
-        assert_eq!(session_reset(b"DEALLOCATE ALL"), Some(SessionReset::DeallocateAll));
+        assert_eq!(
+            session_reset(b"DISCARD ALL"),
+            Some(SessionReset::DiscardAll)
+        );
+        assert_eq!(
+            session_reset(b" discard all; "),
+            Some(SessionReset::DiscardAll)
+        );
+        assert_eq!(
+            session_reset(b"DEALLOCATE ALL"),
+            Some(SessionReset::DeallocateAll)
+        );
         assert_eq!(
             session_reset(b"deallocate prepare all"),
             Some(SessionReset::DeallocateAll)
         );
-        assert_eq!(session_reset(b"RESET search_path"), Some(SessionReset::Reset));
+        assert_eq!(
+            session_reset(b"RESET search_path"),
+            Some(SessionReset::Reset)
+        );
         assert_eq!(session_reset(b"RESET ALL"), Some(SessionReset::Reset));
         assert_eq!(session_reset(b"DEALLOCATE p"), None);
         assert_eq!(session_reset(b"DISCARD TEMP"), None);

@@ -156,7 +156,12 @@ impl Statements {
 
     /// The backend name of client statement `name`, after writing its Parse to `out` if
     /// the connection lacks it; `None` for a statement the session does not have.
-    fn ensure(&mut self, name: &str, out: &mut BytesMut, cache: &mut PreparedCache) -> Option<String> {
+    fn ensure(
+        &mut self,
+        name: &str,
+        out: &mut BytesMut,
+        cache: &mut PreparedCache,
+    ) -> Option<String> {
         let named = self.named.get(name)?.clone();
         if cache.contains(&named.backend) {
             cache.touch(&named.backend);
@@ -353,7 +358,10 @@ mod tests {
                 b'B' => bind_statement(msg),
                 _ => target(msg).map(|(_, n)| n),
             };
-            v.push((msg[0] as char, String::from_utf8_lossy(name.unwrap()).into()));
+            v.push((
+                msg[0] as char,
+                String::from_utf8_lossy(name.unwrap()).into(),
+            ));
             at += 1 + len;
         }
         v
@@ -361,7 +369,11 @@ mod tests {
 
     #[test]
     fn renames_a_statement_in_parse_and_bind() {
-        let (mut s, mut cache, mut out) = (Statements::default(), PreparedCache::default(), BytesMut::new());
+        let (mut s, mut cache, mut out) = (
+            Statements::default(),
+            PreparedCache::default(),
+            BytesMut::new(),
+        );
         s.on_parse(&parse_msg("s1", "SELECT 1"), &mut out, &mut cache);
         s.on_bind(&bind_msg("s1"), &mut out, &mut cache);
         let n = names(&out);
@@ -389,8 +401,14 @@ mod tests {
             names(&out),
             vec![('P', PLACEHOLDER.into()), ('C', PLACEHOLDER.into())]
         );
-        assert!(!b.on_parse_complete(), "relayed as the client's ParseComplete");
-        assert!(b.on_close_complete(), "the placeholder's CloseComplete is swallowed");
+        assert!(
+            !b.on_parse_complete(),
+            "relayed as the client's ParseComplete"
+        );
+        assert!(
+            b.on_close_complete(),
+            "the placeholder's CloseComplete is swallowed"
+        );
         let mut out = BytesMut::new();
         b.on_bind(&bind_msg("s1"), &mut out, &mut cache);
         assert_eq!(names(&out), vec![('B', shared)]);
@@ -410,7 +428,11 @@ mod tests {
     fn a_new_connection_gets_the_parse_before_the_bind_and_its_answer_is_swallowed() {
         let mut s = Statements::default();
         let mut out = BytesMut::new();
-        s.on_parse(&parse_msg("s1", "SELECT 1"), &mut out, &mut PreparedCache::default());
+        s.on_parse(
+            &parse_msg("s1", "SELECT 1"),
+            &mut out,
+            &mut PreparedCache::default(),
+        );
         s.on_sync();
         assert!(!s.on_parse_complete());
         s.on_ready(&mut PreparedCache::default());
@@ -426,7 +448,11 @@ mod tests {
 
     #[test]
     fn closing_forgets_the_name_and_answers_with_a_placeholder_close() {
-        let (mut s, mut cache, mut out) = (Statements::default(), PreparedCache::default(), BytesMut::new());
+        let (mut s, mut cache, mut out) = (
+            Statements::default(),
+            PreparedCache::default(),
+            BytesMut::new(),
+        );
         s.on_parse(&parse_msg("s1", "SELECT 1"), &mut out, &mut cache);
         let mut out = BytesMut::new();
         let mut close = BytesMut::new();
@@ -437,12 +463,20 @@ mod tests {
         assert_eq!(cache.len(), 1, "the backend statement stays for others");
         let mut out = BytesMut::new();
         s.on_bind(&bind_msg("s1"), &mut out, &mut cache);
-        assert_eq!(names(&out), vec![('B', "s1".into())], "unknown: the backend says 26000");
+        assert_eq!(
+            names(&out),
+            vec![('B', "s1".into())],
+            "unknown: the backend says 26000"
+        );
     }
 
     #[test]
     fn parses_skipped_after_an_error_are_forgotten_at_ready() {
-        let (mut s, mut cache, mut out) = (Statements::default(), PreparedCache::default(), BytesMut::new());
+        let (mut s, mut cache, mut out) = (
+            Statements::default(),
+            PreparedCache::default(),
+            BytesMut::new(),
+        );
         s.on_parse(&parse_msg("bad", "SELEC 1"), &mut out, &mut cache);
         s.on_sync();
         s.on_ready(&mut cache);
@@ -452,7 +486,11 @@ mod tests {
 
     #[test]
     fn an_injected_parse_skipped_after_an_error_keeps_the_clients_statement() {
-        let (mut s, mut cache, mut out) = (Statements::default(), PreparedCache::default(), BytesMut::new());
+        let (mut s, mut cache, mut out) = (
+            Statements::default(),
+            PreparedCache::default(),
+            BytesMut::new(),
+        );
         s.on_parse(&parse_msg("s1", "SELECT 1"), &mut out, &mut cache);
         s.on_sync();
         s.on_parse_complete();
@@ -462,12 +500,19 @@ mod tests {
         s.on_sync();
         s.on_ready(&mut fresh);
         assert!(fresh.is_empty(), "the skipped Parse created nothing there");
-        assert!(s.query_of("s1").is_some(), "but the client's statement exists");
+        assert!(
+            s.query_of("s1").is_some(),
+            "but the client's statement exists"
+        );
     }
 
     #[test]
     fn parses_pipelined_after_a_sync_survive_its_ready() {
-        let (mut s, mut cache, mut out) = (Statements::default(), PreparedCache::default(), BytesMut::new());
+        let (mut s, mut cache, mut out) = (
+            Statements::default(),
+            PreparedCache::default(),
+            BytesMut::new(),
+        );
         s.on_sync();
         s.on_parse(&parse_msg("next", "SELECT 1"), &mut out, &mut cache);
         s.on_sync();
@@ -480,7 +525,11 @@ mod tests {
 
     #[test]
     fn a_duplicate_parse_goes_to_the_existing_backend_statement_to_fail_there() {
-        let (mut s, mut cache, mut out) = (Statements::default(), PreparedCache::default(), BytesMut::new());
+        let (mut s, mut cache, mut out) = (
+            Statements::default(),
+            PreparedCache::default(),
+            BytesMut::new(),
+        );
         s.on_parse(&parse_msg("s1", "SELECT 1"), &mut out, &mut cache);
         let first = names(&out)[0].1.clone();
         assert!(!s.on_parse_complete());
@@ -490,21 +539,32 @@ mod tests {
         assert_eq!(parse_query(&out), Some(&b"SELECT 2"[..]));
         s.on_sync();
         s.on_ready(&mut cache);
-        assert_eq!(s.query_of("s1"), Some(&b"SELECT 1"[..]), "the existing one stays");
+        assert_eq!(
+            s.query_of("s1"),
+            Some(&b"SELECT 1"[..]),
+            "the existing one stays"
+        );
     }
 
     #[test]
     fn past_the_bound_the_least_recently_used_is_closed_and_swallowed() {
         let (mut s, mut cache) = (Statements::default(), PreparedCache::default());
         for i in 0..MAX_PREPARED {
-            s.on_parse(&parse_msg(&format!("s{i}"), &format!("SELECT {i}")), &mut BytesMut::new(), &mut cache);
+            s.on_parse(
+                &parse_msg(&format!("s{i}"), &format!("SELECT {i}")),
+                &mut BytesMut::new(),
+                &mut cache,
+            );
         }
         let mut out = BytesMut::new();
         s.on_parse(&parse_msg("last", "SELECT 'last'"), &mut out, &mut cache);
         let n = names(&out);
         assert_eq!(n.iter().map(|m| m.0).collect::<String>(), "PC");
         assert_eq!(cache.len(), MAX_PREPARED);
-        assert!(s.on_close_complete(), "the eviction's CloseComplete is swallowed");
+        assert!(
+            s.on_close_complete(),
+            "the eviction's CloseComplete is swallowed"
+        );
     }
 
     #[test]

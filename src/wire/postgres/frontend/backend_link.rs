@@ -109,13 +109,7 @@ impl PgClient {
     /// session's SETs on it, and points cancel requests at it.
     pub(super) async fn connect_backend(&mut self) -> Result<(), Error> {
         let ds = self.choose_data_source();
-        let held = checkout(
-            &self.rt.config().server,
-            &ds,
-            &self.params,
-            &self.session,
-        )
-        .await?;
+        let held = checkout(&self.rt.config().server, &ds, &self.params, &self.session).await?;
         self.rt
             .pg_cancel
             .register(self.key.0, CancelTarget::of(self.key.1, &held.conn));
