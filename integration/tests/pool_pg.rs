@@ -457,3 +457,67 @@ async fn pgbench_prepared_with_fifty_clients_over_five_connections() {
     wait_until_in_use(&proxy, 0).await;
     assert!(backends_on(&db.name).await <= 5);
 }
+
+/// Waits until no connection of any data source of logical database `logical` is checked out.
+async fn wait_until_all_released(proxy: &Proxy, logical: &str) {
+    let cluster = proxy.server.runtime.cluster();
+    let sources: Vec<_> = cluster.databases[logical]
+        .data_sources
+        .values()
+        .cloned()
+        .collect();
+    for _ in 0..3000 {
+        if sources.iter().all(|ds| ds.postgres.in_use() == 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let in_use: Vec<usize> = sources.iter().map(|ds| ds.postgres.in_use()).collect();
+    panic!("connections still in use: {in_use:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_sessions_release_their_shard_connections_between_transactions() {
+    let db = dbmesh_integration::ShardedDb::pg_orders().await;
+    let c = db.pg_client().await;
+    c.batch_execute("INSERT INTO t_order (order_id, user_id) VALUES (1, 0), (2, 1)")
+        .await
+        .unwrap();
+    // A passthrough statement (no sharded table) prepared by name, and a SET.
+    let plain = c.prepare("SELECT $1::int4 * 2").await.unwrap();
+    c.batch_execute("SET application_name = 'sharded_pool'")
+        .await
+        .unwrap();
+    wait_until_all_released(&db.proxy, &db.logical).await;
+    let rows = c
+        .query("SELECT order_id FROM t_order ORDER BY order_id", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    wait_until_all_released(&db.proxy, &db.logical).await;
+    // Inside a transaction the connections stay.
+    c.batch_execute("BEGIN; INSERT INTO t_order (order_id, user_id) VALUES (3, 0)")
+        .await
+        .unwrap();
+    let cluster = db.proxy.server.runtime.cluster();
+    let held: usize = cluster.databases[&db.logical]
+        .data_sources
+        .values()
+        .map(|ds| ds.postgres.in_use())
+        .sum();
+    assert!(held >= 1, "a transaction holds its connection");
+    c.batch_execute("COMMIT").await.unwrap();
+    wait_until_all_released(&db.proxy, &db.logical).await;
+    // What the session set up survived the connection changes.
+    let v: i32 = c.query_one(&plain, &[&21i32]).await.unwrap().get(0);
+    assert_eq!(v, 42);
+    let app: String = c
+        .query_one("SELECT current_setting('application_name')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(app, "sharded_pool");
+    let n = c.query("SELECT order_id FROM t_order", &[]).await.unwrap();
+    assert_eq!(n.len(), 3);
+    wait_until_all_released(&db.proxy, &db.logical).await;
+}

@@ -1,7 +1,8 @@
 //! The backend connections of one sharded session: at most one per data source, opened the
 //! first time a statement runs there (from that data source's pool, with the client's
-//! start-up parameters and the session's SETs replayed), held until the client leaves,
-//! then reset and returned to their pools.
+//! start-up parameters and the session's SETs replayed), held until the client leaves (or,
+//! under transaction pooling, until the transaction ends: `release_all`), then returned to
+//! their pools.
 //!
 //! A connection's `healthy` flag doubles as "no response outstanding": it is cleared when
 //! dbmesh sends a request and set again when the ReadyForQuery that ends it is read, so a
@@ -161,6 +162,28 @@ impl Backends {
             .map(|h| CancelTarget::of(self.key.1, &h.conn))
             .collect();
         self.rt.pg_cancel.register_all(self.key.0, targets);
+    }
+
+    /// Between transactions: every connection goes back to its pool, as it is when no
+    /// passthrough statement is prepared on it (the next session's checkout brings it to
+    /// its own SETs), else reset (those statements carry the client's names, which another
+    /// session may use for other SQL). One with a response outstanding is closed.
+    pub async fn release_all(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        for (name, held) in std::mem::take(&mut self.held) {
+            let Some(ds) = self.db.data_sources.get(&name) else {
+                continue;
+            };
+            let clean = held.conn.healthy && held.conn.tx_status == b'I';
+            if clean && held.conn.prepared.is_empty() {
+                held.give_back(ds);
+            } else {
+                held.release(ds).await;
+            }
+        }
+        self.register_cancel();
     }
 
     /// Returns every clean connection to its pool (the rest are closed) and forgets the
