@@ -483,8 +483,6 @@ async fn sharded_sessions_release_their_shard_connections_between_transactions()
     c.batch_execute("INSERT INTO t_order (order_id, user_id) VALUES (1, 0), (2, 1)")
         .await
         .unwrap();
-    // A passthrough statement (no sharded table) prepared by name, and a SET.
-    let plain = c.prepare("SELECT $1::int4 * 2").await.unwrap();
     c.batch_execute("SET application_name = 'sharded_pool'")
         .await
         .unwrap();
@@ -500,6 +498,11 @@ async fn sharded_sessions_release_their_shard_connections_between_transactions()
         .await
         .unwrap();
     let cluster = db.proxy.server.runtime.cluster();
+    let in_use = |name: &str| {
+        cluster.databases[&db.logical].data_sources[name]
+            .postgres
+            .in_use()
+    };
     let held: usize = cluster.databases[&db.logical]
         .data_sources
         .values()
@@ -508,15 +511,24 @@ async fn sharded_sessions_release_their_shard_connections_between_transactions()
     assert!(held >= 1, "a transaction holds its connection");
     c.batch_execute("COMMIT").await.unwrap();
     wait_until_all_released(&db.proxy, &db.logical).await;
-    // What the session set up survived the connection changes.
-    let v: i32 = c.query_one(&plain, &[&21i32]).await.unwrap().get(0);
-    assert_eq!(v, 42);
+    // The SET survived the connection changes.
     let app: String = c
         .query_one("SELECT current_setting('application_name')", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(app, "sharded_pool");
+    // A named passthrough statement (no sharded table) keeps the default data source's
+    // connection while it exists: its name is the client's there.
+    let plain = c.prepare("SELECT $1::int4 * 2").await.unwrap();
+    let v: i32 = c.query_one(&plain, &[&21i32]).await.unwrap().get(0);
+    assert_eq!(v, 42);
+    let default = cluster.databases[&db.logical]
+        .config
+        .default_data_source
+        .clone();
+    assert_eq!(in_use(&default), 1);
+    drop(plain);
     let n = c.query("SELECT order_id FROM t_order", &[]).await.unwrap();
     assert_eq!(n.len(), 3);
     wait_until_all_released(&db.proxy, &db.logical).await;

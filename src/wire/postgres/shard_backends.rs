@@ -164,20 +164,27 @@ impl Backends {
         self.rt.pg_cancel.register_all(self.key.0, targets);
     }
 
-    /// Between transactions: every connection goes back to its pool, as it is when no
-    /// passthrough statement is prepared on it (the next session's checkout brings it to
-    /// its own SETs), else reset (those statements carry the client's names, which another
-    /// session may use for other SQL). One with a response outstanding is closed.
+    /// Between transactions: every connection goes back to its pool as it is (the next
+    /// session's checkout brings it to its own SETs), except one with passthrough
+    /// statements prepared on it: those carry the client's names, which another session
+    /// may use for other SQL, so the session keeps that connection while it has them. One
+    /// with a response outstanding is closed.
     pub async fn release_all(&mut self) {
-        if self.held.is_empty() {
+        let releasable: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.conn.prepared.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if releasable.is_empty() {
             return;
         }
-        for (name, held) in std::mem::take(&mut self.held) {
+        for name in releasable {
+            let held = self.held.remove(&name).expect("listed above");
             let Some(ds) = self.db.data_sources.get(&name) else {
                 continue;
             };
-            let clean = held.conn.healthy && held.conn.tx_status == b'I';
-            if clean && held.conn.prepared.is_empty() {
+            if held.conn.healthy && held.conn.tx_status == b'I' {
                 held.give_back(ds);
             } else {
                 held.release(ds).await;

@@ -22,10 +22,10 @@
 //!
 //! Under `pool_mode = "transaction"` the session gives every connection back between
 //! transactions (before it reads the next message, when none is buffered) and takes them
-//! again as statements need them; one with passthrough statements prepared on it is reset
-//! first (`DISCARD ALL`: their names are the client's), the others go back as they are. A
-//! statement that may bind the session to a connection (`pinning.rs`) keeps them all
-//! until the session ends.
+//! again as statements need them, except a connection with passthrough statements prepared
+//! on it (their names are the client's, so it cannot serve another session). A statement
+//! that may bind the session to a connection (`pinning.rs`) keeps them all until the
+//! session ends.
 //!
 //! The transaction status the client sees is the session's own: `T` / `E` inside a
 //! transaction dbmesh tracks, otherwise the backends' (so a transaction the router does not
