@@ -43,11 +43,17 @@ async fn client(proxy: &Proxy) -> Client {
         .unwrap()
 }
 
+/// The backend process serving `c` now. A simple query: tokio-postgres closes a
+/// statement it prepared for a one-off query afterwards, a message of its own that would
+/// check out a connection at a moment the test does not control.
 async fn pid(c: &Client) -> i32 {
-    c.query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0)
+    let rows = c.simple_query("SELECT pg_backend_pid()").await.unwrap();
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+            _ => None,
+        })
+        .expect("a row")
 }
 
 async fn app(c: &Client) -> String {
@@ -76,12 +82,14 @@ async fn wait_until_in_use(proxy: &Proxy, n: usize) {
     );
 }
 
-/// Server processes connected to physical database `db`.
+/// Client server processes connected to physical database `db` (not autovacuum workers,
+/// which visit a new database too).
 async fn backends_on(db: &str) -> i64 {
     pg_admin()
         .await
         .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+             AND backend_type = 'client backend'",
             &[&db],
         )
         .await
@@ -109,7 +117,8 @@ async fn a_thousand_clients_share_twenty_backend_connections() {
             while watching.load(Ordering::Relaxed) {
                 let n: i64 = admin
                     .query_one(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                         AND backend_type = 'client backend'",
                         &[&name],
                     )
                     .await
@@ -383,7 +392,10 @@ async fn session_mode_keeps_a_connection_per_session() {
 async fn transaction_mode_serves_sequential_sessions_from_one_connection() {
     let (db, proxy) = setup("pool_shared", 4, "").await;
     let a = client(&proxy).await;
+    // The connection a's login used is back before b logs in (else b opens another).
+    wait_until_in_use(&proxy, 0).await;
     let b = client(&proxy).await;
+    wait_until_in_use(&proxy, 0).await;
     let pa = pid(&a).await;
     wait_until_in_use(&proxy, 0).await;
     let pb = pid(&b).await;
