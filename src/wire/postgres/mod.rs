@@ -20,6 +20,7 @@ pub mod pinning;
 pub mod prepared_cache;
 pub mod preview;
 pub mod row_codec;
+mod row_move;
 pub mod shard_backends;
 pub mod sharded;
 mod sharded_extended;
