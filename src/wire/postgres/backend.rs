@@ -1,7 +1,7 @@
 //! dbmesh as a PostgreSQL *client*: one connection to a backend server, authenticated with
 //! trust, cleartext, md5 or SCRAM-SHA-256, started with the client's session parameters.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
@@ -80,9 +80,6 @@ pub struct PgBackendConn {
     /// Which session state (recorded SETs) this connection has applied: the
     /// `checkout::state_key` of the SETs, 0 for none (a fresh connection).
     pub applied_state: u64,
-    /// When a session last gave this connection back (or it was opened): a connection
-    /// that sat idle longer is checked with a round trip before reuse.
-    pub last_used: Instant,
     /// Transaction status from the last ReadyForQuery.
     pub tx_status: u8,
     pub healthy: bool,
@@ -221,7 +218,6 @@ impl PgBackendConn {
                         port: url.port,
                         prepared: PreparedCache::default(),
                         applied_state: 0,
-                        last_used: Instant::now(),
                         tx_status: body.status(),
                         healthy: true,
                         datcollate: None,

@@ -14,7 +14,6 @@
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
 use super::backend::{error_fields, PgBackendConn, StartupParams};
 use super::message::frame_at;
@@ -26,11 +25,6 @@ use crate::session::Session;
 
 /// Backend messages may be as large as PostgreSQL allows (1 GiB).
 pub const MAX_BACKEND_MESSAGE: usize = 1 << 30;
-
-/// A pooled connection idle for longer than this is checked with a round trip before
-/// reuse; one given back more recently only by looking at what its socket holds, so busy
-/// multiplexed sessions do not pay a round trip per transaction.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Brings a connection whose applied state is another session's back to the defaults.
 const RESET_STATE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL";
@@ -63,8 +57,7 @@ impl HeldBackend {
 
     /// Returns the connection to its pool as it is, with the state the session applied
     /// (transaction pooling, between transactions): it must be idle and healthy.
-    pub fn give_back(mut self, ds: &DataSource) {
-        self.conn.last_used = Instant::now();
+    pub fn give_back(self, ds: &DataSource) {
         let profile = self.conn.profile;
         ds.postgres.give_back(self.lease, self.conn, profile);
     }
@@ -128,11 +121,10 @@ pub async fn checkout(
     // Health check on checkout: an idle connection may have been closed by the server.
     let mut pooled = lease.conn.take();
     if let Some(c) = &mut pooled {
-        let alive = if c.last_used.elapsed() < PING_AFTER_IDLE {
-            closed_by_server(c).is_none() && c.reader.buf.is_empty()
-        } else {
-            c.simple_query("").await.is_ok_and(|e| e.is_none())
-        };
+        // A round trip every time: tokio may not have seen a close the server did moments
+        // ago (`closed_by_server` only reads what its reactor already knows), and a
+        // statement sent on such a connection would be lost with it.
+        let alive = c.simple_query("").await.is_ok_and(|e| e.is_none());
         if !alive {
             pooled = None;
         }
