@@ -38,8 +38,8 @@ use crate::execute::DataSource;
 use crate::route::rw_split::{self, SessionState, Target};
 use crate::sql::parse_hint;
 use crate::wire::postgres::cancel::CancelTarget;
-use crate::wire::postgres::checkout::{checkout, HeldBackend};
-use crate::wire::postgres::statements::{bind_statement, parse_query, target};
+use crate::wire::postgres::checkout::{apply_session_state, checkout, HeldBackend};
+use crate::wire::postgres::statements::{bind_statement, parse_query};
 
 /// Longest pause between two polls of a replica's replay position.
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(20);
@@ -63,6 +63,12 @@ pub(super) struct PgReadWrite {
 }
 
 impl PgReadWrite {
+    /// The session created state that exists on the primary only (a temporary table):
+    /// under transaction pooling its connections stay with it.
+    pub(super) fn holds_primary_only_state(&self) -> bool {
+        self.pinned_to_primary
+    }
+
     /// Whether the held connection is a replica's.
     fn on_replica(&self) -> bool {
         self.current.is_some()
@@ -107,13 +113,9 @@ impl PgClient {
                 .filter(|n| !n.is_empty())
                 .and_then(|n| self.statements.query_of(&String::from_utf8_lossy(n)))
                 .map(|q| String::from_utf8_lossy(q).into_owned()),
-            b'C' => {
-                if let Some((b'S', name)) = target(msg) {
-                    let name = String::from_utf8_lossy(name).into_owned();
-                    self.close_parked(&name).await;
-                }
-                return Ok(());
-            }
+            // A client's Close never reaches a backend's statement: backend statements are
+            // named by their SQL and shared (`statements.rs`), parked connections keep theirs.
+            b'C' => return Ok(()),
             _ => None,
         };
         let may_write = matches!(tag, b'Q' | b'P' | b'B' | b'F')
@@ -316,6 +318,7 @@ impl PgClient {
                 .pg_cancel
                 .register(self.key.0, CancelTarget::of(self.key.1, &h.conn));
         }
+        self.statements.connection_changed();
         self.backend = held;
         self.read_write.current = replica;
     }
@@ -338,18 +341,12 @@ impl PgClient {
     /// cannot be reached) if neither works.
     async fn replica_connection(&mut self, replica: &Arc<DataSource>) -> Option<HeldBackend> {
         if let Some(mut held) = self.unpark(Some(replica)) {
-            if held.closed_by_server().is_none() {
-                let mut ok = true;
-                for sql in self
-                    .session
-                    .set_statements_since(held.conn.applied_session_state)
-                {
-                    ok &= held.conn.simple_query(sql).await.is_ok();
-                }
-                if ok {
-                    held.conn.applied_session_state = self.session.set_statement_count();
-                    return Some(held);
-                }
+            if held.closed_by_server().is_none()
+                && apply_session_state(&mut held.conn, replica, &self.session)
+                    .await
+                    .is_ok()
+            {
+                return Some(held);
             }
         }
         let server = self.rt.config().server.clone();
@@ -431,23 +428,16 @@ impl PgClient {
         true
     }
 
-    /// The client closed statement `name`: parked connections that prepared it close it
-    /// too, so a new statement of that name can be prepared there later.
-    async fn close_parked(&mut self, name: &str) {
-        let mut broken = Vec::new();
-        for (i, (_, held)) in self.read_write.parked.iter_mut().enumerate() {
-            if !held.conn.prepared.remove(name) {
-                continue;
-            }
-            let conn = &mut held.conn;
-            let sent = frontend::close(b'S', name, &mut conn.writer.buf).is_ok();
-            frontend::sync(&mut conn.writer.buf);
-            if !sent || conn.writer.flush().await.is_err() || !until_ready(held).await {
-                broken.push(i);
-            }
+    /// Transaction pooling gives the held connection `held` back between transactions: to
+    /// the pool of the replica it belongs to, or the primary's. Parked connections go back
+    /// too: they are idle (a switch drains the connection it parks).
+    pub(super) fn give_back_read_write(&mut self, held: HeldBackend) {
+        match self.read_write.current.take() {
+            Some(replica) => held.give_back(&replica),
+            None => held.give_back(&self.data_source),
         }
-        for i in broken.into_iter().rev() {
-            self.read_write.parked.swap_remove(i);
+        for (ds, parked) in std::mem::take(&mut self.read_write.parked) {
+            parked.give_back(ds.as_deref().unwrap_or(&self.data_source));
         }
     }
 
@@ -505,23 +495,6 @@ async fn query_value(held: &mut HeldBackend, sql: &str) -> Option<Option<String>
                 return (!failed).then(|| value.flatten());
             }
             _ => {}
-        }
-    }
-}
-
-/// Reads and drops answers up to ReadyForQuery; false if the connection broke.
-async fn until_ready(held: &mut HeldBackend) -> bool {
-    loop {
-        match held.conn.reader.read_message().await {
-            Ok((b'Z', msg)) => {
-                held.conn.tx_status = msg[5];
-                return true;
-            }
-            Ok(_) => {}
-            Err(_) => {
-                held.conn.healthy = false;
-                return false;
-            }
         }
     }
 }
