@@ -97,7 +97,10 @@ impl PgClient {
                 }
             }
         }
-        let held = self.backend.take().expect("checked");
+        self.before_release_read_write().await;
+        let Some(held) = self.backend.take() else {
+            return Ok(());
+        };
         self.rt.pg_cancel.register_all(self.key.0, Vec::new());
         // Under read/write splitting the held connection may be a replica's, and others
         // may be parked: each goes back to its own pool.

@@ -376,10 +376,13 @@ impl PgClient {
         {
             return;
         }
+        self.read_write.wrote = false;
         let Some(held) = &mut self.backend else {
+            // The connection that wrote is gone: the position is unknown, so reads wait
+            // or go to the primary.
+            self.read_write.last_write = Some((String::new(), Vec::new()));
             return;
         };
-        self.read_write.wrote = false;
         match query_value(held, "SELECT pg_current_wal_insert_lsn()").await {
             Some(Some(lsn)) if is_lsn(&lsn) => self.read_write.last_write = Some((lsn, Vec::new())),
             // Unknown: no replica can be shown to have it; reads wait or go to the primary.
@@ -426,6 +429,15 @@ impl PgClient {
             seen_by.push(replica.clone());
         }
         true
+    }
+
+    /// Before transaction pooling gives the held connection back: after a write on the
+    /// primary, its WAL position is taken now, while the connection that wrote is held
+    /// (read-your-writes; nothing to do when that is off or nothing was written).
+    pub(super) async fn before_release_read_write(&mut self) {
+        if !self.read_write.on_replica() {
+            self.take_write_position().await;
+        }
     }
 
     /// Transaction pooling gives the held connection `held` back between transactions: to
