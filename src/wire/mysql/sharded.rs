@@ -109,6 +109,11 @@ impl ClientConn {
         {
             return Ok(());
         }
+        self.begin_implicit_xa(plan.kind);
+        if self.saga_running() && matches!(plan.kind, PlanKind::Write | PlanKind::Ddl) {
+            // Each write of a saga commits at once, its compensation logged (`saga.rs`).
+            return self.saga_statement(&database, &router, &route, None).await;
+        }
         if let Some(e) = self.before_statement(plan.kind).await {
             self.send_mysql_error(&e);
             return Ok(());

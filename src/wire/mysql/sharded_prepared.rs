@@ -69,6 +69,13 @@ enum Execution {
         Box<PreparedRoute>,
         Vec<ParamValue>,
     ),
+    /// A write inside a SAGA transaction (`saga.rs`).
+    Saga(
+        Arc<LogicalDatabase>,
+        Arc<ShardRouter>,
+        Box<PreparedRoute>,
+        Vec<ParamValue>,
+    ),
 }
 
 impl ClientConn {
@@ -176,6 +183,10 @@ impl ClientConn {
             Ok(Execution::Control(kind, sql)) => {
                 self.transaction_control(kind, &sql).await?;
             }
+            Ok(Execution::Saga(database, router, route, values)) => {
+                self.saga_statement(&database, &router, &route, Some(&values))
+                    .await?;
+            }
             Ok(Execution::MoveRows(database, router, route, values)) => {
                 self.update_moving_rows(&database, &router, &route, Some(&values))
                     .await?;
@@ -193,6 +204,7 @@ impl ClientConn {
     async fn plan_execute(&mut self, id: u32, payload: &[u8]) -> Result<Execution, MysqlError> {
         let max_long_data = self.rt.config().server.max_packet_size as usize;
         let xa = self.xa_wanted();
+        let saga = self.saga_running() || self.saga_wanted();
         let stmt = self.statements.get_mut(&id).expect("a sharded statement");
         let params = usize::from(stmt.params);
         let malformed = |what: String| MysqlError::from(&Error::Malformed(what));
@@ -230,6 +242,7 @@ impl ClientConn {
             Err(e) => return Err(MysqlError::from(&e)),
         };
         let database = sh.database.clone();
+        let saga_parts = saga.then(|| (sh.router.clone(), sh.route.clone()));
         let merge = ok_merge(&plan, &sh.route);
         let client_sql = sh.route.sql.clone();
         let long_data: Vec<(u16, Vec<u8>)> = match plan.params {
@@ -246,6 +259,14 @@ impl ClientConn {
         ) {
             let sql = template_sql(&plan, &client_sql).to_string();
             return Ok(Execution::Control(plan.kind, sql));
+        }
+        if let Some((router, route)) =
+            saga_parts.filter(|_| matches!(plan.kind, PlanKind::Write | PlanKind::Ddl))
+        {
+            self.begin_implicit_xa(plan.kind);
+            if self.saga_running() {
+                return Ok(Execution::Saga(database, router, Box::new(route), values));
+            }
         }
         if let Some(e) = self.before_statement(plan.kind).await {
             return Err(e);
