@@ -60,6 +60,29 @@ impl ClientConn {
         self.txn.as_ref().is_some_and(|t| t.saga.is_some())
     }
 
+    /// Inside a saga, a prepared statement dbmesh did not analyse (it names no table of
+    /// the sharding rules) runs as it is, so dbmesh could not compensate a write: only
+    /// reads are let through. `None` to go on.
+    pub(crate) fn saga_refuses_plain_execute(&self, id: u32) -> Option<Error> {
+        if !self.saga_running() {
+            return None;
+        }
+        let sql = self.statements.get(&id)?.sql.clone();
+        let sql = String::from_utf8_lossy(&sql);
+        let first = sql
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if matches!(first.as_str(), "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN") {
+            return None;
+        }
+        Some(Error::NotSupported(
+            "a prepared statement other than a read on a table outside the sharding rules inside a SAGA transaction (dbmesh could not compensate it; send it as a plain query)".into(),
+        ))
+    }
+
     /// A saga for a BEGIN (or the first statement under `autocommit = 0`).
     pub(crate) fn begin_saga(&mut self, begin: &str) {
         let id = self.rt.xa.begin();
