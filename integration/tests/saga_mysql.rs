@@ -81,11 +81,7 @@ async fn bank(database_keys: &str) -> Bank {
         .await
         .unwrap();
     }
-    Bank {
-        db,
-        log,
-        _dir: dir,
-    }
+    Bank { db, log, _dir: dir }
 }
 
 /// Every row of every table, read from each data source directly, every column hex
@@ -95,14 +91,17 @@ async fn snapshot(db: &ShardedDb) -> Vec<String> {
     for i in 0..2 {
         for sql in [
             "SELECT CONCAT_WS('|', 'account', id, balance) FROM account ORDER BY id",
-            "SELECT CONCAT_WS('|', 'item', id, IFNULL(HEX(name), 'N'), HEX(price), IFNULL(HEX(at), 'N'), IFNULL(HEX(raw), 'N'), IFNULL(HEX(ratio), 'N'), HEX(touched)) FROM item ORDER BY id",
+            "SELECT CONCAT_WS('|', 'item', id, IFNULL(HEX(name), 'N'), HEX(CAST(price AS CHAR)), IFNULL(HEX(CAST(at AS CHAR)), 'N'), IFNULL(HEX(raw), 'N'), IFNULL(HEX(CAST(ratio AS CHAR)), 'N'), HEX(CAST(touched AS CHAR))) FROM item ORDER BY id",
         ] {
             let rows: Vec<String> = db.mysql_direct_query(i, sql).await;
             all.extend(rows.into_iter().map(|r| format!("ds_{i} {r}")));
         }
     }
     let notes: Vec<String> = db
-        .mysql_direct_query(0, "SELECT CONCAT_WS('|', 'note', id, body) FROM note ORDER BY id")
+        .mysql_direct_query(
+            0,
+            "SELECT CONCAT_WS('|', 'note', id, body) FROM note ORDER BY id",
+        )
         .await;
     all.extend(notes);
     all
@@ -122,7 +121,9 @@ async fn mixed_changes(conn: &mut Conn) {
         "DELETE FROM note WHERE id = 2",
         "INSERT INTO item (id, name, price) VALUES (2, 'reused key', 3.00)",
     ] {
-        conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 
@@ -133,10 +134,7 @@ async fn rollback_restores_every_column_exactly() {
     let mut conn = Conn::new(bank.db.mysql_opts()).await.unwrap();
     conn.query_drop("BEGIN").await.unwrap();
     mixed_changes(&mut conn).await;
-    let inside: Option<i64> = conn
-        .query_first("SELECT COUNT(*) FROM item")
-        .await
-        .unwrap();
+    let inside: Option<i64> = conn.query_first("SELECT COUNT(*) FROM item").await.unwrap();
     assert_eq!(inside, Some(8), "8 - 3 + 2 + 1 rows inside the saga");
     assert_ne!(snapshot(&bank.db).await, before, "each statement committed");
     conn.query_drop("ROLLBACK").await.unwrap();
@@ -147,7 +145,10 @@ async fn rollback_restores_every_column_exactly() {
         "the compensated saga is trimmed from the log"
     );
     // The session goes on, out of the transaction.
-    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM account").await.unwrap();
+    let n: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM account")
+        .await
+        .unwrap();
     assert_eq!(n, Some(ACCOUNTS));
 }
 
@@ -171,7 +172,11 @@ async fn commit_keeps_every_change_and_trims_the_log() {
         .await;
     assert_eq!(
         notes,
-        vec![(1, "changed".into()), (3, "third".into()), (4, "fourth".into())]
+        vec![
+            (1, "changed".into()),
+            (3, "third".into()),
+            (4, "fourth".into())
+        ]
     );
 }
 
@@ -184,10 +189,12 @@ async fn a_failing_third_statement_restores_the_first_two() {
     conn.query_drop("UPDATE account SET balance = balance - 100 WHERE id IN (1, 2)")
         .await
         .unwrap();
-    conn.query_drop("DELETE FROM item WHERE id > 4").await.unwrap();
-    // Fans out to both data sources; id 7 exists on ds_1, so that part fails.
+    conn.query_drop("DELETE FROM item WHERE id > 4")
+        .await
+        .unwrap();
+    // Fans out to both data sources; id 1 exists on ds_1, so that part fails.
     let (code, state, message) = server_error(
-        conn.query_drop("INSERT INTO item (id, name, price) VALUES (30, 'a', 1), (7, 'dup', 1)")
+        conn.query_drop("INSERT INTO item (id, name, price) VALUES (30, 'a', 1), (1, 'dup', 1)")
             .await,
     );
     assert_eq!((code, state.as_str()), (1062, "23000"), "{message}");
@@ -224,8 +231,10 @@ async fn autocommit_off_prepared_statements_and_the_session_variable() {
         .unwrap();
     // `note` is outside the sharding rules: a prepared write there is not analysed, so
     // the saga refuses it; as a plain query it is compensated.
-    let (code, _, message) =
-        server_error(conn.exec_drop("INSERT INTO note (body) VALUES (?)", ("bound",)).await);
+    let (code, _, message) = server_error(
+        conn.exec_drop("INSERT INTO note (body) VALUES (?)", ("bound",))
+            .await,
+    );
     assert_eq!(code, 1235, "{message}");
     conn.query_drop("INSERT INTO note (body) VALUES ('plain')")
         .await
@@ -236,7 +245,9 @@ async fn autocommit_off_prepared_statements_and_the_session_variable() {
     conn.query_drop("ROLLBACK").await.unwrap();
     assert_eq!(snapshot(&bank.db).await, before);
     // Still autocommit = 0: the next statement opens the next saga.
-    conn.query_drop("DELETE FROM account WHERE id = 5").await.unwrap();
+    conn.query_drop("DELETE FROM account WHERE id = 5")
+        .await
+        .unwrap();
     conn.query_drop("ROLLBACK").await.unwrap();
     assert_eq!(snapshot(&bank.db).await, before);
 }
@@ -250,10 +261,22 @@ async fn what_cannot_be_compensated_is_refused_and_the_saga_goes_on() {
         .await
         .unwrap();
     for (sql, says) in [
-        ("UPDATE loose SET v = 1 WHERE id = 1", "`loose`, which has no primary key"),
-        ("CREATE TABLE other (id INT PRIMARY KEY)", "DDL inside a SAGA transaction"),
-        ("INSERT IGNORE INTO account (id, balance) VALUES (1, 1)", "INSERT IGNORE"),
-        ("UPDATE account SET id = 100 WHERE id = 0", "sharding column"),
+        (
+            "UPDATE loose SET v = 1 WHERE id = 1",
+            "`loose`, which has no primary key",
+        ),
+        (
+            "CREATE TABLE other (id INT PRIMARY KEY)",
+            "DDL inside a SAGA transaction",
+        ),
+        (
+            "INSERT IGNORE INTO account (id, balance) VALUES (1, 1)",
+            "INSERT IGNORE",
+        ),
+        (
+            "UPDATE account SET id = 100 WHERE id = 0",
+            "sharding column",
+        ),
         ("SAVEPOINT s1", "savepoints inside a SAGA transaction"),
         ("UPDATE item SET name = 'x' ORDER BY id LIMIT 1", "LIMIT"),
     ] {

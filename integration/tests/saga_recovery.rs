@@ -99,12 +99,19 @@ async fn crash_and_recover(point: &str, rollback: bool, left: Vec<(i64, i64)>) {
         second.unwrap();
         assert!(conn.query_drop("ROLLBACK").await.is_err(), "{point}");
     } else {
-        assert!(second.is_err(), "{point}: the second statement's OK never came");
+        assert!(
+            second.is_err(),
+            "{point}: the second statement's OK never came"
+        );
     }
     let status = crashing.wait_exit().await;
     assert!(!status.success(), "{point}: dbmesh aborted ({status})");
     assert!(crashing.log().contains(point), "{}", crashing.log());
-    assert_eq!(db.mysql_balances().await, left, "{point}: what the crash left");
+    assert_eq!(
+        db.mysql_balances().await,
+        left,
+        "{point}: what the crash left"
+    );
     assert!(std::fs::metadata(&log).unwrap().len() > 0);
 
     let port = free_port();

@@ -231,8 +231,9 @@ impl UndoPlan {
         }
     }
 
-    /// Refuses what `shape` makes impossible to undo: no primary key, or an UPDATE of a
-    /// primary key column (its undo could not find the row again).
+    /// Refuses what `shape` makes impossible to undo: no primary key, an UPDATE of a
+    /// primary key column (its undo could not find the row again), an INSERT whose keys
+    /// are not values.
     pub fn check(&self, shape: &TableShape, logical: &str) -> Result<(), Error> {
         if shape.primary_key.is_empty() {
             return Err(refuse(format!(
@@ -246,7 +247,8 @@ impl UndoPlan {
                 )));
             }
         }
-        Ok(())
+        // An INSERT's keys must be readable from it (or generated).
+        self.inserted_keys(shape).map(|_| ())
     }
 
     /// The before-image read (UPDATE / DELETE): every column of the touched rows,
@@ -504,6 +506,7 @@ mod tests {
         );
         let computed = plan_undo("INSERT INTO acct_0 (id, owner) VALUES (1 + 2, 'c')").unwrap();
         assert!(computed.inserted_keys(&shape()).is_err());
+        assert!(computed.check(&shape(), "acct").is_err());
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! Inside a saga each write runs, on every data source it reaches, as a local transaction
 //! of its own: `START TRANSACTION`; the before-image read (`SELECT ... FOR UPDATE` with the
 //! statement's WHERE, for UPDATE / DELETE); the compensations appended to the transaction
-//! log (fsynced); the statement; `COMMIT`. An INSERT whose AUTO_INCREMENT key the server
-//! generates logs its compensation after it ran, still before the COMMIT. Reads run as
-//! outside a transaction.
+//! log (fsynced); the statement; `COMMIT`. An INSERT logs its compensation (the DELETE of
+//! its keys) after it ran, still before the COMMIT: logged before, a failed INSERT (a
+//! duplicate key) would have its compensation delete the row that holds the key. Reads
+//! run as outside a transaction.
 //!
 //! A statement dbmesh cannot compensate is refused before anything runs (1235 `0A000`)
 //! and the saga goes on. A statement that fails once it started (on any data source of a
@@ -39,6 +40,40 @@ enum SagaFail {
     Refused(MysqlError),
     /// It failed once started: the saga is compensated.
     Failed(MysqlError),
+}
+
+/// Whether a statement of `kind` (`sql`) inside a saga goes to [`ClientConn::saga_statement`]:
+/// writes and DDL, and statements dbmesh could not parse that start like a write (they are
+/// refused there: dbmesh could not compensate them).
+pub(crate) fn saga_handles(kind: PlanKind, sql: &str) -> bool {
+    match kind {
+        PlanKind::Write | PlanKind::Ddl => true,
+        PlanKind::Other => {
+            let first = sql
+                .trim_start()
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            matches!(
+                first.as_str(),
+                "INSERT"
+                    | "UPDATE"
+                    | "DELETE"
+                    | "REPLACE"
+                    | "CALL"
+                    | "LOAD"
+                    | "TRUNCATE"
+                    | "ALTER"
+                    | "CREATE"
+                    | "DROP"
+                    | "RENAME"
+                    | "HANDLER"
+                    | "LOCK"
+            )
+        }
+        _ => false,
+    }
 }
 
 impl ClientConn {
@@ -75,7 +110,10 @@ impl ClientConn {
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
-        if matches!(first.as_str(), "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN") {
+        if matches!(
+            first.as_str(),
+            "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN"
+        ) {
             return None;
         }
         Some(Error::NotSupported(
@@ -140,6 +178,11 @@ impl ClientConn {
             return Err(refused(&Error::NotSupported(
                 "DDL inside a SAGA transaction (it cannot be compensated; COMMIT or ROLLBACK first)"
                     .into(),
+            )));
+        }
+        if route.kind != PlanKind::Write {
+            return Err(refused(&Error::NotSupported(
+                "a statement dbmesh cannot parse or compensate inside a SAGA transaction".into(),
             )));
         }
         let plan = router
@@ -221,17 +264,16 @@ impl ClientConn {
         let mut steps = Vec::new();
         for ((u, shape), &i) in undo.iter().zip(shapes).zip(indices) {
             let ds = self.backends[i].ds.clone();
-            let sqls = if let Some(select) = u.before_image_sql(shape) {
-                let all: Vec<usize> = (0..shape.columns.len()).collect();
-                let rows = self.backend_rows(i, &select, &all).await?;
-                u.undo_from_image(shape, &rows)
-                    .map_err(|e| MysqlError::from(&e))?
-            } else {
-                match u.inserted_keys(shape).map_err(|e| MysqlError::from(&e))? {
-                    Some(keys) => u.undo_insert(shape, &keys).into_iter().collect(),
-                    None => Vec::new(),
-                }
+            let Some(select) = u.before_image_sql(shape) else {
+                // An INSERT: its keys are logged once it ran (below), so a failed INSERT
+                // (a duplicate key) never deletes the row that holds its key.
+                continue;
             };
+            let all: Vec<usize> = (0..shape.columns.len()).collect();
+            let rows = self.backend_rows(i, &select, &all).await?;
+            let sqls = u
+                .undo_from_image(shape, &rows)
+                .map_err(|e| MysqlError::from(&e))?;
             steps.extend(sqls.into_iter().map(|sql| UndoStep {
                 database: ds.database.clone(),
                 data_source: ds.name.clone(),
@@ -243,8 +285,17 @@ impl ClientConn {
         for (n, ((unit, u), &i)) in units.iter().zip(undo).zip(indices).enumerate() {
             let sql = unit.sql.as_deref().unwrap_or(client_sql);
             let (rows, id) = self.backend_write(i, sql).await?;
-            if let (UndoPlan::Insert { .. }, Ok(None)) = (u, u.inserted_keys(&shapes[n])) {
-                if let Some(sql) = u.undo_generated_insert(&shapes[n], id, rows) {
+            if let UndoPlan::Insert { .. } = u {
+                // Logged before this data source commits (step 5): a crash before that
+                // rolls the INSERT back with the connection.
+                let undo = match u
+                    .inserted_keys(&shapes[n])
+                    .map_err(|e| MysqlError::from(&e))?
+                {
+                    Some(keys) => u.undo_insert(&shapes[n], &keys),
+                    None => u.undo_generated_insert(&shapes[n], id, rows),
+                };
+                if let Some(sql) = undo {
                     let ds = self.backends[i].ds.clone();
                     self.saga_record(vec![UndoStep {
                         database: ds.database.clone(),

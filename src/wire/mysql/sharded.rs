@@ -110,7 +110,7 @@ impl ClientConn {
             return Ok(());
         }
         self.begin_implicit_xa(plan.kind);
-        if self.saga_running() && matches!(plan.kind, PlanKind::Write | PlanKind::Ddl) {
+        if self.saga_running() && super::saga::saga_handles(plan.kind, &text) {
             // Each write of a saga commits at once, its compensation logged (`saga.rs`).
             return self.saga_statement(&database, &router, &route, None).await;
         }

@@ -261,7 +261,7 @@ impl ClientConn {
             return Ok(Execution::Control(plan.kind, sql));
         }
         if let Some((router, route)) =
-            saga_parts.filter(|_| matches!(plan.kind, PlanKind::Write | PlanKind::Ddl))
+            saga_parts.filter(|_| super::saga::saga_handles(plan.kind, &client_sql))
         {
             self.begin_implicit_xa(plan.kind);
             if self.saga_running() {
