@@ -359,10 +359,11 @@ impl UndoPlan {
             .iter()
             .map(|k| columns.iter().position(|c| c.eq_ignore_ascii_case(k)))
             .collect();
-        if positions.iter().all(Option::is_none) && shape.primary_key.len() == 1 {
-            if shape.auto_increment.as_deref() == shape.primary_key.first().map(String::as_str) {
-                return Ok(None);
-            }
+        if positions.iter().all(Option::is_none)
+            && shape.primary_key.len() == 1
+            && shape.auto_increment.as_deref() == shape.primary_key.first().map(String::as_str)
+        {
+            return Ok(None);
         }
         let mut keys = Vec::with_capacity(rows.len());
         for row in rows {
