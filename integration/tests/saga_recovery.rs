@@ -72,22 +72,49 @@ async fn until_compensated(db: &ShardedDb, recoverer: &ChildProxy) {
 /// point), checks what the crash left with `left`, restarts the instance and waits for
 /// recovery to restore every before-image.
 async fn crash_and_recover(point: &str, rollback: bool, left: Vec<(i64, i64)>) {
-    let db = bank().await;
     let dir = TempDir::new("saga_recovery");
-    let instance = unique_instance_id();
     let log = dir.path.join("saga.log");
     let transaction = format!(
-        "instance_id = \"{instance}\"\nlog_path = \"{}\"",
+        "instance_id = \"{}\"\nlog_path = \"{}\"",
+        unique_instance_id(),
         log.display()
     );
+    let db = bank().await;
+    let logged = || async { std::fs::metadata(&log).unwrap().len() > 0 };
+    crash_then(
+        &db,
+        point,
+        rollback,
+        left,
+        &transaction,
+        &transaction,
+        logged,
+    )
+    .await;
+}
+
+/// [`crash_and_recover`] with the crashing and the recovering instances' `[transaction]`
+/// keys, and `logged` telling whether the saga log holds anything.
+async fn crash_then<F, Fut>(
+    db: &ShardedDb,
+    point: &str,
+    rollback: bool,
+    left: Vec<(i64, i64)>,
+    transaction: &str,
+    recovering: &str,
+    logged: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let port = free_port();
     let mut crashing = ChildProxy::start_with_env(
-        &child_toml(&db, &transaction, port),
+        &child_toml(db, transaction, port),
         port,
         &[("DBMESH_FAILPOINTS", point)],
     )
     .await;
-    let mut conn = client(&db, port).await;
+    let mut conn = client(db, port).await;
     conn.query_drop("BEGIN").await.unwrap();
     conn.query_drop("UPDATE account SET balance = balance - 100 WHERE id = 1")
         .await
@@ -112,19 +139,19 @@ async fn crash_and_recover(point: &str, rollback: bool, left: Vec<(i64, i64)>) {
         left,
         "{point}: what the crash left"
     );
-    assert!(std::fs::metadata(&log).unwrap().len() > 0);
+    assert!(logged().await, "{point}: the saga is in the log");
 
     let port = free_port();
-    let restarted = ChildProxy::start(&child_toml(&db, &transaction, port), port).await;
-    until_compensated(&db, &restarted).await;
+    let restarted = ChildProxy::start(&child_toml(db, recovering, port), port).await;
+    until_compensated(db, &restarted).await;
     // The log is trimmed once the saga is compensated.
     let start = Instant::now();
-    while std::fs::metadata(&log).unwrap().len() > 0 {
+    while logged().await {
         assert!(start.elapsed() < PATIENCE, "{}", restarted.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The restarted instance serves SAGA transactions as usual.
-    let mut conn = client(&db, port).await;
+    let mut conn = client(db, port).await;
     conn.query_drop("BEGIN").await.unwrap();
     conn.query_drop("UPDATE account SET balance = balance - 5 WHERE id = 3")
         .await
@@ -152,4 +179,31 @@ async fn a_crash_during_compensation_is_finished_after_restart() {
     let mut left = expected_balances(&[]);
     left[1].1 -= 100;
     crash_and_recover("saga_after_first_undo", true, left).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_compensates_a_dead_ones_saga_from_the_table_log() {
+    let db = bank().await;
+    let log = format!(
+        "log = \"table\"\nlog_data_source = \"{}.ds_0\"\nlease_ms = 1000",
+        db.logical
+    );
+    let dead = format!("instance_id = \"{}\"\n{log}", unique_instance_id());
+    let second = format!("instance_id = \"{}\"\n{log}", unique_instance_id());
+    let logged = || async {
+        let n: Vec<i64> = db
+            .mysql_direct_query(0, "SELECT COUNT(*) FROM dbmesh_saga_log")
+            .await;
+        n.first().copied().unwrap_or(0) > 0
+    };
+    crash_then(
+        &db,
+        "saga_after_statement_2",
+        false,
+        expected_balances(&[(1, 2, 100)]),
+        &dead,
+        &second,
+        logged,
+    )
+    .await;
 }
