@@ -148,6 +148,8 @@ impl ClientConn {
                 self.send_mysql_error(&e);
             }
             Err(SagaFail::Failed(e)) => {
+                // A connection that broke is replaced for the compensations.
+                self.drop_unhealthy_backends();
                 let undone = match self.txn.take().and_then(|t| t.saga) {
                     Some(saga) => self.compensate(&saga).await,
                     None => Ok(()),
