@@ -21,6 +21,7 @@ pub mod packet;
 pub mod prepared;
 pub mod read_write;
 pub mod relay;
+pub mod replica_retry;
 pub mod response;
 pub mod resultset;
 pub mod row_codec;

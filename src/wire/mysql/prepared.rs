@@ -131,8 +131,20 @@ impl ClientConn {
             None => return Err(Error::UnknownStatement { id, command }),
         };
         let index = self.backend_for(&ds).await?;
+        let (backend_id, fresh) = self.prepared_on(index, id).await?;
+        Ok((index, backend_id, fresh))
+    }
+
+    /// Statement `id`'s id on held connection `index` (the primary's or a replica's),
+    /// preparing it there first when that connection has not seen it; the bool says
+    /// whether it was prepared just now. A connection that broke is dropped.
+    pub(crate) async fn prepared_on(
+        &mut self,
+        index: usize,
+        id: u32,
+    ) -> Result<(u32, bool), Error> {
         if let Some(&backend_id) = self.backends[index].conn.statements.get(&id) {
-            return Ok((index, backend_id, false));
+            return Ok((backend_id, false));
         }
         let mut prepare = vec![COM_STMT_PREPARE];
         prepare.extend_from_slice(&self.statements[&id].sql);
@@ -145,7 +157,7 @@ impl ClientConn {
             Ok(Ok(t)) => {
                 let backend_id = t.prepare.map(|p| p.statement_id).unwrap_or(0);
                 held.conn.statements.insert(id, backend_id);
-                Ok((index, backend_id, true))
+                Ok((backend_id, true))
             }
             Ok(Err(e)) => Err(Error::BackendLost {
                 data_source: held.ds.name.clone(),
@@ -162,7 +174,37 @@ impl ClientConn {
         }
     }
 
-    pub(crate) async fn stmt_execute(&mut self, mut payload: BytesMut) -> Result<(), Fatal> {
+    /// The client's COM_STMT_EXECUTE `payload` for statement `id` as backend statement
+    /// `backend_id` runs it: its id replaced, and, on a statement prepared just now
+    /// (`fresh`), the parameter types the client bound earlier put in when this execute
+    /// relies on them.
+    pub(crate) fn execute_for_backend(
+        &self,
+        id: u32,
+        payload: &[u8],
+        backend_id: u32,
+        fresh: bool,
+    ) -> Vec<u8> {
+        let params = self.statements.get(&id).map(|s| s.params).unwrap_or(0) as usize;
+        let flag_at = 10 + params.div_ceil(8);
+        let types_sent = params > 0 && payload.get(flag_at) == Some(&1);
+        let mut out = payload.to_vec();
+        out[1..5].copy_from_slice(&backend_id.to_le_bytes());
+        if fresh && params > 0 && !types_sent && payload.len() > flag_at {
+            if let Some(types) = &self.statements[&id].param_types {
+                // The new backend statement never saw the types: send them with this execute.
+                let mut with_types = Vec::with_capacity(out.len() + types.len());
+                with_types.extend_from_slice(&out[..flag_at]);
+                with_types.extend_from_slice(&[1]);
+                with_types.extend_from_slice(types);
+                with_types.extend_from_slice(&out[flag_at + 1..]);
+                out = with_types;
+            }
+        }
+        out
+    }
+
+    pub(crate) async fn stmt_execute(&mut self, payload: BytesMut) -> Result<(), Fatal> {
         let Some(id) = statement_id(&payload) else {
             self.send_error(&Error::Malformed("COM_STMT_EXECUTE".into()));
             return Ok(());
@@ -188,30 +230,25 @@ impl ClientConn {
                 }
             }
         }
-        let (index, backend_id, fresh) =
-            match self.statement_backend(id, "mysqld_stmt_execute").await {
-                Ok(x) => x,
-                Err(e) => {
-                    self.send_error(&e);
-                    return Ok(());
-                }
-            };
-        payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
-        if fresh && params > 0 && !types_sent {
-            if let Some(types) = self.statements[&id].param_types.clone() {
-                // The new backend statement never saw the types: send them with this execute.
-                if payload.len() > flag_at {
-                    let mut with_types = BytesMut::with_capacity(payload.len() + types.len());
-                    with_types.extend_from_slice(&payload[..flag_at]);
-                    with_types.extend_from_slice(&[1]);
-                    with_types.extend_from_slice(&types);
-                    with_types.extend_from_slice(&payload[flag_at + 1..]);
-                    payload = with_types;
-                }
+        let Some(statement) = self.statements.get(&id) else {
+            self.send_error(&Error::UnknownStatement {
+                id,
+                command: "mysqld_stmt_execute",
+            });
+            return Ok(());
+        };
+        // A read runs on a replica when the session may read there (`read_write.rs`).
+        let (primary, sql) = (statement.data_source.clone(), statement.sql.clone());
+        let command = super::replica_retry::ReadCommand::Execute {
+            id,
+            payload: &payload,
+        };
+        let routing = self.execute_routing_sql(id, &payload, &sql);
+        if let Some((index, false, tracker)) = self.run_routed(&primary, routing, command).await? {
+            if !tracker.error {
+                self.note_write(index, &primary, &sql).await;
             }
         }
-        self.forward(index, &payload, ResponseKind::Query, None)
-            .await?;
         Ok(())
     }
 
@@ -247,6 +284,7 @@ impl ClientConn {
             self.reset_sharded(id);
             return Ok(());
         }
+        self.read_write.forget_long_data(id);
         match self.statement_backend(id, "mysqld_stmt_reset").await {
             Ok((index, backend_id, _)) => {
                 payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
@@ -273,6 +311,7 @@ impl ClientConn {
             .await
         {
             payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
+            self.read_write.long_data_sent(id);
             let held = &mut self.backends[index];
             if held.conn.send_command(&payload).await.is_err() {
                 self.drop_backend(index);
@@ -288,6 +327,7 @@ impl ClientConn {
             return Ok(());
         };
         self.statements.remove(&id);
+        self.read_write.forget_long_data(id);
         let mut broken = Vec::new();
         for (i, held) in self.backends.iter_mut().enumerate() {
             let unit_ids = held.conn.unit_statements.remove(&id).unwrap_or_default();
