@@ -200,7 +200,7 @@ impl ClientConn {
             undo.push(plan_undo(sql).map_err(|e| refused(&e))?);
         }
         let indices = self
-            .backends_for_units(database, &plan.units)
+            .backends_for_units(database, &plan.units, None)
             .await
             .map_err(|e| refused(&e))?;
         let mut shapes = Vec::with_capacity(undo.len());
@@ -467,7 +467,7 @@ impl ClientConn {
                 sql: None,
             };
             let index = self
-                .backends_for_units(&database, std::slice::from_ref(&unit))
+                .backends_for_units(&database, std::slice::from_ref(&unit), None)
                 .await
                 .map_err(|e| MysqlError::from(&e))?[0];
             let ran = async {
