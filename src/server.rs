@@ -284,14 +284,18 @@ fn start_xa_recovery(runtime: &Arc<Runtime>) -> JoinHandle<()> {
             || config
                 .databases
                 .values()
-                .any(|db| db.transaction == crate::config::TransactionType::Xa);
+                .any(|db| db.transaction != crate::config::TransactionType::Local);
         if !wanted {
             return None;
         }
         let urls = config
             .databases
             .values()
-            .flat_map(|db| db.data_sources.values().map(|ds| ds.url.clone()))
+            .flat_map(|db| {
+                db.data_sources
+                    .iter()
+                    .map(|(name, ds)| (format!("{}.{name}", db.name), ds.url.clone()))
+            })
             .collect();
         Some((urls, config.server.connect_timeout))
     };

@@ -19,6 +19,7 @@ pub mod control;
 pub mod failpoint;
 pub mod log;
 pub mod recovery;
+pub mod saga;
 pub mod session_statement;
 pub mod xid;
 

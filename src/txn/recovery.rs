@@ -12,6 +12,11 @@
 //!    one and rolled back otherwise (presumed abort);
 //! 5. forget decisions whose branches are all gone.
 //!
+//! Then the sagas (see [`super::saga`]): a saga in the log whose owner is judged dead the
+//! same way (this process when it no longer runs it, or a dead lease) is compensated: its
+//! compensating statements run again, last first, each on its data source, then it is
+//! forgotten. They are idempotent, so a saga a crash left half compensated ends right.
+//!
 //! Branches of an instance this one cannot judge (not in its log: another deployment, or
 //! a file log elsewhere) are left alone unless `orphan_timeout_ms` is set and they have
 //! been seen prepared for that long.
@@ -137,7 +142,18 @@ async fn resolve(conn: &mut ControlConn, branch: &Branch, commit: bool) -> Resul
 
 impl Recovery {
     /// One recovery pass over `urls` (every data source this instance knows).
-    pub async fn recover_once<'a>(
+    pub async fn recover_once(
+        &self,
+        coordinator: &Coordinator,
+        sources: &[(String, DataSourceUrl)],
+        connect_timeout: Duration,
+    ) {
+        self.recover_branches(coordinator, sources.iter().map(|(_, u)| u), connect_timeout)
+            .await;
+        recover_sagas(coordinator, sources, connect_timeout).await;
+    }
+
+    async fn recover_branches<'a>(
         &self,
         coordinator: &Coordinator,
         urls: impl Iterator<Item = &'a DataSourceUrl>,
@@ -257,13 +273,111 @@ impl Recovery {
     }
 }
 
+/// Compensates the sagas of dead owners in the log (`sources`: every data source by
+/// `database.data_source`). A saga whose compensation fails stays for the next pass.
+async fn recover_sagas(
+    coordinator: &Coordinator,
+    sources: &[(String, DataSourceUrl)],
+    connect_timeout: Duration,
+) {
+    let log = &coordinator.log;
+    let sagas = match log.sagas().await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("SAGA recovery: reading the transaction log failed: {e}");
+            return;
+        }
+    };
+    if sagas.is_empty() {
+        return;
+    }
+    let leases = match log.leases().await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("SAGA recovery: reading leases failed: {e}");
+            return;
+        }
+    };
+    let mut done = Vec::new();
+    for (gtrid, steps) in sagas {
+        let Some(id) = GlobalId::parse(&gtrid) else {
+            continue;
+        };
+        if verdict(&id, coordinator, &leases, Duration::ZERO) != Verdict::Resolve {
+            continue;
+        }
+        match compensate(&steps, sources, connect_timeout).await {
+            Ok(()) => {
+                info!(gtrid = %gtrid, steps = steps.len(), "SAGA recovery: compensated");
+                done.push(gtrid);
+            }
+            Err(e) => {
+                warn!(gtrid = %gtrid, "SAGA recovery: compensating failed (retried next pass): {e}")
+            }
+        }
+    }
+    if let Err(e) = log.forget(&done).await {
+        warn!("SAGA recovery: trimming the transaction log failed: {e}");
+    }
+}
+
+/// Runs `steps` last first, each in its own transaction on a control connection.
+async fn compensate(
+    steps: &[super::log::UndoStep],
+    sources: &[(String, DataSourceUrl)],
+    connect_timeout: Duration,
+) -> Result<(), String> {
+    let mut conns: HashMap<String, ControlConn> = HashMap::new();
+    let mut outcome = Ok(());
+    for step in steps.iter().rev() {
+        let key = format!("{}.{}", step.database, step.data_source);
+        if !conns.contains_key(&key) {
+            let Some((_, url)) = sources.iter().find(|(k, _)| *k == key) else {
+                outcome = Err(format!("data source `{key}` is not in the configuration"));
+                break;
+            };
+            match ControlConn::connect(url, connect_timeout).await {
+                Ok(c) => {
+                    conns.insert(key.clone(), c);
+                }
+                Err(e) => {
+                    outcome = Err(e.to_string());
+                    break;
+                }
+            }
+        }
+        let conn = conns.get_mut(&key).expect("connected");
+        let sql = format!("START TRANSACTION; {}; COMMIT", step.sql);
+        let ran = match conn.kind() {
+            // mysql_async runs one statement per query_drop without multi-statements.
+            BackendKind::Mysql => {
+                async {
+                    conn.execute("START TRANSACTION").await?;
+                    conn.execute(&step.sql).await?;
+                    conn.execute("COMMIT").await
+                }
+                .await
+            }
+            BackendKind::Postgres => conn.execute(&sql).await,
+        };
+        if let Err(e) = ran {
+            outcome = Err(format!("data source `{key}`: {e}"));
+            break;
+        }
+    }
+    for (_, c) in conns {
+        c.close().await;
+    }
+    outcome
+}
+
 /// Runs recovery now and then every `recovery_interval_ms`, renewing the lease of a shared
 /// log more often (a third of `lease_ms`), until the process ends. `targets` gives, at each
 /// pass, the data sources to scan and the connect timeout, or `None` when no database runs
 /// XA transactions now (the pass is skipped).
 pub fn spawn<F>(coordinator: Arc<Coordinator>, targets: F) -> tokio::task::JoinHandle<()>
 where
-    F: Fn() -> Option<(Vec<DataSourceUrl>, Duration)> + Send + 'static,
+    F: Fn() -> Option<(Vec<(String, DataSourceUrl)>, Duration)> + Send + 'static,
 {
     tokio::spawn(async move {
         let recovery = Recovery::default();
@@ -284,7 +398,7 @@ where
                 }
                 if last.is_none_or(|t| t.elapsed() >= interval) {
                     recovery
-                        .recover_once(&coordinator, urls.iter(), connect_timeout)
+                        .recover_once(&coordinator, &urls, connect_timeout)
                         .await;
                     last = Some(Instant::now());
                 } else if let Err(e) = coordinator

@@ -22,12 +22,9 @@ pub fn parse(sql: &str) -> Option<Result<TransactionType, Error>> {
     let value = rest.trim_matches(|c| c == '\'' || c == '"');
     Some(
         match TransactionType::from_name(&value.to_ascii_uppercase()) {
-            Some(TransactionType::Saga) => Err(Error::NotSupported(
-                "the SAGA transaction type (not implemented yet; use LOCAL or XA)".into(),
-            )),
             Some(t) => Ok(t),
             None => Err(Error::Routing(format!(
-                "`{value}` is not a transaction type; {VARIABLE} takes 'LOCAL' or 'XA'"
+                "`{value}` is not a transaction type; {VARIABLE} takes 'LOCAL', 'XA' or 'SAGA'"
             ))),
         },
     )
@@ -82,7 +79,7 @@ mod tests {
         ));
         assert!(matches!(
             parse("SET dbmesh_transaction_type = 'SAGA'"),
-            Some(Err(_))
+            Some(Ok(TransactionType::Saga))
         ));
         assert!(matches!(
             parse("SET dbmesh_transaction_type = '2PC'"),

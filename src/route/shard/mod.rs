@@ -19,6 +19,7 @@ mod outer_rows;
 mod params;
 mod prune;
 mod row_move;
+pub mod saga_undo;
 mod sharding_key;
 mod table_columns;
 mod targets;

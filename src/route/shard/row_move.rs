@@ -199,7 +199,7 @@ fn is_value(expr: &Expr) -> bool {
 }
 
 /// `value` as read by [`RowMove::select_sql`], as an SQL literal.
-fn literal(value: Option<&str>, dialect: Dialect, table: &str) -> Result<String, Error> {
+pub(crate) fn literal(value: Option<&str>, dialect: Dialect, table: &str) -> Result<String, Error> {
     let Some(value) = value else {
         return Ok("NULL".into());
     };
@@ -230,7 +230,7 @@ fn hex_decode(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn quote_ident(name: &str, dialect: Dialect) -> String {
+pub(crate) fn quote_ident(name: &str, dialect: Dialect) -> String {
     match dialect {
         Dialect::MySql => format!("`{}`", name.replace('`', "``")),
         Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),

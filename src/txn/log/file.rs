@@ -4,7 +4,13 @@
 //! ```text
 //! commit dbmesh-pod_7-18c2f00d123-2a ds_0,ds_1
 //! done dbmesh-pod_7-18c2f00d123-2a
+//! saga dbmesh-pod_7-18c2f00d123-2b <database hex> <data source hex> <undo SQL hex>
+//! done dbmesh-pod_7-18c2f00d123-2b
 //! ```
+//!
+//! A `saga` line is one compensating statement of a SAGA transaction (in the order they
+//! were recorded); `done` forgets a saga as it forgets a decision. Names and SQL are
+//! hex-encoded so a line never holds a space or a newline of its own.
 //!
 //! The file is emptied whenever no decision is outstanding, and rewritten with only the
 //! outstanding ones when it has grown past [`COMPACT_AFTER`] lines, so it stays small.
@@ -18,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use super::super::xid::GlobalId;
 use super::super::TxnError;
+use super::UndoStep;
 
 /// Lines after which the file is rewritten with only what is outstanding.
 const COMPACT_AFTER: usize = 10_000;
@@ -31,6 +38,8 @@ struct State {
     file: std::fs::File,
     /// Outstanding decisions: gtrid -> participants.
     outstanding: HashMap<String, String>,
+    /// Outstanding sagas: gtrid -> compensating statements, in recorded order.
+    sagas: HashMap<String, Vec<UndoStep>>,
     lines: usize,
 }
 
@@ -98,11 +107,12 @@ impl FileLog {
         self.with(move |s| {
             let mut lines = String::new();
             for g in gtrids {
-                if s.outstanding.remove(&g).is_some() {
+                let decided = s.outstanding.remove(&g).is_some();
+                if s.sagas.remove(&g).is_some() || decided {
                     lines.push_str(&format!("done {g}\n"));
                 }
             }
-            if s.outstanding.is_empty() {
+            if s.outstanding.is_empty() && s.sagas.is_empty() {
                 s.file.set_len(0)?;
                 s.file.sync_data()?;
                 s.lines = 0;
@@ -131,17 +141,86 @@ impl FileLog {
         self.with(|s| Ok(s.outstanding.keys().cloned().collect()))
             .await
     }
+
+    /// Appends the compensating statements `steps` to the saga `gtrid` (fsynced).
+    pub async fn record_saga(&self, gtrid: &GlobalId, steps: &[UndoStep]) -> Result<(), TxnError> {
+        let gtrid = gtrid.to_string();
+        let steps = steps.to_vec();
+        self.with(move |s| {
+            let mut text = String::new();
+            for step in &steps {
+                text.push_str(&format!(
+                    "saga {gtrid} {} {} {}\n",
+                    hex(&step.database),
+                    hex(&step.data_source),
+                    hex(&step.sql)
+                ));
+            }
+            s.append_lines(&text, steps.len())?;
+            s.sagas.entry(gtrid).or_default().extend(steps);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every outstanding saga: gtrid and its compensating statements, in recorded order.
+    pub async fn sagas(&self) -> Result<Vec<(String, Vec<UndoStep>)>, TxnError> {
+        let unopened = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
+        if unopened && !self.path.exists() {
+            return Ok(Vec::new());
+        }
+        self.with(|s| {
+            Ok(s.sagas
+                .iter()
+                .map(|(g, v)| (g.clone(), v.clone()))
+                .collect())
+        })
+        .await
+    }
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(hex: &str) -> Option<String> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// A `saga` line's step, `None` when it is not whole.
+fn saga_step<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<UndoStep> {
+    Some(UndoStep {
+        database: unhex(words.next()?)?,
+        data_source: unhex(words.next()?)?,
+        sql: unhex(words.next()?)?,
+    })
 }
 
 impl State {
     fn open(path: &Path) -> std::io::Result<State> {
         let mut outstanding = HashMap::new();
+        let mut sagas: HashMap<String, Vec<UndoStep>> = HashMap::new();
         let mut lines = 0;
-        let mut torn = false;
+        let mut torn = None;
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                torn = !text.is_empty() && !text.ends_with('\n');
-                for line in text.lines() {
+                let cut = !text.is_empty() && !text.ends_with('\n');
+                if cut {
+                    torn = Some(text.rfind('\n').map_or(0, |i| i as u64 + 1));
+                }
+                let whole = text.lines().count() - usize::from(cut);
+                for line in text.lines().take(whole) {
                     lines += 1;
                     let mut words = line.split(' ');
                     match (words.next(), words.next()) {
@@ -150,6 +229,12 @@ impl State {
                         }
                         (Some("done"), Some(g)) => {
                             outstanding.remove(g);
+                            sagas.remove(g);
+                        }
+                        (Some("saga"), Some(g)) => {
+                            if let Some(step) = saga_step(words) {
+                                sagas.entry(g.to_string()).or_default().push(step);
+                            }
                         }
                         // A torn last line (a crash mid-append) was never a decision.
                         _ => {}
@@ -167,22 +252,30 @@ impl State {
             .create(true)
             .append(true)
             .open(path)?;
-        let mut state = State {
+        let state = State {
             file,
             outstanding,
+            sagas,
             lines,
         };
-        if torn {
-            // End the torn line so the next decision starts a line of its own.
-            state.append("\n")?;
+        if let Some(whole) = torn {
+            // Cut the torn line off, so it never becomes whole (a saga step cut short
+            // could otherwise read as a shorter, valid one).
+            state.file.set_len(whole)?;
+            state.file.sync_data()?;
         }
         Ok(state)
     }
 
     fn append(&mut self, line: &str) -> std::io::Result<()> {
-        self.file.write_all(line.as_bytes())?;
+        self.append_lines(line, 1)
+    }
+
+    /// Appends `text` (`count` whole lines) and fsyncs.
+    fn append_lines(&mut self, text: &str, count: usize) -> std::io::Result<()> {
+        self.file.write_all(text.as_bytes())?;
         self.file.sync_data()?;
-        self.lines += 1;
+        self.lines += count;
         Ok(())
     }
 
@@ -193,6 +286,18 @@ impl State {
         for (g, p) in &self.outstanding {
             text.push_str(&format!("commit {g} {p}\n"));
         }
+        let mut lines = self.outstanding.len();
+        for (g, steps) in &self.sagas {
+            for step in steps {
+                text.push_str(&format!(
+                    "saga {g} {} {} {}\n",
+                    hex(&step.database),
+                    hex(&step.data_source),
+                    hex(&step.sql)
+                ));
+                lines += 1;
+            }
+        }
         {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(text.as_bytes())?;
@@ -200,7 +305,7 @@ impl State {
         }
         std::fs::rename(&tmp, path)?;
         self.file = std::fs::OpenOptions::new().append(true).open(path)?;
-        self.lines = self.outstanding.len();
+        self.lines = lines;
         Ok(())
     }
 }
@@ -261,6 +366,38 @@ mod tests {
         drop(log);
         let reopened = FileLog::new(path.clone());
         assert_eq!(reopened.decisions().await.unwrap().len(), 2);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn sagas_survive_a_reopen_in_order_until_forgotten() {
+        let path = temp_path("saga");
+        let _ = std::fs::remove_file(&path);
+        let log = FileLog::new(path.clone());
+        let step = |n: u32| UndoStep {
+            database: "shop".into(),
+            data_source: "ds_0".into(),
+            sql: format!("UPDATE t SET v = 'a b\n' WHERE id = {n}"),
+        };
+        log.record_saga(&gtrid(1), &[step(1), step(2)])
+            .await
+            .unwrap();
+        log.record_saga(&gtrid(1), &[step(3)]).await.unwrap();
+        log.record_saga(&gtrid(2), &[step(9)]).await.unwrap();
+        log.forget(&[gtrid(2).to_string()]).await.unwrap();
+        drop(log);
+        // A torn step (a crash mid-append) is no step.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("saga {} 73686f70 64735f30 5550", gtrid(1)));
+        std::fs::write(&path, text).unwrap();
+        let reopened = FileLog::new(path.clone());
+        let sagas = reopened.sagas().await.unwrap();
+        assert_eq!(
+            sagas,
+            vec![(gtrid(1).to_string(), vec![step(1), step(2), step(3)])]
+        );
+        reopened.forget(&[gtrid(1).to_string()]).await.unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -20,6 +20,18 @@ use super::xid::GlobalId;
 use super::TxnError;
 use crate::config::{Config, TxnLogConfig};
 
+/// One compensating statement of a SAGA transaction: what undoes part of a statement
+/// that committed on one data source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoStep {
+    /// The logical database.
+    pub database: String,
+    /// The data source (of `database`) it runs on.
+    pub data_source: String,
+    /// The statement, with actual table names; re-running it is harmless.
+    pub sql: String,
+}
+
 /// An instance's lease in a shared log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -84,7 +96,8 @@ impl TxnLog {
         }
     }
 
-    /// Removes the decisions of transactions whose branches have all committed.
+    /// Removes the decisions of transactions whose branches have all committed, and the
+    /// sagas that committed or were compensated.
     pub async fn forget(&self, gtrids: &[String]) -> Result<(), TxnError> {
         if gtrids.is_empty() {
             return Ok(());
@@ -100,6 +113,27 @@ impl TxnLog {
         match self {
             TxnLog::File(f) => f.decisions().await,
             TxnLog::Table(t) => t.decisions().await,
+        }
+    }
+
+    /// Appends `steps` to what undoes the saga `gtrid`; only after this returns may the
+    /// statement they undo commit.
+    pub async fn record_saga(&self, gtrid: &GlobalId, steps: &[UndoStep]) -> Result<(), TxnError> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        match self {
+            TxnLog::File(f) => f.record_saga(gtrid, steps).await,
+            TxnLog::Table(t) => t.record_saga(gtrid, steps).await,
+        }
+    }
+
+    /// The outstanding sagas (neither committed nor compensated yet), with their
+    /// compensating statements in recorded order. [`forget`](Self::forget) removes one.
+    pub async fn sagas(&self) -> Result<Vec<(String, Vec<UndoStep>)>, TxnError> {
+        match self {
+            TxnLog::File(f) => f.sagas().await,
+            TxnLog::Table(t) => t.sagas().await,
         }
     }
 

@@ -7,6 +7,10 @@
 //!   while it runs; an instance whose lease expired, or that restarted (another boot), is
 //!   dead, and its prepared branches are resolved by whoever runs recovery.
 //!
+//! - `dbmesh_saga_log (gtrid, step, database_name, data_source, undo_sql)`: the
+//!   compensating statements of each SAGA transaction, deleted when it commits or has
+//!   been compensated.
+//!
 //! Times are the log server's clock, so instances need not agree on theirs. Both tables
 //! are created on first use (MySQL/MariaDB or PostgreSQL).
 
@@ -17,7 +21,7 @@ use std::time::Duration;
 use super::super::control::ControlConn;
 use super::super::xid::GlobalId;
 use super::super::TxnError;
-use super::Lease;
+use super::{Lease, UndoStep};
 use crate::config::{BackendKind, DataSourceUrl};
 
 /// Idle connections kept for the log.
@@ -73,6 +77,10 @@ impl TableLog {
             for ddl in [
                 "CREATE TABLE IF NOT EXISTS dbmesh_xa_log (gtrid VARCHAR(64) NOT NULL PRIMARY KEY, participants VARCHAR(4000) NOT NULL, decided_ms BIGINT NOT NULL)",
                 "CREATE TABLE IF NOT EXISTS dbmesh_xa_lease (instance_id VARCHAR(32) NOT NULL PRIMARY KEY, boot BIGINT NOT NULL, expires_ms BIGINT NOT NULL)",
+                match self.url.kind {
+                    BackendKind::Mysql => "CREATE TABLE IF NOT EXISTS dbmesh_saga_log (gtrid VARCHAR(64) NOT NULL, step INT NOT NULL, database_name VARCHAR(255) NOT NULL, data_source VARCHAR(255) NOT NULL, undo_sql LONGTEXT NOT NULL, PRIMARY KEY (gtrid, step))",
+                    BackendKind::Postgres => "CREATE TABLE IF NOT EXISTS dbmesh_saga_log (gtrid VARCHAR(64) NOT NULL, step INT NOT NULL, database_name VARCHAR(255) NOT NULL, data_source VARCHAR(255) NOT NULL, undo_sql TEXT NOT NULL, PRIMARY KEY (gtrid, step))",
+                },
             ] {
                 conn.execute(ddl).await.map_err(|e| self.error(e))?;
             }
@@ -130,7 +138,76 @@ impl TableLog {
             "DELETE FROM dbmesh_xa_log WHERE gtrid IN ({})",
             list.join(", ")
         ))
+        .await?;
+        self.execute(&format!(
+            "DELETE FROM dbmesh_saga_log WHERE gtrid IN ({})",
+            list.join(", ")
+        ))
         .await
+    }
+
+    /// One INSERT (one statement, so all or none of `steps` are recorded), numbered
+    /// after the saga's steps so far.
+    pub async fn record_saga(&self, gtrid: &GlobalId, steps: &[UndoStep]) -> Result<(), TxnError> {
+        let text = |s: &str| match self.url.kind {
+            BackendKind::Mysql => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
+            BackendKind::Postgres => format!("'{}'", s.replace('\'', "''")),
+        };
+        let first =
+            format!("(SELECT COALESCE(MAX(step), 0) FROM dbmesh_saga_log WHERE gtrid = '{gtrid}')");
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .rows(&format!("SELECT {first}"))
+            .await
+            .map_err(|e| self.error(e))?;
+        let base: i64 = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|v| String::from_utf8(v).ok()?.parse().ok())
+            .unwrap_or(0);
+        let values: Vec<String> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "('{gtrid}', {}, {}, {}, {})",
+                    base + 1 + i as i64,
+                    text(&s.database),
+                    text(&s.data_source),
+                    text(&s.sql)
+                )
+            })
+            .collect();
+        conn.execute(&format!(
+            "INSERT INTO dbmesh_saga_log (gtrid, step, database_name, data_source, undo_sql) VALUES {}",
+            values.join(", ")
+        ))
+        .await
+        .map_err(|e| self.error(e))?;
+        self.give_back(conn);
+        Ok(())
+    }
+
+    pub async fn sagas(&self) -> Result<Vec<(String, Vec<UndoStep>)>, TxnError> {
+        let rows = self
+            .rows("SELECT gtrid, database_name, data_source, undo_sql FROM dbmesh_saga_log ORDER BY gtrid, step")
+            .await?;
+        let mut sagas: Vec<(String, Vec<UndoStep>)> = Vec::new();
+        for row in rows {
+            let Ok([gtrid, database, data_source, sql]) = <[String; 4]>::try_from(row) else {
+                continue;
+            };
+            let step = UndoStep {
+                database,
+                data_source,
+                sql,
+            };
+            match sagas.last_mut() {
+                Some((g, steps)) if *g == gtrid => steps.push(step),
+                _ => sagas.push((gtrid, vec![step])),
+            }
+        }
+        Ok(sagas)
     }
 
     pub async fn decisions(&self) -> Result<HashSet<String>, TxnError> {

@@ -26,6 +26,7 @@ pub mod response;
 pub mod resultset;
 pub mod row_codec;
 pub mod row_move;
+pub mod saga;
 pub mod session_commands;
 pub mod sharded;
 pub mod sharded_prepared;

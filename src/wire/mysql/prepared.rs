@@ -212,6 +212,10 @@ impl ClientConn {
         if self.is_sharded_statement(id) {
             return self.execute_sharded(id, payload).await;
         }
+        if let Some(e) = self.saga_refuses_plain_execute(id) {
+            self.send_error(&e);
+            return Ok(());
+        }
         // Remember bound parameter types (only when they change: no allocation per execute).
         let params = self.statements.get(&id).map(|s| s.params).unwrap_or(0) as usize;
         let flag_at = 10 + params.div_ceil(8);

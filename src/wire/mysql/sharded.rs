@@ -110,6 +110,11 @@ impl ClientConn {
             self.after_sharded_commit(plan.kind).await;
             return Ok(());
         }
+        self.begin_implicit_xa(plan.kind);
+        if self.saga_running() && super::saga::saga_handles(plan.kind, &text) {
+            // Each write of a saga commits at once, its compensation logged (`saga.rs`).
+            return self.saga_statement(&database, &router, &route, None).await;
+        }
         if let Some(e) = self.before_statement(plan.kind).await {
             self.send_mysql_error(&e);
             return Ok(());

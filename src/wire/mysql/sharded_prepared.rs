@@ -69,6 +69,13 @@ enum Execution {
         Box<PreparedRoute>,
         Vec<ParamValue>,
     ),
+    /// A write inside a SAGA transaction (`saga.rs`).
+    Saga(
+        Arc<LogicalDatabase>,
+        Arc<ShardRouter>,
+        Box<PreparedRoute>,
+        Vec<ParamValue>,
+    ),
 }
 
 impl ClientConn {
@@ -181,6 +188,10 @@ impl ClientConn {
                 self.transaction_control(kind, &sql).await?;
                 self.after_sharded_commit(kind).await;
             }
+            Ok(Execution::Saga(database, router, route, values)) => {
+                self.saga_statement(&database, &router, &route, Some(&values))
+                    .await?;
+            }
             Ok(Execution::MoveRows(database, router, route, values)) => {
                 self.update_moving_rows(&database, &router, &route, Some(&values))
                     .await?;
@@ -203,6 +214,7 @@ impl ClientConn {
     async fn plan_execute(&mut self, id: u32, payload: &[u8]) -> Result<Execution, MysqlError> {
         let max_long_data = self.rt.config().server.max_packet_size as usize;
         let xa = self.xa_wanted();
+        let saga = self.saga_running() || self.saga_wanted();
         let stmt = self.statements.get_mut(&id).expect("a sharded statement");
         let params = usize::from(stmt.params);
         let malformed = |what: String| MysqlError::from(&Error::Malformed(what));
@@ -240,6 +252,7 @@ impl ClientConn {
             Err(e) => return Err(MysqlError::from(&e)),
         };
         let database = sh.database.clone();
+        let saga_parts = saga.then(|| (sh.router.clone(), sh.route.clone()));
         let merge = ok_merge(&plan, &sh.route);
         let client_sql = sh.route.sql.clone();
         let long_data: Vec<(u16, Vec<u8>)> = match plan.params {
@@ -256,6 +269,14 @@ impl ClientConn {
         ) {
             let sql = template_sql(&plan, &client_sql).to_string();
             return Ok(Execution::Control(plan.kind, sql));
+        }
+        if let Some((router, route)) =
+            saga_parts.filter(|_| super::saga::saga_handles(plan.kind, &client_sql))
+        {
+            self.begin_implicit_xa(plan.kind);
+            if self.saga_running() {
+                return Ok(Execution::Saga(database, router, Box::new(route), values));
+            }
         }
         if let Some(e) = self.before_statement(plan.kind).await {
             return Err(e);

@@ -17,6 +17,7 @@ use super::ok::STATUS_IN_TRANS;
 use super::response::ResponseKind;
 use crate::error::Error;
 use crate::route::shard::PlanKind;
+use crate::txn::saga::SagaTxn;
 use crate::txn::XaTxn;
 
 /// Savepoint statements kept for data sources that join later; beyond this a transaction's
@@ -35,6 +36,9 @@ pub(crate) struct ShardedTxn {
     /// The global transaction when the session runs XA (`sharded_xa.rs`): each data source
     /// joins with `XA START` of its branch instead of the client's BEGIN.
     pub(crate) xa: Option<XaTxn>,
+    /// The saga when the session runs SAGA (`saga.rs`): data sources do not join (each
+    /// statement commits on its own), and the saga's compensations undo it.
+    pub(crate) saga: Option<SagaTxn>,
 }
 
 impl ShardedTxn {
@@ -45,6 +49,15 @@ impl ShardedTxn {
             prelude: vec![begin.to_string()],
             lost: None,
             xa,
+            saga: None,
+        }
+    }
+
+    /// A saga started by `begin`.
+    pub(crate) fn with_saga(begin: &str, saga: SagaTxn) -> ShardedTxn {
+        ShardedTxn {
+            saga: Some(saga),
+            ..ShardedTxn::new(begin, None)
         }
     }
 
@@ -100,7 +113,7 @@ impl ClientConn {
     /// Runs the transaction's prelude on held connection `index`, which is about to run its
     /// first statement in the transaction.
     pub(crate) async fn join_transaction(&mut self, index: usize) -> Result<(), Error> {
-        let Some(txn) = &self.txn else {
+        let Some(txn) = self.txn.as_ref().filter(|t| t.saga.is_none()) else {
             return Ok(());
         };
         let mut prelude = txn.prelude.clone();
@@ -146,6 +159,11 @@ impl ClientConn {
                 return;
             }
         }
+        if self.transaction_type_wanted() == Some(crate::config::TransactionType::Saga) {
+            self.begin_saga(sql);
+            self.send_ok();
+            return;
+        }
         let xa = self.xa_wanted().then(|| self.rt.xa.begin());
         self.txn = Some(ShardedTxn::new(sql, xa));
         self.session.in_transaction = true;
@@ -171,6 +189,9 @@ impl ClientConn {
         sql: &str,
     ) -> Option<MysqlError> {
         let mut txn = self.txn.take();
+        if let Some(saga) = txn.as_mut().and_then(|t| t.saga.take()) {
+            return self.finish_saga(saga, commit).await;
+        }
         if let Some(xa) = txn.as_mut().and_then(|t| t.xa.take()) {
             let lost = txn.and_then(|t| t.lost);
             return self.finish_xa(xa, lost, commit).await;
@@ -195,6 +216,12 @@ impl ClientConn {
     /// transaction (every held one under `autocommit = 0`); remembered for data sources
     /// that join later.
     async fn savepoint_sharded(&mut self, sql: &str) -> Result<(), Fatal> {
+        if self.saga_running() {
+            self.send_error(&crate::error::Error::NotSupported(
+                "savepoints inside a SAGA transaction (its statements commit at once; ROLLBACK compensates them all)".into(),
+            ));
+            return Ok(());
+        }
         let targets: Vec<usize> = match &self.txn {
             Some(_) => (0..self.backends.len())
                 .filter(|&i| self.backends[i].joined)

@@ -25,14 +25,12 @@ impl ClientConn {
     /// Whether a BEGIN now starts an XA transaction: the session's
     /// `dbmesh_transaction_type`, else its database's `transaction` setting.
     pub(crate) fn xa_wanted(&self) -> bool {
-        let configured = self.session.database.as_ref().and_then(|d| {
-            self.rt
-                .cluster()
-                .databases
-                .get(d)
-                .map(|db| db.config.transaction)
-        });
-        self.session.transaction_type.or(configured) == Some(TransactionType::Xa)
+        self.transaction_type_wanted() == Some(TransactionType::Xa)
+    }
+
+    /// Whether a BEGIN now starts a SAGA transaction (see `saga.rs`).
+    pub(crate) fn saga_wanted(&self) -> bool {
+        self.transaction_type_wanted() == Some(TransactionType::Saga)
     }
 
     /// Before a statement of kind `kind` in a session with `autocommit = 0` and no
@@ -42,12 +40,17 @@ impl ClientConn {
     /// backend connections open their own transactions.
     pub(crate) fn begin_implicit_xa(&mut self, kind: PlanKind) {
         let statement = matches!(kind, PlanKind::Query | PlanKind::Write);
-        if !statement || self.txn.is_some() || self.session.autocommit || !self.xa_wanted() {
+        let wanted = self.xa_wanted() || self.saga_wanted();
+        if !statement || self.txn.is_some() || self.session.autocommit || !wanted {
             return;
         }
         if self.session.in_transaction {
             // A backend connection already runs a local transaction (it began before
             // dbmesh knew of autocommit = 0): XA START would be refused there.
+            return;
+        }
+        if self.saga_wanted() {
+            self.begin_saga("BEGIN");
             return;
         }
         let xa = self.rt.xa.begin();
