@@ -355,6 +355,72 @@ mod tests {
         assert_eq!(pool.waiting(), 0);
     }
 
+    fn settings(min: u32, idle_ms: u64, lifetime_ms: u64) -> PoolSettings {
+        PoolSettings {
+            min_connections: min,
+            idle_timeout: Duration::from_millis(idle_ms),
+            max_lifetime: Duration::from_millis(lifetime_ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn checkout_prefers_the_idle_connection_scored_highest() {
+        let pool: Pool<&'static str, u8> = Pool::new(3);
+        let mut leases = Vec::new();
+        for _ in 0..3 {
+            leases.push(pool.checkout(1, Duration::from_secs(1)).await.unwrap());
+        }
+        for (lease, conn) in leases.into_iter().zip(["a", "b", "c"]) {
+            pool.give_back(lease, conn, 1);
+        }
+        let score = |c: &&str| u8::from(*c == "b");
+        let best = pool
+            .checkout_best(1, Duration::from_secs(1), score)
+            .await
+            .unwrap();
+        assert_eq!(best.conn, Some("b"));
+        // On a tie the most recently returned one wins.
+        let next = pool.checkout(1, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(next.conn, Some("c"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_its_lifetime_is_not_kept() {
+        let pool: Pool<&'static str, u8> = Pool::with_settings(1, settings(0, 60_000, 1));
+        let lease = pool.checkout(1, Duration::from_secs(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(!pool.give_back(lease, "old", 1));
+        assert_eq!(pool.stats().idle, 0);
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn reaping_closes_idle_connections_beyond_the_minimum() {
+        let pool: Pool<&'static str, u8> = Pool::with_settings(3, settings(1, 1, 60_000));
+        let leases = [
+            pool.checkout(1, Duration::from_secs(1)).await.unwrap(),
+            pool.checkout(1, Duration::from_secs(1)).await.unwrap(),
+        ];
+        for (lease, conn) in leases.into_iter().zip(["a", "b"]) {
+            pool.give_back(lease, conn, 1);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(pool.reap().len(), 1);
+        assert_eq!(pool.idle_count(), 1);
+        assert_eq!(pool.deficit(), (0, Some(1)));
+    }
+
+    #[tokio::test]
+    async fn the_deficit_counts_connections_missing_to_the_minimum() {
+        let pool: Pool<&'static str, u8> = Pool::with_settings(4, settings(2, 60_000, 60_000));
+        assert_eq!(pool.deficit(), (2, None));
+        let lease = pool.checkout(7, Duration::from_secs(1)).await.unwrap();
+        pool.give_back(lease, "a", 7);
+        assert_eq!(pool.deficit(), (1, Some(7)));
+        assert!(pool.add_warm("b", 7));
+        assert_eq!(pool.deficit(), (0, Some(7)));
+    }
+
     #[tokio::test]
     async fn dropping_a_lease_frees_its_slot() {
         let pool: Pool<(), u8> = Pool::new(1);

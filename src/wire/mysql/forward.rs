@@ -134,6 +134,20 @@ impl ClientConn {
         }
         if let Some((_, id)) = tracker.last_ok {
             self.note_last_insert_id(id);
+            if id != 0 {
+                self.backends[index].conn.last_insert_id = id;
+            }
+        }
+        if self.multiplexing() {
+            let sql = match payload.first() {
+                Some(&super::frontend::COM_QUERY) => &payload[1..],
+                _ => &[],
+            };
+            self.note_follow_up_state(&tracker, sql);
+            if !sql.is_empty() {
+                self.pins
+                    .note_statement(&String::from_utf8_lossy(sql), !tracker.error);
+            }
         }
         Ok(Some(tracker))
     }

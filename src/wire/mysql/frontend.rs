@@ -134,6 +134,11 @@ pub(crate) struct ClientConn {
     pub statement_failed: bool,
     /// Read/write splitting over a data source's replicas (`read_write.rs`).
     pub read_write: super::read_write::ReadWriteSession,
+    /// State that keeps the session on its backend connections (`pinning.rs`).
+    pub pins: super::pinning::Pins,
+    /// The last forwarded statement left something a follow-up may ask its connection
+    /// about, so it is kept until the next statement ran (`multiplex.rs`).
+    pub keep_for_next: bool,
 }
 
 impl ClientConn {
@@ -204,6 +209,9 @@ impl ClientConn {
             self.route = RouteKind::Single;
             self.statement_failed = false;
             let outcome = self.command(command, pkt.payload).instrument(span).await;
+            if outcome.is_ok() {
+                self.release_backends();
+            }
             if let Some(t) = timer {
                 self.statement_done(t, in_txn, sharded_txn);
             }

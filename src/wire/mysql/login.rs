@@ -145,6 +145,8 @@ impl ClientConn {
             route: RouteKind::Single,
             statement_failed: false,
             read_write: Default::default(),
+            pins: Default::default(),
+            keep_for_next: false,
         };
         if !ok {
             conn.send_error(&Error::AccessDenied {

@@ -18,8 +18,10 @@ pub mod last_insert_id;
 mod login;
 pub mod merged;
 pub mod multi_statement;
+pub mod multiplex;
 pub mod ok;
 pub mod packet;
+pub mod pinning;
 pub mod prepared;
 mod query;
 pub mod read_write;
@@ -32,6 +34,7 @@ pub mod sharded;
 pub mod sharded_prepared;
 pub mod sharded_txn;
 pub mod sharded_xa;
+pub mod statement_cache;
 pub mod table_columns;
 
 pub use frontend::serve_client;

@@ -1,11 +1,13 @@
 //! Server-side prepared statements (COM_STMT_PREPARE / EXECUTE / SEND_LONG_DATA / CLOSE /
 //! RESET / FETCH).
 //!
-//! Clients see statement ids that dbmesh assigns. Each backend connection maps them to its
-//! own ids, so a statement can be prepared again, transparently, on a connection that has not
-//! seen it (after a reconnect today, after multiplexing hands the session another connection
-//! later). The parameter types a client bound last are kept for the same reason: an EXECUTE
-//! that relies on earlier-bound types still works on a freshly prepared statement.
+//! Clients see statement ids that dbmesh assigns. Each backend connection maps the SQL to
+//! its own statement ids (`statement_cache.rs`), so a statement is prepared again,
+//! transparently, on a connection that has not seen it (after a reconnect, or when
+//! multiplexing hands the session another connection), and only once per connection. The
+//! parameter types a client bound last are kept for the same reason: an EXECUTE that relies
+//! on earlier-bound types still works on a freshly prepared statement, or on one another
+//! session bound other types to.
 
 use std::sync::Arc;
 
@@ -38,6 +40,19 @@ fn controls_transaction(kind: PlanKind) -> bool {
         kind,
         PlanKind::Begin | PlanKind::Commit | PlanKind::Rollback | PlanKind::Savepoint
     )
+}
+
+/// SERVER_STATUS_CURSOR_EXISTS: an EXECUTE opened a cursor.
+const STATUS_CURSOR_EXISTS: u16 = 0x0040;
+/// SERVER_STATUS_LAST_ROW_SENT: a FETCH exhausted the cursor.
+const STATUS_LAST_ROW_SENT: u16 = 0x0080;
+
+/// Queues COM_STMT_CLOSE of backend statement `id` (no response; it goes out with the
+/// connection's next command).
+fn queue_close(conn: &mut super::backend::BackendConn, id: u32) {
+    let mut close = vec![COM_STMT_CLOSE];
+    close.extend_from_slice(&id.to_le_bytes());
+    conn.queue_command(&close);
 }
 
 pub(crate) fn statement_id(p: &[u8]) -> Option<u32> {
@@ -100,10 +115,10 @@ impl ClientConn {
         };
         if let (Some(ok), false) = (tracker.prepare, tracker.error) {
             self.next_statement_id = self.next_statement_id.wrapping_add(1).max(1);
-            self.backends[index]
-                .conn
-                .statements
-                .insert(id, ok.statement_id);
+            let conn = &mut self.backends[index].conn;
+            for stale in conn.prepared.insert(&payload[1..], ok.statement_id) {
+                queue_close(conn, stale);
+            }
             self.statements.insert(
                 id,
                 PreparedStatement {
@@ -131,11 +146,12 @@ impl ClientConn {
             None => return Err(Error::UnknownStatement { id, command }),
         };
         let index = self.backend_for(&ds).await?;
-        if let Some(&backend_id) = self.backends[index].conn.statements.get(&id) {
+        let sql = &self.statements[&id].sql;
+        if let Some(backend_id) = self.backends[index].conn.prepared.get(sql) {
             return Ok((index, backend_id, false));
         }
         let mut prepare = vec![COM_STMT_PREPARE];
-        prepare.extend_from_slice(&self.statements[&id].sql);
+        prepare.extend_from_slice(sql);
         let held = &mut self.backends[index];
         match held
             .conn
@@ -144,7 +160,9 @@ impl ClientConn {
         {
             Ok(Ok(t)) => {
                 let backend_id = t.prepare.map(|p| p.statement_id).unwrap_or(0);
-                held.conn.statements.insert(id, backend_id);
+                for stale in held.conn.prepared.insert(sql, backend_id) {
+                    queue_close(&mut held.conn, stale);
+                }
                 Ok((index, backend_id, true))
             }
             Ok(Err(e)) => Err(Error::BackendLost {
@@ -184,18 +202,25 @@ impl ClientConn {
                 }
             }
         }
-        let (index, backend_id, fresh) =
-            match self.statement_backend(id, "mysqld_stmt_execute").await {
-                Ok(x) => x,
-                Err(e) => {
-                    self.send_error(&e);
-                    return Ok(());
-                }
-            };
+        let (index, backend_id, _) = match self.statement_backend(id, "mysqld_stmt_execute").await {
+            Ok(x) => x,
+            Err(e) => {
+                self.send_error(&e);
+                return Ok(());
+            }
+        };
         payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
-        if fresh && params > 0 && !types_sent {
-            if let Some(types) = self.statements[&id].param_types.clone() {
-                // The new backend statement never saw the types: send them with this execute.
+        let stmt = &self.statements[&id];
+        let cache = &mut self.backends[index].conn.prepared;
+        if types_sent {
+            if let Some(types) = &stmt.param_types {
+                cache.set_types(&stmt.sql, types);
+            }
+        } else if params > 0 && cache.types(&stmt.sql) != stmt.param_types.as_deref() {
+            if let Some(types) = stmt.param_types.clone() {
+                // The backend statement is new, or last ran with another session's types:
+                // send the client's with this execute.
+                cache.set_types(&stmt.sql, &types);
                 if payload.len() > flag_at {
                     let mut with_types = BytesMut::with_capacity(payload.len() + types.len());
                     with_types.extend_from_slice(&payload[..flag_at]);
@@ -206,8 +231,15 @@ impl ClientConn {
                 }
             }
         }
-        self.forward(index, &payload, ResponseKind::Query, None)
-            .await?;
+        let cursor_asked = payload.get(5).is_some_and(|flags| flags & 0x07 != 0);
+        if let Some(t) = self
+            .forward(index, &payload, ResponseKind::Query, None)
+            .await?
+        {
+            let cursor =
+                cursor_asked && !t.error && t.status.is_some_and(|s| s & STATUS_CURSOR_EXISTS != 0);
+            self.pins.note_execute(id, cursor);
+        }
         Ok(())
     }
 
@@ -226,8 +258,13 @@ impl ClientConn {
         match self.statement_backend(id, "mysqld_stmt_fetch").await {
             Ok((index, backend_id, _)) => {
                 payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
-                self.forward(index, &payload, ResponseKind::Fetch, None)
-                    .await?;
+                if let Some(t) = self
+                    .forward(index, &payload, ResponseKind::Fetch, None)
+                    .await?
+                {
+                    let last = t.error || t.status.is_some_and(|s| s & STATUS_LAST_ROW_SENT != 0);
+                    self.pins.note_fetch(id, last);
+                }
             }
             Err(e) => self.send_error(&e),
         }
@@ -239,6 +276,7 @@ impl ClientConn {
             self.send_error(&Error::Malformed("COM_STMT_RESET".into()));
             return Ok(());
         };
+        self.pins.note_statement_reset(id);
         if self.is_sharded_statement(id) {
             self.reset_sharded(id);
             return Ok(());
@@ -272,6 +310,9 @@ impl ClientConn {
             let held = &mut self.backends[index];
             if held.conn.send_command(&payload).await.is_err() {
                 self.drop_backend(index);
+            } else {
+                // The data waits on this connection for the EXECUTE.
+                self.pins.note_long_data(id);
             }
         }
         Ok(())
@@ -283,24 +324,25 @@ impl ClientConn {
         let Some(id) = statement_id(payload) else {
             return Ok(());
         };
-        self.statements.remove(&id);
+        self.pins.note_statement_reset(id);
+        let sql = self.statements.remove(&id).map(|s| s.sql);
+        // Another statement of this session with the same SQL shares the backend statement.
+        let shared = sql
+            .as_ref()
+            .is_some_and(|sql| self.statements.values().any(|s| &s.sql == sql));
         let mut broken = Vec::new();
         for (i, held) in self.backends.iter_mut().enumerate() {
             let unit_ids = held.conn.unit_statements.remove(&id).unwrap_or_default();
-            let ids: Vec<u32> = held
-                .conn
-                .statements
-                .remove(&id)
-                .into_iter()
-                .chain(unit_ids.into_values())
-                .collect();
+            let own = match (&sql, shared) {
+                (Some(sql), false) => held.conn.prepared.remove(sql),
+                _ => None,
+            };
+            let ids: Vec<u32> = own.into_iter().chain(unit_ids.into_values()).collect();
             if ids.is_empty() {
                 continue;
             }
             for backend_id in ids {
-                let mut close = vec![COM_STMT_CLOSE];
-                close.extend_from_slice(&backend_id.to_le_bytes());
-                held.conn.queue_command(&close);
+                queue_close(&mut held.conn, backend_id);
             }
             if held.conn.flush().await.is_err() {
                 broken.push(i);

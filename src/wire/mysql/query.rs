@@ -66,7 +66,7 @@ impl ClientConn {
                         self.session.record_set(&sql);
                         // It already ran on this backend connection.
                         if let Some(held) = self.backends.get_mut(index.0) {
-                            held.conn.applied_session_state = self.session.set_statement_count();
+                            held.conn.applied_sets = self.session.set_statements_since(0).to_vec();
                         }
                         if self.backends.len() > 1 {
                             // A sharded session: the others follow now, not at their next
