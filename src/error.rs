@@ -83,8 +83,9 @@ pub enum Error {
     /// the directory is missing); the message names the file and the cause.
     #[error("buffering a shard's rows to a temporary file failed: {0}")]
     Spill(String),
-    /// An UPDATE that would move a row to another shard by changing a sharding column.
-    #[error("cannot update sharding column `{column}` of sharded table `{table}` to a different value: the row would move to another shard")]
+    /// An UPDATE that would move a row to another shard by changing a sharding column, in a
+    /// session whose transaction type (LOCAL) cannot make the move atomic.
+    #[error("cannot update sharding column `{column}` of sharded table `{table}` to a different value: the row would move to another shard, which dbmesh does only with transaction type XA (transaction = \"XA\" in the database's config, or SET dbmesh_transaction_type = 'XA'); LOCAL transactions refuse it, see docs/transactions.md")]
     ShardingKeyChange { table: String, column: String },
     /// A sharding value no node takes (outside every range, a hint naming no node, ...).
     #[error("{0}")]

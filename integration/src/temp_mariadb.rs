@@ -11,6 +11,8 @@ pub struct TempMariadb {
     child: Child,
     pub port: u16,
     pub dir: TempDir,
+    /// The caller's options, for [`TempMariadb::restart`].
+    extra: Vec<String>,
 }
 
 impl TempMariadb {
@@ -43,34 +45,37 @@ impl TempMariadb {
             String::from_utf8_lossy(&install.stderr)
         );
         let port = free_port();
-        let log = std::fs::File::create(dir.path.join("err.log")).unwrap();
-        let child = Command::new("/usr/sbin/mariadbd")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--socket={}", dir.path.join("sock").display()))
-            .arg(format!("--pid-file={}", dir.path.join("pid").display()))
-            .arg("--user=root")
-            .arg("--innodb-buffer-pool-size=16M")
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("mariadbd starts");
-        let mut server = TempMariadb { child, port, dir };
+        let child = spawn(&dir, port, extra);
+        let mut server = TempMariadb {
+            child,
+            port,
+            dir,
+            extra: extra.to_vec(),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    /// Starts the server again on the same data directory and port (after
+    /// [`kill`](Self::kill), as a crashed server is restarted), once it answers queries.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.dir, self.port, &self.extra);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
         for _ in 0..600 {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("mariadbd exited with {status}:\n{}", server.log());
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("mariadbd exited with {status}:\n{}", self.log());
             }
-            if let Ok(conn) = mysql_async::Conn::new(server.root_opts(None)).await {
+            if let Ok(conn) = mysql_async::Conn::new(self.root_opts(None)).await {
                 let _ = conn.disconnect().await;
-                return server;
+                return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("mariadbd did not start:\n{}", server.log());
+        panic!("mariadbd did not start:\n{}", self.log());
     }
 
     /// Options for root over plain TCP.
@@ -100,4 +105,31 @@ impl Drop for TempMariadb {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Starts `mariadbd` on the data directory in `dir` (its error log appended to
+/// `err.log`, so a restart keeps the first run's).
+fn spawn(dir: &TempDir, port: u16, extra: &[String]) -> Child {
+    let data = dir.path.join("data");
+    let tmp = dir.path.join("tmp");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path.join("err.log"))
+        .unwrap();
+    Command::new("/usr/sbin/mariadbd")
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--tmpdir={}", tmp.display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--socket={}", dir.path.join("sock").display()))
+        .arg(format!("--pid-file={}", dir.path.join("pid").display()))
+        .arg("--user=root")
+        .arg("--innodb-buffer-pool-size=16M")
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("mariadbd starts")
 }

@@ -217,6 +217,15 @@ async fn a_scrape_after_traffic_shows_the_counters_moved() {
 
     let (status, body) = http_get(admin, "/metrics").await;
     assert_eq!(status, 200, "{body}");
+    // Every metric is described, in the words of docs/metrics.md.
+    for help in [
+        "# HELP dbmesh_statements_total Statements run, by protocol",
+        "# HELP dbmesh_statement_duration_seconds Statement latency",
+        "# HELP dbmesh_pool_connections Pooled backend connections",
+        "# HELP dbmesh_client_connections Client connections open now",
+    ] {
+        assert!(body.contains(help), "no `{help}` in {body}");
+    }
     let m = parse(&body);
     let statements = |db: &str, kind: &str, route: &str| {
         value(

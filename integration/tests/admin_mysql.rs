@@ -268,8 +268,13 @@ async fn variables_show_the_effective_settings() {
     assert_eq!(vars["config_generation"], Some("0"));
     assert_eq!(vars["databases"], Some("3"));
     assert_eq!(vars["version"], Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(vars["pool_mode"], Some("transaction"));
+    // Unset settings are NULL, not empty strings.
+    assert_eq!(vars["snowflake_worker_id"], None);
+    assert_eq!(vars["slow_statement_ms"], None);
     let timeouts = show(&mut conn, "SHOW DBMESH VARIABLES LIKE '%timeout%'").await;
-    assert_eq!(timeouts.len(), 3, "{timeouts:?}");
+    // connect, checkout, login, shutdown.
+    assert_eq!(timeouts.len(), 4, "{timeouts:?}");
 }
 
 #[tokio::test]

@@ -159,6 +159,61 @@ async fn rollback_undoes_every_branch() {
     );
 }
 
+/// Under `autocommit = 0` (PyMySQL's and mysql-connector's default) there is no BEGIN:
+/// the first statement opens the transaction, and under XA that is a global one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autocommit_off_sessions_run_xa_transactions_without_begin() {
+    let bank = bank(r#"transaction = "XA""#).await;
+    let mut conn = Conn::new(bank.db.mysql_opts()).await.unwrap();
+    conn.query_drop("SET autocommit = 0").await.unwrap();
+    for sql in transfer_statements(1, 2, 7) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    conn.query_drop("ROLLBACK").await.unwrap();
+    assert_eq!(bank.db.mysql_balances().await, expected_balances(&[]));
+    assert!(!bank.log.exists(), "a rollback writes no decision");
+
+    for sql in transfer_statements(1, 2, 7) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    // Still open: another session sees nothing of it yet.
+    assert_eq!(bank.db.mysql_balances().await, expected_balances(&[]));
+    conn.query_drop("COMMIT").await.unwrap();
+    assert!(
+        bank.log.exists(),
+        "the commit over two data sources was two-phase (its decision was logged)"
+    );
+    assert_eq!(
+        bank.db.mysql_balances().await,
+        expected_balances(&[(1, 2, 7)])
+    );
+    // The next statement opens the next global transaction.
+    for sql in transfer_statements(2, 1, 3) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    conn.query_drop("COMMIT").await.unwrap();
+    assert_eq!(
+        bank.db.mysql_balances().await,
+        expected_balances(&[(1, 2, 7), (2, 1, 3)])
+    );
+    assert!(bank.db.mysql_prepared(&bank.instance).await.is_empty());
+
+    // Under LOCAL the same session commits per data source, writing no decision.
+    std::fs::remove_file(&bank.log).unwrap();
+    conn.query_drop("SET dbmesh_transaction_type = 'LOCAL'")
+        .await
+        .unwrap();
+    for sql in transfer_statements(1, 2, 1) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    conn.query_drop("COMMIT").await.unwrap();
+    assert!(!bank.log.exists(), "LOCAL writes no decision");
+    assert_eq!(
+        bank.db.mysql_balances().await,
+        expected_balances(&[(1, 2, 7), (2, 1, 3), (1, 2, 1)])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_statement_switches_a_local_database_to_xa() {
     let bank = bank("").await;
@@ -266,6 +321,27 @@ async fn a_client_leaving_mid_transaction_leaves_nothing_behind() {
     assert_eq!(
         bank.db.mysql_balances().await,
         expected_balances(&[(1, 2, 1), (1, 2, 1), (1, 2, 1)])
+    );
+    assert!(bank.db.mysql_prepared(&bank.instance).await.is_empty());
+}
+
+/// `SET autocommit = 1` would commit an open transaction on one server; inside an XA
+/// branch MariaDB refuses it, and the global transaction goes on until COMMIT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_autocommit_inside_an_implicit_xa_transaction_is_refused_and_it_goes_on() {
+    let bank = bank(r#"transaction = "XA""#).await;
+    let mut conn = Conn::new(bank.db.mysql_opts()).await.unwrap();
+    conn.query_drop("SET autocommit = 0").await.unwrap();
+    for sql in transfer_statements(1, 2, 7) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let (code, state, message) = server_error(conn.query_drop("SET autocommit = 1").await);
+    assert_eq!((code, state.as_str()), (1399, "XAE07"), "{message}");
+    assert_eq!(bank.db.mysql_balances().await, expected_balances(&[]));
+    conn.query_drop("COMMIT").await.unwrap();
+    assert_eq!(
+        bank.db.mysql_balances().await,
+        expected_balances(&[(1, 2, 7)])
     );
     assert!(bank.db.mysql_prepared(&bank.instance).await.is_empty());
 }

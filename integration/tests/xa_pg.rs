@@ -221,6 +221,33 @@ async fn application_two_phase_statements_are_refused_on_several_data_sources() 
         transfer(&client, 3, 4, 1).await,
         "the connection stays usable"
     );
+    // The extended protocol (Parse/Bind/Execute) is refused the same way, not sent to the
+    // default data source.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("UPDATE account SET balance = balance - 1 WHERE id = 3")
+        .await
+        .unwrap();
+    let e = client
+        .execute("PREPARE TRANSACTION 'mine_extended'", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(pg_sqlstate(&e), "0A000", "{e:?}");
+    assert!(format!("{e:?}").contains("transaction type XA"), "{e:?}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let e = client
+        .execute("COMMIT PREPARED 'mine_extended'", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(pg_sqlstate(&e), "0A000", "{e:?}");
+    assert!(
+        transfer(&client, 3, 4, 1).await,
+        "the connection stays usable"
+    );
+    assert_eq!(
+        bank.db.pg_balances().await,
+        expected_balances(&[(3, 4, 1), (3, 4, 1)])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge, histogram, Counter, Gauge};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Unit,
+};
 
 use crate::execute::Cluster;
 use crate::route::shard::{Plan, PlanKind};
@@ -38,15 +41,70 @@ pub const XA_RECOVERED: &str = "dbmesh_xa_recovered_branches_total";
 pub const POOL_CONNECTIONS: &str = "dbmesh_pool_connections";
 /// Pool size limit (gauge), by database and data source.
 pub const POOL_MAX_CONNECTIONS: &str = "dbmesh_pool_max_connections";
+const POOL_CONNECTIONS_HELP: &str =
+    "Pooled backend connections, by logical database, data source and state (in_use, idle).";
+const POOL_MAX_CONNECTIONS_HELP: &str = "Pool size limit, by logical database and data source.";
 
 /// Whether a recorder is installed (an admin endpoint started). Until then the recording
 /// functions return before building their labels, so a proxy without `admin_listen`
 /// allocates nothing for metrics.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Called once the Prometheus recorder is installed.
+/// Called once the Prometheus recorder is installed: describes every metric (the
+/// exporter's `# HELP` lines, the same words as docs/metrics.md) and turns recording on.
 pub(super) fn enable() {
+    describe();
     ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// The `# HELP` text and unit of each metric.
+fn describe() {
+    describe_gauge!(
+        CLIENT_CONNECTIONS,
+        "Client connections open now, by protocol."
+    );
+    describe_counter!(
+        CLIENT_CONNECTIONS_TOTAL,
+        "Client connections accepted since start, by protocol."
+    );
+    describe_counter!(
+        CLIENT_RECEIVED_BYTES,
+        Unit::Bytes,
+        "Bytes read from clients, by protocol."
+    );
+    describe_counter!(
+        CLIENT_SENT_BYTES,
+        Unit::Bytes,
+        "Bytes written to clients, by protocol."
+    );
+    describe_counter!(
+        STATEMENTS,
+        "Statements run, by protocol, logical database, statement type and route."
+    );
+    describe_histogram!(
+        STATEMENT_DURATION,
+        Unit::Seconds,
+        "Statement latency as the client sees it, by protocol and logical database."
+    );
+    describe_histogram!(
+        BACKEND_DURATION,
+        Unit::Seconds,
+        "Latency of one backend round trip, by logical database and data source."
+    );
+    describe_counter!(
+        ERRORS,
+        "Errors sent to clients, by protocol and code (MySQL errno or PostgreSQL SQLSTATE)."
+    );
+    describe_counter!(
+        TRANSACTIONS,
+        "Transactions ended, by protocol, transaction type and outcome."
+    );
+    describe_counter!(
+        XA_RECOVERED,
+        "Prepared XA branches resolved by recovery, by outcome (commit, rollback)."
+    );
+    // The pool gauges are written at scrape time (`render_pools`), with their own
+    // HELP lines.
 }
 
 fn enabled() -> bool {
@@ -363,7 +421,9 @@ pub fn xa_branch_recovered(commit: bool) {
 /// its last values would be exported forever. Written from the running cluster, a scrape
 /// shows exactly its pools (and only this server's, when tests run several in a process).
 pub fn render_pools(cluster: &Cluster, out: &mut String) {
-    use metrics_exporter_prometheus::formatting::{write_metric_line, write_type_line};
+    use metrics_exporter_prometheus::formatting::{
+        write_help_line, write_metric_line, write_type_line,
+    };
     use metrics_exporter_prometheus::LabelSet;
 
     let mut connections = String::new();
@@ -408,9 +468,13 @@ pub fn render_pools(cluster: &Cluster, out: &mut String) {
             );
         }
     }
-    for (name, lines) in [
-        (POOL_CONNECTIONS, connections),
-        (POOL_MAX_CONNECTIONS, max_connections),
+    for (name, help, lines) in [
+        (POOL_CONNECTIONS, POOL_CONNECTIONS_HELP, connections),
+        (
+            POOL_MAX_CONNECTIONS,
+            POOL_MAX_CONNECTIONS_HELP,
+            max_connections,
+        ),
     ] {
         if lines.is_empty() {
             continue;
@@ -418,6 +482,7 @@ pub fn render_pools(cluster: &Cluster, out: &mut String) {
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push('\n');
         }
+        write_help_line(out, name, None, None, help);
         write_type_line(out, name, None, None, "gauge");
         out.push_str(&lines);
     }

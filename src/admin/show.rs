@@ -298,63 +298,80 @@ fn sessions(rt: &Runtime, show: &Show) -> AdminResult {
 fn variables(rt: &Runtime, show: &Show) -> AdminResult {
     let config = rt.config();
     let s = &config.server;
-    let opt = |v: Option<String>| v.unwrap_or_default();
+    // An unset setting is NULL, not an empty string.
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis().to_string());
     let now = crate::session::registry::now_ms();
-    let vars: Vec<(&str, String)> = vec![
-        ("version", env!("CARGO_PKG_VERSION").to_string()),
-        ("config_path", config.path.display().to_string()),
-        ("config_generation", rt.generation().to_string()),
-        ("started_at", timestamp(rt.started_ms)),
+    let vars: Vec<(&str, Option<String>)> = vec![
+        ("version", text(env!("CARGO_PKG_VERSION").to_string())),
+        ("config_path", text(config.path.display().to_string())),
+        ("config_generation", text(rt.generation().to_string())),
+        ("started_at", text(timestamp(rt.started_ms))),
         (
             "uptime_s",
-            (now.saturating_sub(rt.started_ms) / 1000).to_string(),
+            text((now.saturating_sub(rt.started_ms) / 1000).to_string()),
         ),
-        ("mysql_listen", opt(s.mysql_listen.map(|a| a.to_string()))),
+        ("mysql_listen", s.mysql_listen.map(|a| a.to_string())),
+        ("postgres_listen", s.postgres_listen.map(|a| a.to_string())),
+        ("admin_listen", s.admin_listen.map(|a| a.to_string())),
+        ("mysql_server_version", text(rt.mysql.version.clone())),
         (
-            "postgres_listen",
-            opt(s.postgres_listen.map(|a| a.to_string())),
+            "mysql_auth_plugin",
+            text(s.mysql_auth_plugin.name().to_string()),
         ),
-        ("admin_listen", opt(s.admin_listen.map(|a| a.to_string()))),
-        ("mysql_server_version", rt.mysql.version.clone()),
-        ("mysql_auth_plugin", s.mysql_auth_plugin.name().to_string()),
-        ("max_packet_size", s.max_packet_size.to_string()),
+        ("max_packet_size", text(s.max_packet_size.to_string())),
         (
             "connect_timeout_ms",
-            s.connect_timeout.as_millis().to_string(),
+            text(s.connect_timeout.as_millis().to_string()),
         ),
         (
             "checkout_timeout_ms",
-            s.checkout_timeout.as_millis().to_string(),
+            text(s.checkout_timeout.as_millis().to_string()),
         ),
         (
             "login_timeout_ms",
-            crate::server::LOGIN_TIMEOUT.as_millis().to_string(),
+            text(crate::server::LOGIN_TIMEOUT.as_millis().to_string()),
         ),
         (
             "worker_threads",
-            s.worker_threads
-                .map_or_else(|| "auto".to_string(), |n| n.to_string()),
+            text(
+                s.worker_threads
+                    .map_or_else(|| "auto".to_string(), |n| n.to_string()),
+            ),
         ),
         (
             "snowflake_worker_id",
-            opt(s.snowflake_worker_id.map(|n| n.to_string())),
+            s.snowflake_worker_id.map(|n| n.to_string()),
         ),
         // The filter logging started with (main.rs): RUST_LOG wins, then the file, then info.
         (
             "log_level",
-            std::env::var("RUST_LOG")
-                .ok()
-                .or_else(|| s.log_level.clone())
-                .unwrap_or_else(|| "info".to_string()),
+            text(
+                std::env::var("RUST_LOG")
+                    .ok()
+                    .or_else(|| s.log_level.clone())
+                    .unwrap_or_else(|| "info".to_string()),
+            ),
         ),
-        ("databases", config.databases.len().to_string()),
-        ("users", config.users.len().to_string()),
-        ("sessions", rt.sessions.len().to_string()),
+        ("log_format", text(s.log_format.name().to_string())),
+        ("slow_statement_ms", ms(s.slow_statement)),
+        (
+            "shutdown_timeout_ms",
+            text(s.shutdown_timeout.as_millis().to_string()),
+        ),
+        ("config_watch_ms", ms(s.config_watch)),
+        ("pool_mode", text(s.pool_mode.name().to_string())),
+        (
+            "tls",
+            text(if s.tls.is_some() { "on" } else { "off" }.to_string()),
+        ),
+        ("databases", text(config.databases.len().to_string())),
+        ("users", text(config.users.len().to_string())),
+        ("sessions", text(rt.sessions.len().to_string())),
     ];
     let rows = vars
         .into_iter()
         .filter(|(name, _)| keep(show, name))
-        .map(|(name, value)| vec![text(name), text(value)])
+        .map(|(name, value)| vec![text(name), value])
         .collect();
     AdminResult::Rows {
         columns: vec!["variable_name", "value"],

@@ -18,6 +18,7 @@ mod nodes;
 mod outer_rows;
 mod params;
 mod prune;
+mod row_move;
 mod sharding_key;
 mod table_columns;
 mod targets;
@@ -42,6 +43,7 @@ use crate::sql::analyze::{analyze_with_columns, Analysis, Dialect, SqlKind, Tabl
 use nodes::Context;
 use targets::Target;
 
+pub use row_move::RowMove;
 pub use table_columns::ColumnsQuery;
 
 /// Plans statements for one logical database that has sharding rules. Built once per

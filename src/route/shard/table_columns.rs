@@ -58,7 +58,13 @@ impl ShardRouter {
                 }
                 _ => return None,
             };
-        let node = self.rules.table(&table)?.nodes.first()?;
+        self.columns_query(&table)
+    }
+
+    /// The statement listing the columns of logical table `table` (on its first actual
+    /// table), in order; `None` for a table without rules.
+    pub fn columns_query(&self, table: &str) -> Option<ColumnsQuery> {
+        let node = self.rules.table(table)?.nodes.first()?;
         let sql = match self.dialect {
             Dialect::MySql => format!("SHOW COLUMNS FROM `{}`", node.table.replace('`', "``")),
             Dialect::Postgres => {
@@ -73,7 +79,7 @@ impl ShardRouter {
             }
         };
         Some(ColumnsQuery {
-            table,
+            table: table.to_string(),
             unit: Unit {
                 data_source: node.data_source.clone(),
                 sql: Some(sql),

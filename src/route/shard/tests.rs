@@ -44,7 +44,7 @@ type      = "SNOWFLAKE"
 worker_id = 1
 "#;
 
-fn router(dialect: Dialect) -> ShardRouter {
+pub(super) fn router(dialect: Dialect) -> ShardRouter {
     let rules = parse_rules(ORDERS, Path::new("orders.toml"), "shop", &["ds_0", "ds_1"])
         .unwrap_or_else(|e| panic!("{e}"));
     ShardRouter::build(

@@ -29,6 +29,7 @@ pub mod relay;
 pub mod response;
 pub mod resultset;
 pub mod row_codec;
+pub mod row_move;
 pub mod session_commands;
 pub mod sharded;
 pub mod sharded_prepared;

@@ -72,10 +72,19 @@ impl ClientConn {
             self.send_error(&e);
             return Ok(());
         }
-        let planned = self
-            .prepare_route(&database, &router, &text)
-            .await
-            .and_then(|route| Ok((router.plan(&route, None, ParamMode::Inline)?, route)));
+        let planned = match self.prepare_route(&database, &router, &text).await {
+            Ok(route) => match router.plan(&route, None, ParamMode::Inline) {
+                Ok(plan) => Ok((plan, route)),
+                Err(Error::ShardingKeyChange { .. }) if self.xa_wanted() => {
+                    // Under XA the UPDATE moves its rows instead (`row_move.rs`).
+                    return self
+                        .update_moving_rows(&database, &router, &route, None)
+                        .await;
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
         let (plan, route) = match planned {
             Ok(p) => {
                 self.route = RouteKind::of(&p.0);

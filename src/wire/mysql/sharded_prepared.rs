@@ -37,7 +37,7 @@ use super::sharded::{ok_merge, template_sql};
 use crate::error::Error;
 use crate::execute::LogicalDatabase;
 use crate::merge::sql_plan::SelectMerge;
-use crate::route::shard::{ParamMode, PlanKind, PreparedRoute, ShardRouter};
+use crate::route::shard::{ParamMode, ParamValue, PlanKind, PreparedRoute, ShardRouter};
 use crate::sql::analyze::SqlKind;
 
 /// What a prepared statement over sharded tables keeps besides the usual.
@@ -62,6 +62,13 @@ enum Execution {
     Run(Vec<Dispatch>, OkMerge, Option<Arc<SelectMerge>>),
     /// A transaction-control statement (its kind and SQL).
     Control(PlanKind, String),
+    /// An UPDATE that changes a sharding column, under XA: its rows move (`row_move.rs`).
+    MoveRows(
+        Arc<LogicalDatabase>,
+        Arc<ShardRouter>,
+        Box<PreparedRoute>,
+        Vec<ParamValue>,
+    ),
 }
 
 impl ClientConn {
@@ -169,6 +176,10 @@ impl ClientConn {
             Ok(Execution::Control(kind, sql)) => {
                 self.transaction_control(kind, &sql).await?;
             }
+            Ok(Execution::MoveRows(database, router, route, values)) => {
+                self.update_moving_rows(&database, &router, &route, Some(&values))
+                    .await?;
+            }
             Err(e) => {
                 self.drop_unhealthy_backends();
                 self.send_mysql_error(&e);
@@ -181,6 +192,7 @@ impl ClientConn {
     /// Decodes, plans and prepares the units of one execution.
     async fn plan_execute(&mut self, id: u32, payload: &[u8]) -> Result<Execution, MysqlError> {
         let max_long_data = self.rt.config().server.max_packet_size as usize;
+        let xa = self.xa_wanted();
         let stmt = self.statements.get_mut(&id).expect("a sharded statement");
         let params = usize::from(stmt.params);
         let malformed = |what: String| MysqlError::from(&Error::Malformed(what));
@@ -205,10 +217,18 @@ impl ClientConn {
         } else {
             ParamMode::Inline
         };
-        let plan = sh
-            .router
-            .plan(&sh.route, Some(&values), mode)
-            .map_err(|e| MysqlError::from(&e))?;
+        let plan = match sh.router.plan(&sh.route, Some(&values), mode) {
+            Ok(plan) => plan,
+            Err(Error::ShardingKeyChange { .. }) if xa => {
+                return Ok(Execution::MoveRows(
+                    sh.database.clone(),
+                    sh.router.clone(),
+                    Box::new(sh.route.clone()),
+                    values,
+                ));
+            }
+            Err(e) => return Err(MysqlError::from(&e)),
+        };
         let database = sh.database.clone();
         let merge = ok_merge(&plan, &sh.route);
         let client_sql = sh.route.sql.clone();

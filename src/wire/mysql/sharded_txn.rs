@@ -38,6 +38,16 @@ pub(crate) struct ShardedTxn {
 }
 
 impl ShardedTxn {
+    /// A transaction whose data sources join with `begin` (or their XA branch's
+    /// `XA START`, when `xa` is set).
+    pub(crate) fn new(begin: &str, xa: Option<XaTxn>) -> ShardedTxn {
+        ShardedTxn {
+            prelude: vec![begin.to_string()],
+            lost: None,
+            xa,
+        }
+    }
+
     /// Notes that the connection to `data_source`, which had joined, is gone.
     pub(crate) fn lost(&mut self, data_source: &str) {
         self.lost.get_or_insert_with(|| data_source.to_string());
@@ -75,9 +85,11 @@ impl ClientConn {
     /// Before a statement of kind `kind`: DDL commits the open transaction implicitly on
     /// MySQL, so dbmesh commits it on every data source that joined (not only those the
     /// DDL runs on) and ends it; later statements autocommit, as on one server. The error
-    /// of that commit, if any, is the statement's.
+    /// of that commit, if any, is the statement's. Under `autocommit = 0` an XA session
+    /// starts its global transaction here (see `begin_implicit_xa`).
     pub(crate) async fn before_statement(&mut self, kind: PlanKind) -> Option<MysqlError> {
         if kind != PlanKind::Ddl || self.txn.is_none() {
+            self.begin_implicit_xa(kind);
             return None;
         }
         let failed = self.finish_transaction(true, "COMMIT").await;
@@ -135,11 +147,7 @@ impl ClientConn {
             }
         }
         let xa = self.xa_wanted().then(|| self.rt.xa.begin());
-        self.txn = Some(ShardedTxn {
-            prelude: vec![sql.to_string()],
-            lost: None,
-            xa,
-        });
+        self.txn = Some(ShardedTxn::new(sql, xa));
         self.session.in_transaction = true;
         self.send_ok();
     }
@@ -157,7 +165,11 @@ impl ClientConn {
     /// Ends the transaction on every held connection and forgets it. A transaction that lost
     /// a connection is rolled back everywhere instead of committed. Returns the error to
     /// report: the lost connection, or the first data source that failed, named.
-    async fn finish_transaction(&mut self, commit: bool, sql: &str) -> Option<MysqlError> {
+    pub(crate) async fn finish_transaction(
+        &mut self,
+        commit: bool,
+        sql: &str,
+    ) -> Option<MysqlError> {
         let mut txn = self.txn.take();
         if let Some(xa) = txn.as_mut().and_then(|t| t.xa.take()) {
             let lost = txn.and_then(|t| t.lost);

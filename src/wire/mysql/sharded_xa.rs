@@ -14,9 +14,11 @@ use tracing::warn;
 use super::err::{code, MysqlError};
 use super::frontend::{ClientConn, COM_QUERY};
 use super::response::ResponseKind;
+use super::sharded_txn::ShardedTxn;
 use crate::config::TransactionType;
 use crate::error::Error;
 use crate::execute::LogicalDatabase;
+use crate::route::shard::PlanKind;
 use crate::txn::{failpoint, session_statement, XaTxn};
 
 impl ClientConn {
@@ -31,6 +33,26 @@ impl ClientConn {
                 .map(|db| db.config.transaction)
         });
         self.session.transaction_type.or(configured) == Some(TransactionType::Xa)
+    }
+
+    /// Before a statement of kind `kind` in a session with `autocommit = 0` and no
+    /// transaction open yet: MySQL opens one implicitly, so under XA dbmesh starts its
+    /// global transaction now (each data source joins with `XA START`), and the next
+    /// COMMIT / ROLLBACK ends it as after a BEGIN. Under LOCAL nothing is needed: the
+    /// backend connections open their own transactions.
+    pub(crate) fn begin_implicit_xa(&mut self, kind: PlanKind) {
+        let statement = matches!(kind, PlanKind::Query | PlanKind::Write);
+        if !statement || self.txn.is_some() || self.session.autocommit || !self.xa_wanted() {
+            return;
+        }
+        if self.session.in_transaction {
+            // A backend connection already runs a local transaction (it began before
+            // dbmesh knew of autocommit = 0): XA START would be refused there.
+            return;
+        }
+        let xa = self.rt.xa.begin();
+        self.txn = Some(ShardedTxn::new("BEGIN", Some(xa)));
+        self.session.in_transaction = true;
     }
 
     /// `SET dbmesh_transaction_type = ...`, `parsed`: recorded for the session, outside a

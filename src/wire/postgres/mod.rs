@@ -18,6 +18,7 @@ pub mod message;
 mod passthrough;
 pub mod preview;
 pub mod row_codec;
+mod row_move;
 pub mod shard_backends;
 pub mod sharded;
 mod sharded_extended;

@@ -183,6 +183,9 @@ impl ShardedSession {
                 .settle_and_fail(SessionError::DuplicateStatement(p.name))
                 .await;
         }
+        if let Some(e) = self.raw_xa_error(&p.query) {
+            return self.settle_and_fail_with(&e).await;
+        }
         let route = match classify(&p.query) {
             StatementKind::Admin => {
                 match crate::admin::answer::describe(&self.rt, &self.session.user, &p.query) {
@@ -638,6 +641,13 @@ impl ShardedSession {
                 }
                 let plan = match self.plan_portal(prepared, portal) {
                     Ok(p) => p,
+                    // Under XA the UPDATE moves its rows instead (`row_move.rs`).
+                    Err(Error::ShardingKeyChange { .. }) if self.xa_wanted() => {
+                        let params = portal.params.clone();
+                        let outcome = self.update_moving_rows(prepared, Some(&params)).await?;
+                        portal.done = true;
+                        return Ok(outcome);
+                    }
                     Err(e) => return Ok(self.fail(&e)),
                 };
                 let raw = (plan.params == ParamMode::Keep).then(|| RawParams {

@@ -73,6 +73,13 @@ impl ShardedSession {
             }
             _ => match self.router.route_text(statement) {
                 Ok(plan) => self.run_plan(&plan, statement, &UnitProtocol::Simple).await,
+                // Under XA the UPDATE moves its rows instead (`row_move.rs`).
+                Err(Error::ShardingKeyChange { .. }) if self.xa_wanted() => {
+                    match self.router.prepare(statement) {
+                        Ok(prepared) => self.update_moving_rows(&prepared, None).await,
+                        Err(e) => Ok(self.fail(&e)),
+                    }
+                }
                 Err(e) => Ok(self.fail(&e)),
             },
         }

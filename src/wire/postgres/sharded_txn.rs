@@ -58,6 +58,24 @@ pub struct EverywhereAnswers {
     pub outcomes: Vec<Option<String>>,
 }
 
+impl Txn {
+    /// A transaction whose data sources join with `begin` (an XA one when `xa` is set).
+    pub(super) fn new(begin: String, xa: Option<XaTxn>) -> Txn {
+        Txn {
+            begin,
+            replay: Vec::new(),
+            joined: Vec::new(),
+            failed: false,
+            xa,
+        }
+    }
+
+    /// The data sources that joined, in order.
+    pub(super) fn joined(&self) -> &[String] {
+        &self.joined
+    }
+}
+
 impl ShardedSession {
     /// Runs a transaction-control plan (`Begin`, `Commit`, `Rollback`, `Savepoint`).
     pub(super) async fn run_txn_control(
@@ -79,13 +97,7 @@ impl ShardedSession {
                     ));
                 } else {
                     let xa = self.xa_wanted().then(|| self.backends.runtime().xa.begin());
-                    self.txn = Some(Txn {
-                        begin: sql,
-                        replay: Vec::new(),
-                        joined: Vec::new(),
-                        failed: false,
-                        xa,
-                    });
+                    self.txn = Some(Txn::new(sql, xa));
                 }
                 self.complete(leading_keyword_tag(statement));
                 Ok(Outcome::Done)
@@ -101,6 +113,18 @@ impl ShardedSession {
 
     /// `COMMIT` / `ROLLBACK` on every data source in the transaction.
     async fn end(&mut self, kind: PlanKind, sql: &str, statement: &str) -> Result<Outcome, Broken> {
+        self.end_with_tag(kind, sql, leading_keyword_tag(statement))
+            .await
+    }
+
+    /// [`end`](Self::end), answering a success with `commit_tag` (a statement that ran as
+    /// a transaction of its own reports its own tag, `UPDATE 1`).
+    pub(super) async fn end_with_tag(
+        &mut self,
+        kind: PlanKind,
+        sql: &str,
+        commit_tag: &str,
+    ) -> Result<Outcome, Broken> {
         let txn = self.txn.take();
         let failed = txn.as_ref().is_some_and(|t| t.failed);
         let mut targets = txn.as_ref().map(|t| t.joined.clone()).unwrap_or_default();
@@ -110,7 +134,7 @@ impl ShardedSession {
             }
         }
         let tag = if kind == PlanKind::Commit && !failed {
-            leading_keyword_tag(statement)
+            commit_tag
         } else {
             "ROLLBACK"
         };

@@ -48,19 +48,26 @@ impl ShardedSession {
     /// The application's own two-phase statements (`PREPARE TRANSACTION`, `COMMIT
     /// PREPARED`, ...): refused on a database with several data sources.
     pub(super) fn refuse_raw_xa(&mut self, statement: &str) -> Option<Outcome> {
+        let e = self.raw_xa_error(statement)?;
+        Some(self.fail(&e))
+    }
+
+    /// Why the application's own two-phase statement `statement` is refused here, if it is
+    /// one and the database has several data sources. The simple-query path and the
+    /// extended protocol's Parse both ask, so neither sends it to the default data source.
+    pub(super) fn raw_xa_error(&self, statement: &str) -> Option<Error> {
         let database = self.backends.database();
         if database.data_sources.len() < 2 || !session_statement::is_raw_xa(statement) {
             return None;
         }
-        let e = Error::RawXa(format!(
+        Some(Error::RawXa(format!(
             "two-phase commit statements from the application are not supported on database \"{}\", which has {} data sources: \
              dbmesh coordinates the data sources itself; run BEGIN ... COMMIT with transaction type XA \
              (transaction = \"XA\" in the database's config, or SET {} = 'XA'), see docs/transactions.md",
             database.config.name,
             database.data_sources.len(),
             session_statement::VARIABLE
-        ));
-        Some(self.fail(&e))
+        )))
     }
 
     /// COMMIT of XA transaction `xa` over `targets` (several data sources): prepare all,
