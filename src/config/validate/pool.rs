@@ -65,3 +65,51 @@ pub(super) fn settings(
     }
     settings
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{parse, ServerConfig};
+
+    const REST: &str = "[[users]]\nname = \"app\"\npassword = \"x\"\n[databases.shop]\nbackend = \"mysql\"\n[databases.shop.data_sources.ds_0]\nurl = \"mysql://root@127.0.0.1/shop\"\nmax_connections = 8\n";
+
+    #[test]
+    fn pool_keys_have_defaults_and_are_read() {
+        let text = format!("[server]\nmysql_listen = \"127.0.0.1:0\"\n{REST}");
+        let config = parse(&text, Path::new("dbmesh.toml")).unwrap();
+        let ds = &config.databases["shop"].data_sources["ds_0"];
+        assert_eq!(ds.pool, Default::default());
+        assert_eq!(
+            config.server.pool_check_idle,
+            ServerConfig::DEFAULT_POOL_CHECK_IDLE
+        );
+
+        let text = format!("[server]\nmysql_listen = \"127.0.0.1:0\"\npool_check_idle_ms = 0\n{REST}min_connections = 2\nidle_timeout_ms = 1000\nmax_lifetime_ms = 2000\n");
+        let config = parse(&text, Path::new("dbmesh.toml")).unwrap();
+        let pool = config.databases["shop"].data_sources["ds_0"].pool;
+        assert_eq!(pool.min_connections, 2);
+        assert_eq!(pool.idle_timeout, Duration::from_millis(1000));
+        assert_eq!(pool.max_lifetime, Duration::from_millis(2000));
+        assert_eq!(config.server.pool_check_idle, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_pool_keys_are_reported_with_their_lines() {
+        let text = format!("[server]\nmysql_listen = \"127.0.0.1:0\"\n{REST}min_connections = 9\nidle_timeout_ms = 0\nmax_lifetime_ms = 0\n");
+        let problems = parse(&text, Path::new("dbmesh.toml"))
+            .expect_err("rejected")
+            .problems;
+        let at = |key: &str| problems.iter().find(|p| p.key.ends_with(key));
+        let min = at("min_connections").expect("min_connections reported");
+        assert_eq!(min.line, Some(12));
+        assert!(
+            min.message.contains("max_connections (8)"),
+            "{}",
+            min.message
+        );
+        assert_eq!(at("idle_timeout_ms").and_then(|p| p.line), Some(13));
+        assert_eq!(at("max_lifetime_ms").and_then(|p| p.line), Some(14));
+    }
+}

@@ -144,10 +144,6 @@ impl ClientConn {
                 _ => &[],
             };
             self.note_follow_up_state(&tracker, sql);
-            if !sql.is_empty() {
-                self.pins
-                    .note_statement(&String::from_utf8_lossy(sql), !tracker.error);
-            }
         }
         Ok(Some(tracker))
     }

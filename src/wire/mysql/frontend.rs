@@ -208,7 +208,14 @@ impl ClientConn {
             let sharded_txn = self.txn.is_some();
             self.route = RouteKind::Single;
             self.statement_failed = false;
+            // Whatever route a statement takes (one backend, a fan-out, a merge), what it
+            // does to connection-bound state decides whether the session may be released.
+            let pin_sql = (command == COM_QUERY && self.multiplexing())
+                .then(|| String::from_utf8_lossy(&pkt.payload[1..]).into_owned());
             let outcome = self.command(command, pkt.payload).instrument(span).await;
+            if let Some(sql) = pin_sql {
+                self.pins.note_statement(&sql, !self.statement_failed);
+            }
             if outcome.is_ok() {
                 self.release_backends();
             }

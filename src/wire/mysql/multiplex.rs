@@ -44,12 +44,12 @@ impl ClientConn {
             let profile = conn.profile;
             ds.mysql.give_back(lease, conn, profile);
         }
-        // KILL QUERY <our id> must not reach a thread that now serves someone else.
-        if self.kill_thread.take().is_some() {
-            self.rt
-                .mysql_kill
-                .set_targets(self.connection_id, Vec::new());
-        }
+        // KILL QUERY <our id> must not reach a thread that now serves someone else (a
+        // fan-out sets several targets without `kill_thread`).
+        self.kill_thread = None;
+        self.rt
+            .mysql_kill
+            .set_targets(self.connection_id, Vec::new());
     }
 
     /// `pool_mode = "transaction"`: the session may change connections between
