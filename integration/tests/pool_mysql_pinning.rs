@@ -2,7 +2,8 @@
 //! server's session keeps the session on its backend connection until the state is gone.
 //!
 //! Each test gives connections a lifetime of 1 ms, so a connection that goes back to the
-//! pool is closed and the session's next statement runs on a new one: `CONNECTION_ID()` is
+//! pool is closed (when it comes back, or at the next checkout) and the session's next
+//! statement runs on a new one: `CONNECTION_ID()` is
 //! stable exactly while the session is pinned.
 
 use dbmesh_integration::{mysql_config, MysqlDatabase, Proxy};
@@ -19,7 +20,11 @@ async fn setup(prefix: &str) -> (MysqlDatabase, Proxy, Conn) {
     (db, proxy, conn)
 }
 
+/// The backend connection a statement runs on. It waits a little first, so that an idle
+/// connection given back earlier is past its 1 ms lifetime and closed at the next checkout
+/// (the wait is a lower bound on age, not a speed assumption).
 async fn backend_id(conn: &mut Conn) -> u64 {
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     conn.query_first("SELECT CONNECTION_ID()")
         .await
         .unwrap()
