@@ -149,6 +149,19 @@ pub async fn pg_terminate_backends(db: &str) -> usize {
     rows.len()
 }
 
+/// Closes a direct connection and waits until its server process has exited, so a test
+/// that counts or terminates the processes on a database next does not find it there (a
+/// dropped client's Terminate is sent, and its process exits, in the background).
+pub async fn pg_disconnect(client: tokio_postgres::Client) {
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    drop(client);
+    wait_for_exit(pid as u32).await;
+}
+
 /// Waits (at most 30 s) until a local process has exited: gone, or a zombie whose file
 /// descriptors are closed.
 async fn wait_for_exit(pid: u32) {

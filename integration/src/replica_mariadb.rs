@@ -68,3 +68,56 @@ impl ReplicationMariadb {
         self.server.log()
     }
 }
+
+impl ReplicationMariadb {
+    /// Holds this replica's SQL thread `seconds` behind its primary (`MASTER_DELAY`; 0
+    /// lets it catch up).
+    pub async fn set_delay(&self, seconds: u32) {
+        let mut conn = self.root().await;
+        conn.query_drop("STOP SLAVE").await.unwrap();
+        conn.query_drop(format!("CHANGE MASTER TO MASTER_DELAY = {seconds}"))
+            .await
+            .unwrap();
+        conn.query_drop("START SLAVE").await.unwrap();
+        conn.disconnect().await.unwrap();
+    }
+
+    /// The first column of `sql`'s first row, run directly on this server as root (-1 when
+    /// it fails or returns nothing: e.g. a table not replicated yet).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let mut conn = self.root().await;
+        let n = conn
+            .query_first::<i64, _>(sql)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(-1);
+        let _ = conn.disconnect().await;
+        n
+    }
+}
+
+/// Polls `check` every 100 ms until it holds, for up to a minute (replication and health
+/// checks are asynchronous; the bound only keeps a broken setup from hanging the suite).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("gave up waiting: {what}");
+}
+
+/// The `health` column of data source `name`'s row in `SHOW DBMESH DATA SOURCES`.
+pub async fn data_source_health(admin: &mut mysql_async::Conn, name: &str) -> String {
+    let rows: Vec<mysql_async::Row> = admin.query("SHOW DBMESH DATA SOURCES").await.unwrap();
+    rows.into_iter()
+        .find(|r| r.get::<String, _>("data_source").as_deref() == Some(name))
+        .and_then(|r| r.get::<String, _>("health"))
+        .unwrap_or_else(|| panic!("no row for data source {name}"))
+}

@@ -6,8 +6,8 @@
 
 use dbmesh_integration::pg_frontend::{bind, execute, parse, query, sync};
 use dbmesh_integration::{
-    pg_config, pg_connect, pg_terminate_backends, pg_user, PgDatabase, PgRaw, Proxy, APP_PASSWORD,
-    APP_USER,
+    pg_config, pg_connect, pg_disconnect, pg_terminate_backends, pg_user, PgDatabase, PgRaw, Proxy,
+    APP_PASSWORD, APP_USER,
 };
 use tokio_postgres::Client;
 
@@ -28,6 +28,8 @@ async fn setup() -> (PgDatabase, Proxy, Client) {
         )
         .await
         .unwrap();
+    // Gone before the test counts the processes on the database (it once found two).
+    pg_disconnect(direct).await;
     let proxy = Proxy::start(&pg_config("shop", &db.url(), "")).await;
     let c = pg_connect(&proxy.pg_dsn(APP_USER, APP_PASSWORD, "shop"))
         .await

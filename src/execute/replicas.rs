@@ -223,6 +223,25 @@ mod tests {
     }
 
     #[test]
+    fn the_read_write_splitting_example_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/examples/read-write-splitting.toml");
+        let config = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let pg = &config.databases["shop_pg"].data_sources["ds_0"];
+        assert_eq!(pg.replicas.len(), 2);
+        assert_eq!(pg.replicas[0].weight, 2);
+        assert_eq!(pg.read_write.load_balancer, LoadBalancer::Weight);
+        assert_eq!(
+            pg.read_write.read_your_writes_timeout,
+            Some(std::time::Duration::from_millis(200))
+        );
+        assert_eq!(
+            config.databases["shop"].data_sources["ds_0"].replicas.len(),
+            1
+        );
+    }
+
+    #[test]
     fn ejection_and_admission_report_changes_once() {
         let s = ReplicaState::new(1);
         assert!(s.is_admitted());

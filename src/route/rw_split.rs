@@ -67,12 +67,42 @@ const PRIMARY_FUNCTIONS: &[&str] = &[
     "CURRVAL",
     "SET_CONFIG",
     "TXID_CURRENT",
+    "TXID_CURRENT_IF_ASSIGNED",
     "PG_CURRENT_XACT_ID",
+    "PG_CURRENT_XACT_ID_IF_ASSIGNED",
+    "PG_NOTIFY",
+    "PG_BACKEND_PID",
+    // Write-ahead log positions and the primary's own functions (they fail on a standby).
+    "PG_CURRENT_WAL_LSN",
+    "PG_CURRENT_WAL_INSERT_LSN",
+    "PG_CURRENT_WAL_FLUSH_LSN",
+    "PG_SWITCH_WAL",
+    "PG_CREATE_RESTORE_POINT",
+    "PG_EXPORT_SNAPSHOT",
+    "PG_LOGICAL_EMIT_MESSAGE",
+    "PG_TERMINATE_BACKEND",
+    "PG_CANCEL_BACKEND",
+    "PG_RELOAD_CONF",
+    "DBLINK_EXEC",
+];
+
+/// Name prefixes of such functions: advisory locks, large objects (`lo_create`,
+/// `lo_unlink`, `lowrite`), replication slots, statistics resets.
+const PRIMARY_FUNCTION_PREFIXES: &[&str] = &[
+    "PG_ADVISORY",
+    "PG_TRY_ADVISORY",
+    "LO_",
+    "LOWRITE",
+    "PG_CREATE_",
+    "PG_DROP_REPLICATION",
+    "PG_STAT_RESET",
+    "PG_REPLICATION_ORIGIN",
 ];
 
 /// Whether `sql` is a read without side effects: a SELECT (possibly in parentheses or
-/// after a WITH whose parts do not write) that neither locks rows, stores its result
-/// (`INTO`), assigns user variables (`:=`) nor calls a session-bound function.
+/// after a WITH whose parts do not write), or PostgreSQL's `TABLE t` / `VALUES (...)`,
+/// that neither locks rows, stores its result (`INTO`), assigns user variables (`:=`)
+/// nor calls a session-bound function.
 pub fn is_plain_read(sql: &str) -> bool {
     let mut words = Words::new(sql);
     let first = loop {
@@ -84,16 +114,30 @@ pub fn is_plain_read(sql: &str) -> bool {
     };
     let with = if first.eq_ignore_ascii_case("WITH") {
         true
-    } else if first.eq_ignore_ascii_case("SELECT") {
+    } else if ["SELECT", "TABLE", "VALUES"]
+        .iter()
+        .any(|w| first.eq_ignore_ascii_case(w))
+    {
         false
     } else {
         return false;
     };
     let mut previous: Option<&str> = None;
+    let mut ended = false;
     for token in words {
+        // Anything after a `;` is another statement (a PostgreSQL simple Query may carry
+        // several): it may write, and they all run on one connection.
+        if ended {
+            return false;
+        }
         let word = match token {
             Token::Word(w) => w,
             Token::Assign => return false,
+            Token::Symbol(b';') => {
+                ended = true;
+                previous = None;
+                continue;
+            }
             Token::Symbol(_) => {
                 previous = None;
                 continue;
@@ -116,8 +160,9 @@ pub fn is_plain_read(sql: &str) -> bool {
         }
         let upper = word.to_ascii_uppercase();
         if PRIMARY_FUNCTIONS.contains(&upper.as_str())
-            || upper.starts_with("PG_ADVISORY")
-            || upper.starts_with("PG_TRY_ADVISORY")
+            || PRIMARY_FUNCTION_PREFIXES
+                .iter()
+                .any(|p| upper.starts_with(p))
         {
             return false;
         }
@@ -287,6 +332,12 @@ mod tests {
             "SELECT 'FOR UPDATE', \"INTO\", `lock` FROM t -- FOR UPDATE",
             "SELECT SUBSTRING(name FROM 1 FOR 3) FROM t_user",
             "SELECT $$ INSERT INTO x $$, inet_server_port()",
+            "TABLE t_order",
+            "VALUES (1, 'a'), (2, 'b')",
+            "SELECT \"nextval\" FROM t -- a column named like a function",
+            "SELECT local_count FROM t_lo",
+            "SELECT 1;",
+            "SELECT 1 ; -- done",
         ] {
             assert_eq!(decide(sql, false, OUTSIDE), Target::Replica, "{sql}");
         }
@@ -305,6 +356,14 @@ mod tests {
             "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
             "",
             "SHOW TABLES",
+            "EXPLAIN ANALYZE SELECT 1",
+            "COPY t TO STDOUT",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "FETCH 10 FROM c",
+            "EXECUTE stmt(1)",
+            "LISTEN ch",
+            "SELECT 1; DELETE FROM t",
+            "SELECT 1;INSERT INTO t VALUES (1)",
         ] {
             assert_eq!(decide(sql, false, OUTSIDE), Target::Primary, "{sql}");
         }
@@ -337,6 +396,18 @@ mod tests {
             "SELECT * INTO new_table FROM t",
             "SELECT @n := @n + 1 FROM t",
             "SELECT FOUND_ROWS()",
+            "SELECT currval('seq'), lastval()",
+            "SELECT setval('seq', 10)",
+            "SELECT pg_try_advisory_xact_lock(7)",
+            "SELECT txid_current()",
+            "SELECT txid_current_if_assigned()",
+            "SELECT pg_current_xact_id()",
+            "SELECT pg_current_wal_lsn()",
+            "SELECT pg_notify('ch', 'x')",
+            "SELECT set_config('search_path', 'a', false)",
+            "SELECT lo_create(0)",
+            "SELECT pg_create_physical_replication_slot('s')",
+            "VALUES (nextval('seq'))",
         ] {
             assert_eq!(decide(sql, false, OUTSIDE), Target::Primary, "{sql}");
         }

@@ -21,6 +21,7 @@ use super::err::{code, MysqlError};
 use super::frontend::{ClientConn, Fatal};
 use super::kill::KillTarget;
 use super::packet::{frame_at, PacketWriter, FLUSH_THRESHOLD};
+use super::read_write::eject_replica;
 use super::relay::RelayError;
 use super::response::{ResponseKind, Step};
 use crate::admin::metrics as m;
@@ -64,9 +65,15 @@ impl ClientConn {
             for p in &unit.preamble {
                 conn.queue_command(p);
             }
+            let ds = self.backends[unit.backend].ds.clone();
             let answered = self
                 .forward(unit.backend, &unit.command, ResponseKind::Query, None)
                 .await?;
+            if answered.is_none() {
+                // The connection broke (the client got an error): a replica takes no more
+                // reads until the health monitor admits it again.
+                eject_replica(&ds, "connection lost during a read".into());
+            }
             if let (Some(_), Some(id)) = (answered, unit.close_after) {
                 queue_close(&mut self.backends[unit.backend].conn, id);
             }
@@ -113,6 +120,7 @@ impl ClientConn {
                 Err(RelayError::Backend(e)) => {
                     let held = &mut self.backends[b];
                     held.conn.healthy = false;
+                    eject_replica(&held.ds, format!("connection lost: {e}"));
                     concat.fail(
                         MysqlError::from(&Error::BackendLost {
                             data_source: held.ds.name.clone(),

@@ -26,6 +26,7 @@ pub mod prepared;
 mod query;
 pub mod read_write;
 pub mod relay;
+pub mod replica_retry;
 pub mod response;
 pub mod resultset;
 pub mod row_codec;

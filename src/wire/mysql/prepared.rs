@@ -1,13 +1,11 @@
 //! Server-side prepared statements (COM_STMT_PREPARE / EXECUTE / SEND_LONG_DATA / CLOSE /
 //! RESET / FETCH).
 //!
-//! Clients see statement ids that dbmesh assigns. Each backend connection maps the SQL to
-//! its own statement ids (`statement_cache.rs`), so a statement is prepared again,
-//! transparently, on a connection that has not seen it (after a reconnect, or when
-//! multiplexing hands the session another connection), and only once per connection. The
-//! parameter types a client bound last are kept for the same reason: an EXECUTE that relies
-//! on earlier-bound types still works on a freshly prepared statement, or on one another
-//! session bound other types to.
+//! Clients see statement ids that dbmesh assigns. Each backend connection maps them to its
+//! own ids, so a statement can be prepared again, transparently, on a connection that has not
+//! seen it (after a reconnect today, after multiplexing hands the session another connection
+//! later). The parameter types a client bound last are kept for the same reason: an EXECUTE
+//! that relies on earlier-bound types still works on a freshly prepared statement.
 
 use std::sync::Arc;
 
@@ -146,12 +144,33 @@ impl ClientConn {
             None => return Err(Error::UnknownStatement { id, command }),
         };
         let index = self.backend_for(&ds).await?;
-        let sql = &self.statements[&id].sql;
-        if let Some(backend_id) = self.backends[index].conn.prepared.get(sql) {
-            return Ok((index, backend_id, false));
+        let (backend_id, fresh) = self.prepared_on(index, id).await?;
+        Ok((index, backend_id, fresh))
+    }
+
+    /// Statement `id`'s id on held connection `index` (the primary's or a replica's),
+    /// preparing it there first when that connection has not seen it; the bool says
+    /// whether it was prepared just now. A connection that broke is dropped.
+    pub(crate) async fn prepared_on(
+        &mut self,
+        index: usize,
+        id: u32,
+    ) -> Result<(u32, bool), Error> {
+        // Cached by SQL (`statement_cache.rs`): another session may have prepared it here,
+        // with other parameter types bound last; then this execute must carry its own,
+        // which `fresh` asks `execute_for_backend` to put in.
+        let stmt = &self.statements[&id];
+        let conn = &mut self.backends[index].conn;
+        if let Some(backend_id) = conn.prepared.get(&stmt.sql) {
+            let other_types = stmt.param_types.is_some()
+                && conn.prepared.types(&stmt.sql) != stmt.param_types.as_deref();
+            if let Some(types) = &stmt.param_types {
+                conn.prepared.set_types(&stmt.sql, types);
+            }
+            return Ok((backend_id, other_types));
         }
         let mut prepare = vec![COM_STMT_PREPARE];
-        prepare.extend_from_slice(sql);
+        prepare.extend_from_slice(&stmt.sql);
         let held = &mut self.backends[index];
         match held
             .conn
@@ -160,10 +179,14 @@ impl ClientConn {
         {
             Ok(Ok(t)) => {
                 let backend_id = t.prepare.map(|p| p.statement_id).unwrap_or(0);
-                for stale in held.conn.prepared.insert(sql, backend_id) {
+                let stmt = &self.statements[&id];
+                for stale in held.conn.prepared.insert(&stmt.sql, backend_id) {
                     queue_close(&mut held.conn, stale);
                 }
-                Ok((index, backend_id, true))
+                if let Some(types) = &stmt.param_types {
+                    held.conn.prepared.set_types(&stmt.sql, types);
+                }
+                Ok((backend_id, true))
             }
             Ok(Err(e)) => Err(Error::BackendLost {
                 data_source: held.ds.name.clone(),
@@ -180,7 +203,37 @@ impl ClientConn {
         }
     }
 
-    pub(crate) async fn stmt_execute(&mut self, mut payload: BytesMut) -> Result<(), Fatal> {
+    /// The client's COM_STMT_EXECUTE `payload` for statement `id` as backend statement
+    /// `backend_id` runs it: its id replaced, and, on a statement prepared just now
+    /// (`fresh`), the parameter types the client bound earlier put in when this execute
+    /// relies on them.
+    pub(crate) fn execute_for_backend(
+        &self,
+        id: u32,
+        payload: &[u8],
+        backend_id: u32,
+        fresh: bool,
+    ) -> Vec<u8> {
+        let params = self.statements.get(&id).map(|s| s.params).unwrap_or(0) as usize;
+        let flag_at = 10 + params.div_ceil(8);
+        let types_sent = params > 0 && payload.get(flag_at) == Some(&1);
+        let mut out = payload.to_vec();
+        out[1..5].copy_from_slice(&backend_id.to_le_bytes());
+        if fresh && params > 0 && !types_sent && payload.len() > flag_at {
+            if let Some(types) = &self.statements[&id].param_types {
+                // The new backend statement never saw the types: send them with this execute.
+                let mut with_types = Vec::with_capacity(out.len() + types.len());
+                with_types.extend_from_slice(&out[..flag_at]);
+                with_types.extend_from_slice(&[1]);
+                with_types.extend_from_slice(types);
+                with_types.extend_from_slice(&out[flag_at + 1..]);
+                out = with_types;
+            }
+        }
+        out
+    }
+
+    pub(crate) async fn stmt_execute(&mut self, payload: BytesMut) -> Result<(), Fatal> {
         let Some(id) = statement_id(&payload) else {
             self.send_error(&Error::Malformed("COM_STMT_EXECUTE".into()));
             return Ok(());
@@ -202,43 +255,33 @@ impl ClientConn {
                 }
             }
         }
-        let (index, backend_id, _) = match self.statement_backend(id, "mysqld_stmt_execute").await {
-            Ok(x) => x,
-            Err(e) => {
-                self.send_error(&e);
-                return Ok(());
-            }
+        let Some(statement) = self.statements.get(&id) else {
+            self.send_error(&Error::UnknownStatement {
+                id,
+                command: "mysqld_stmt_execute",
+            });
+            return Ok(());
         };
-        payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
-        let stmt = &self.statements[&id];
-        let cache = &mut self.backends[index].conn.prepared;
-        if types_sent {
-            if let Some(types) = &stmt.param_types {
-                cache.set_types(&stmt.sql, types);
-            }
-        } else if params > 0 && cache.types(&stmt.sql) != stmt.param_types.as_deref() {
-            if let Some(types) = stmt.param_types.clone() {
-                // The backend statement is new, or last ran with another session's types:
-                // send the client's with this execute.
-                cache.set_types(&stmt.sql, &types);
-                if payload.len() > flag_at {
-                    let mut with_types = BytesMut::with_capacity(payload.len() + types.len());
-                    with_types.extend_from_slice(&payload[..flag_at]);
-                    with_types.extend_from_slice(&[1]);
-                    with_types.extend_from_slice(&types);
-                    with_types.extend_from_slice(&payload[flag_at + 1..]);
-                    payload = with_types;
-                }
-            }
-        }
+        // A read runs on a replica when the session may read there (`read_write.rs`).
+        let (primary, sql) = (statement.data_source.clone(), statement.sql.clone());
+        let command = super::replica_retry::ReadCommand::Execute {
+            id,
+            payload: &payload,
+        };
+        let routing = self.execute_routing_sql(id, &payload, &sql);
         let cursor_asked = payload.get(5).is_some_and(|flags| flags & 0x07 != 0);
-        if let Some(t) = self
-            .forward(index, &payload, ResponseKind::Query, None)
-            .await?
+        if let Some((index, on_replica, tracker)) =
+            self.run_routed(&primary, routing, command).await?
         {
-            let cursor =
-                cursor_asked && !t.error && t.status.is_some_and(|s| s & STATUS_CURSOR_EXISTS != 0);
+            let cursor = cursor_asked
+                && !tracker.error
+                && tracker
+                    .status
+                    .is_some_and(|s| s & STATUS_CURSOR_EXISTS != 0);
             self.pins.note_execute(id, cursor);
+            if !on_replica && !tracker.error {
+                self.note_write(index, &primary, &sql).await;
+            }
         }
         Ok(())
     }
@@ -281,6 +324,7 @@ impl ClientConn {
             self.reset_sharded(id);
             return Ok(());
         }
+        self.read_write.forget_long_data(id);
         match self.statement_backend(id, "mysqld_stmt_reset").await {
             Ok((index, backend_id, _)) => {
                 payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
@@ -307,6 +351,7 @@ impl ClientConn {
             .await
         {
             payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
+            self.read_write.long_data_sent(id);
             let held = &mut self.backends[index];
             if held.conn.send_command(&payload).await.is_err() {
                 self.drop_backend(index);
@@ -326,6 +371,7 @@ impl ClientConn {
         };
         self.pins.note_statement_reset(id);
         let sql = self.statements.remove(&id).map(|s| s.sql);
+        self.read_write.forget_long_data(id);
         // Another statement of this session with the same SQL shares the backend statement.
         let shared = sql
             .as_ref()
@@ -342,7 +388,9 @@ impl ClientConn {
                 continue;
             }
             for backend_id in ids {
-                queue_close(&mut held.conn, backend_id);
+                let mut close = vec![COM_STMT_CLOSE];
+                close.extend_from_slice(&backend_id.to_le_bytes());
+                held.conn.queue_command(&close);
             }
             if held.conn.flush().await.is_err() {
                 broken.push(i);

@@ -103,22 +103,15 @@ impl ClientConn {
         if let Some(router) = route.database.router.clone() {
             return self.query_sharded(route.database, router, &payload).await;
         }
-        let (index, on_replica) = match self
-            .backend_for_statement(&route.data_source, &payload[1..])
-            .await
-        {
-            Ok(i) => i,
-            Err(e) => {
-                self.send_error(&e);
-                return Ok(());
-            }
-        };
-        let tracker = self
-            .forward(index, &payload, ResponseKind::Query, None)
+        let command = super::replica_retry::ReadCommand::Payload(&payload);
+        let ran = self
+            .run_routed(&route.data_source, &payload[1..], command)
             .await?;
-        if !on_replica && tracker.is_some_and(|t| !t.error) {
-            self.note_write(index, &route.data_source, &payload[1..])
-                .await;
+        if let Some((index, false, tracker)) = ran {
+            if !tracker.error {
+                self.note_write(index, &route.data_source, &payload[1..])
+                    .await;
+            }
         }
         Ok(())
     }

@@ -150,7 +150,7 @@ impl ClientConn {
         columns: &[usize],
     ) -> Result<Vec<Vec<Option<String>>>, MysqlError> {
         let index = self
-            .backends_for_units(database, std::slice::from_ref(unit))
+            .backends_for_units(database, std::slice::from_ref(unit), None)
             .await
             .map_err(|e| MysqlError::from(&e))?[0];
         let held = &mut self.backends[index];

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::concat::OkMerge;
 use super::fanout::{query_payload, Dispatch};
 use super::frontend::{ClientConn, Fatal};
-use super::response::ResponseKind;
+use super::replica_retry::ReadCommand;
 use super::resultset::{write_text_resultset, ColumnDef};
 use crate::admin::metrics::RouteKind;
 use crate::config::BackendKind;
@@ -107,24 +107,18 @@ impl ClientConn {
             .transaction_control(plan.kind, template_sql(&plan, &text))
             .await?
         {
+            self.after_sharded_commit(plan.kind).await;
             return Ok(());
         }
         if let Some(e) = self.before_statement(plan.kind).await {
             self.send_mysql_error(&e);
             return Ok(());
         }
-        let indices = match self.backends_for_units(&database, &plan.units).await {
-            Ok(i) => i,
-            Err(e) => {
-                self.send_error(&e);
-                self.refresh_transaction_status();
-                return Ok(());
-            }
-        };
         let merge = ok_merge(&plan, &route);
         if let ([unit], None) = (&plan.units[..], merge.last_insert_id) {
-            // The common case, one data node: relayed like any statement, and the client's
-            // bytes go as they are when no rewrite was needed.
+            // The common case, one data node: relayed like any statement (a read on a
+            // replica of it when the session may), and the client's bytes go as they are
+            // when no rewrite was needed.
             let rewritten;
             let command = match &unit.sql {
                 None => payload,
@@ -133,9 +127,33 @@ impl ClientConn {
                     &rewritten[..]
                 }
             };
-            self.forward(indices[0], command, ResponseKind::Query, None)
+            let primary = match unit_source(&database, unit) {
+                Ok(ds) => ds.clone(),
+                Err(e) => {
+                    self.send_error(&e);
+                    self.refresh_transaction_status();
+                    return Ok(());
+                }
+            };
+            let ran = self
+                .run_routed(&primary, text.as_bytes(), ReadCommand::Payload(command))
                 .await?;
+            if let Some((index, false, tracker)) = ran {
+                if !tracker.error {
+                    self.note_write(index, &primary, text.as_bytes()).await;
+                }
+            }
         } else {
+            let read = Some(text.as_bytes());
+            let indices = match self.backends_for_units(&database, &plan.units, read).await {
+                Ok(i) => i,
+                Err(e) => {
+                    self.send_error(&e);
+                    self.refresh_transaction_status();
+                    return Ok(());
+                }
+            };
+            let sources = self.held_sources(indices.iter().copied());
             let units = plan
                 .units
                 .iter()
@@ -155,51 +173,80 @@ impl ClientConn {
                 Some(select_merge) => self.run_merged(units, select_merge).await?,
                 None => self.run_dispatches(units, merge).await?,
             }
+            if !self.statement_failed {
+                self.note_writes(&sources, text.as_bytes()).await;
+            }
         }
         self.refresh_transaction_status();
         Ok(())
     }
 
+    /// After a transaction-control statement: a COMMIT wrote on every primary that took
+    /// part, so read-your-writes notes each one's GTID.
+    pub(crate) async fn after_sharded_commit(&mut self, kind: PlanKind) {
+        if kind == PlanKind::Commit && !self.statement_failed && self.txn.is_none() {
+            let held = self.held_sources(0..self.backends.len());
+            self.note_writes(&held, b"COMMIT").await;
+        }
+    }
+
     /// The held connection for each unit's data source, opened (and joined to the
-    /// transaction) as needed.
+    /// transaction) as needed. With `read` (the client's SQL), a data source with replicas
+    /// serves a read from one of them when the session may read there (`read_write.rs`):
+    /// each shard decides for itself, all units of one data source on the same connection.
     pub(crate) async fn backends_for_units(
         &mut self,
         database: &LogicalDatabase,
         units: &[Unit],
+        read: Option<&[u8]>,
     ) -> Result<Vec<usize>, Error> {
         let mut sources: Vec<Arc<DataSource>> = Vec::new();
         for unit in units {
-            let ds = database
-                .data_sources
-                .get(&unit.data_source)
-                .ok_or_else(|| {
-                    Error::Routing(format!(
-                        "the plan names data source `{}`, which database `{}` does not have",
-                        unit.data_source, database.config.name
-                    ))
-                })?;
+            let ds = unit_source(database, unit)?;
             if !sources.iter().any(|s| Arc::ptr_eq(s, ds)) {
                 sources.push(ds.clone());
             }
         }
+        // Per data source, the one whose connection runs its units: it or a replica.
+        let mut runs_on: Vec<Arc<DataSource>> = Vec::with_capacity(sources.len());
         for ds in &sources {
-            self.backend_for(ds).await?;
+            let index = match read {
+                Some(sql) if !ds.replicas.is_empty() => {
+                    self.backend_for_statement(ds, sql).await?.0
+                }
+                _ => self.backend_for(ds).await?,
+            };
+            runs_on.push(self.backends[index].ds.clone());
         }
         // Opening one connection can move another in the list: look them up at the end.
         units
             .iter()
             .map(|unit| {
                 let ds = &database.data_sources[&unit.data_source];
+                let at = sources.iter().position(|s| Arc::ptr_eq(s, ds)).unwrap_or(0);
                 self.backends
                     .iter()
-                    .position(|h| Arc::ptr_eq(&h.ds, ds))
+                    .position(|h| Arc::ptr_eq(&h.ds, &runs_on[at]))
                     .ok_or_else(|| Error::BackendLost {
-                        data_source: ds.name.clone(),
+                        data_source: runs_on[at].name.clone(),
                         cause: "the connection broke while others were being opened".into(),
                     })
             })
             .collect()
     }
+}
+
+/// The data source of `unit` in `database`.
+fn unit_source<'a>(
+    database: &'a LogicalDatabase,
+    unit: &Unit,
+) -> Result<&'a Arc<DataSource>, Error> {
+    database.data_sources.get(&unit.data_source).ok_or_else(|| {
+        Error::Routing(format!(
+            "the plan names data source `{}`, which database `{}` does not have",
+            unit.data_source, database.config.name
+        ))
+    })
 }
 
 /// The SQL of a transaction-control plan's template unit.

@@ -88,7 +88,7 @@ impl ClientConn {
             }
         };
         let indices = match self
-            .backends_for_units(&database, std::slice::from_ref(&target))
+            .backends_for_units(&database, std::slice::from_ref(&target), None)
             .await
         {
             Ok(i) => i,
@@ -166,6 +166,10 @@ impl ClientConn {
             sh.long_data.clear();
             sh.long_data_bytes = 0;
         }
+        let sources = match &result {
+            Ok(Execution::Run(units, ..)) => self.held_sources(units.iter().map(|u| u.backend)),
+            _ => Vec::new(),
+        };
         match result {
             Ok(Execution::Run(units, _, Some(select_merge))) => {
                 self.run_merged(units, select_merge).await?;
@@ -175,6 +179,7 @@ impl ClientConn {
             }
             Ok(Execution::Control(kind, sql)) => {
                 self.transaction_control(kind, &sql).await?;
+                self.after_sharded_commit(kind).await;
             }
             Ok(Execution::MoveRows(database, router, route, values)) => {
                 self.update_moving_rows(&database, &router, &route, Some(&values))
@@ -186,6 +191,11 @@ impl ClientConn {
             }
         }
         self.refresh_transaction_status();
+        if !self.statement_failed && !sources.is_empty() {
+            let sql = self.statements.get(&id).map(|s| s.sql.clone());
+            self.note_writes(&sources, sql.as_deref().unwrap_or_default())
+                .await;
+        }
         Ok(())
     }
 
@@ -251,7 +261,7 @@ impl ClientConn {
             return Err(e);
         }
         let indices = self
-            .backends_for_units(&database, &plan.units)
+            .backends_for_units(&database, &plan.units, Some(client_sql.as_bytes()))
             .await
             .map_err(|e| MysqlError::from(&e))?;
         let mut units = Vec::with_capacity(plan.units.len());

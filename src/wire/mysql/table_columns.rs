@@ -39,7 +39,7 @@ impl ClientConn {
         wanted: &ColumnsQuery,
     ) -> Result<Vec<String>, Error> {
         let index = self
-            .backends_for_units(database, std::slice::from_ref(&wanted.unit))
+            .backends_for_units(database, std::slice::from_ref(&wanted.unit), None)
             .await?[0];
         let sql = wanted.unit.sql.as_deref().unwrap_or_default();
         let held = &mut self.backends[index];

@@ -1,7 +1,6 @@
 //! dbmesh as a PostgreSQL *client*: one connection to a backend server, authenticated with
 //! trust, cleartext, md5 or SCRAM-SHA-256, started with the client's session parameters.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use fallible_iterator::FallibleIterator;
@@ -13,6 +12,7 @@ use tokio::net::TcpStream;
 use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 use super::message::{MessageError, MessageReader, MessageWriter};
+use super::prepared_cache::PreparedCache;
 use crate::config::DataSourceUrl;
 
 /// Why a backend connection failed.
@@ -74,10 +74,12 @@ pub struct PgBackendConn {
     pub secret_key: i32,
     pub host: String,
     pub port: u16,
-    /// Named statements prepared on this connection (client names; dbmesh keeps them equal).
-    pub prepared: HashSet<String>,
-    /// How many of the session's recorded SET statements this connection has applied.
-    pub applied_session_state: usize,
+    /// Named statements prepared on this connection: backend names in the single-source
+    /// pump (`statements.rs`), the client's names in a sharded session.
+    pub prepared: PreparedCache,
+    /// Which session state (recorded SETs) this connection has applied: the
+    /// `checkout::state_key` of the SETs, 0 for none (a fresh connection).
+    pub applied_state: u64,
     /// Transaction status from the last ReadyForQuery.
     pub tx_status: u8,
     pub healthy: bool,
@@ -214,8 +216,8 @@ impl PgBackendConn {
                         secret_key: secret,
                         host: url.host.clone(),
                         port: url.port,
-                        prepared: HashSet::new(),
-                        applied_session_state: 0,
+                        prepared: PreparedCache::default(),
+                        applied_state: 0,
                         tx_status: body.status(),
                         healthy: true,
                         datcollate: None,
@@ -270,6 +272,52 @@ impl PgBackendConn {
         }
     }
 
+    /// Runs a one-row, one-column boolean query for dbmesh (the pinning probe). Messages the
+    /// server may send at any time to a client that listens or gets notices
+    /// (NotificationResponse, NoticeResponse, ParameterStatus) are handed to `relay`, as
+    /// they belong to the client.
+    pub async fn query_bool(
+        &mut self,
+        sql: &str,
+        mut relay: impl FnMut(&[u8]),
+    ) -> Result<bool, BackendError> {
+        frontend::query(sql, &mut self.writer.buf)?;
+        self.writer
+            .flush()
+            .await
+            .inspect_err(|_| self.healthy = false)?;
+        let mut value = None;
+        let mut error = None;
+        loop {
+            let (tag, mut msg) = self
+                .reader
+                .read_message()
+                .await
+                .inspect_err(|_| self.healthy = false)?;
+            match tag {
+                // DataRow: tag, length, 1 column, its length, the text value.
+                b'D' => value = msg.get(11).map(|v| *v == b't'),
+                b'A' | b'N' | b'S' => relay(&msg),
+                b'E' => {
+                    if let Some(backend::Message::ErrorResponse(body)) =
+                        backend::Message::parse(&mut msg)?
+                    {
+                        error = Some(error_fields(&body));
+                    }
+                }
+                b'Z' => {
+                    self.tx_status = msg[5];
+                    return match (error, value) {
+                        (Some((code, message)), _) => Err(BackendError::Server { code, message }),
+                        (None, Some(v)) => Ok(v),
+                        (None, None) => Err(BackendError::Protocol(format!("no row from {sql}"))),
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Brings the connection back to a fresh session before it returns to the pool.
     pub async fn reset(&mut self) -> Result<(), BackendError> {
         if self.tx_status != b'I' {
@@ -278,7 +326,7 @@ impl PgBackendConn {
         match self.simple_query("DISCARD ALL").await? {
             None => {
                 self.prepared.clear();
-                self.applied_session_state = 0;
+                self.applied_state = 0;
                 Ok(())
             }
             Some((code, message)) => Err(BackendError::Server { code, message }),

@@ -2,10 +2,17 @@
 //! with the session's start-up parameters is there (and still alive), else a new one; then
 //! brought to the session's state by replaying its `SET`s.
 //!
+//! With transaction pooling connections go back to the pool as they are, carrying the SETs
+//! of the session that used them last (no `DISCARD ALL` between transactions). Each
+//! connection knows which state it has applied ([`state_key`]); a session whose state
+//! differs first resets the connection (`SET SESSION AUTHORIZATION DEFAULT; RESET ALL`, to
+//! the defaults of its start-up parameters, which the pool matched) and replays its own.
+//!
 //! Both the single-data-source pump and the sharded session take their connections here, so
 //! a connection is always opened and prepared the same way.
 
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::task::{Context, Poll, Waker};
 
 use super::backend::{error_fields, PgBackendConn, StartupParams};
@@ -19,6 +26,21 @@ use crate::session::Session;
 /// Backend messages may be as large as PostgreSQL allows (1 GiB).
 pub const MAX_BACKEND_MESSAGE: usize = 1 << 30;
 
+/// Brings a connection whose applied state is another session's back to the defaults.
+const RESET_STATE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL";
+
+/// The identity of a session's state: a hash of its recorded SETs, 0 when it has none
+/// (what a fresh connection has applied).
+pub fn state_key(session: &Session) -> u64 {
+    let sets = session.set_statements_since(0);
+    if sets.is_empty() {
+        return 0;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sets.hash(&mut h);
+    h.finish().max(1)
+}
+
 /// A backend connection a session holds, with the pool slot it occupies.
 pub struct HeldBackend {
     pub conn: PgBackendConn,
@@ -30,44 +52,56 @@ impl HeldBackend {
     /// ErrorResponse nobody asked for), as far as can be told without waiting: the cause
     /// if so.
     pub fn closed_by_server(&mut self) -> Option<String> {
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut eof = false;
-        // Bounded, in case the server keeps sending (notifications).
-        for _ in 0..16 {
-            let mut fill = std::pin::pin!(self.conn.reader.fill());
-            match fill.as_mut().poll(&mut cx) {
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(_)) => eof = true,
-                Poll::Pending => {}
-            }
-            break;
-        }
-        let buf = &self.conn.reader.buf;
-        let mut at = 0;
-        while let Ok(Some(frame)) = frame_at(buf, at, MAX_BACKEND_MESSAGE) {
-            if frame.tag == b'E' {
-                let mut msg = bytes::BytesMut::from(&buf[at..at + frame.total_len]);
-                let cause = match postgres_protocol::message::backend::Message::parse(&mut msg) {
-                    Ok(Some(postgres_protocol::message::backend::Message::ErrorResponse(e))) => {
-                        error_fields(&e).1
-                    }
-                    _ => "the server sent an error".into(),
-                };
-                return Some(cause);
-            }
-            at += frame.total_len;
-        }
-        eof.then(|| "the server closed the connection".into())
+        closed_by_server(&mut self.conn)
+    }
+
+    /// Returns the connection to its pool as it is, with the state the session applied
+    /// (transaction pooling, between transactions): it must be idle and healthy.
+    pub fn give_back(self, ds: &DataSource) {
+        let profile = self.conn.profile;
+        ds.postgres.give_back(self.lease, self.conn, profile);
     }
 
     /// Returns the connection to its pool after a reset, if it is clean: healthy, with no
     /// response outstanding. Otherwise it is closed (dropped) and only its slot returns.
     pub async fn release(mut self, ds: &DataSource) {
         if self.conn.healthy && self.conn.reset().await.is_ok() {
-            let profile = self.conn.profile;
-            ds.postgres.give_back(self.lease, self.conn, profile);
+            self.give_back(ds);
         }
     }
+}
+
+/// Whether the server has closed this idle connection, or is closing it (it sent an
+/// ErrorResponse nobody asked for), as far as can be told without waiting: the cause if so.
+fn closed_by_server(conn: &mut PgBackendConn) -> Option<String> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut eof = false;
+    // Bounded, in case the server keeps sending (notifications).
+    for _ in 0..16 {
+        let mut fill = std::pin::pin!(conn.reader.fill());
+        match fill.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(())) => continue,
+            Poll::Ready(Err(_)) => eof = true,
+            Poll::Pending => {}
+        }
+        break;
+    }
+    let buf = &conn.reader.buf;
+    let mut at = 0;
+    while let Ok(Some(frame)) = frame_at(buf, at, MAX_BACKEND_MESSAGE) {
+        if frame.tag == b'E' {
+            let mut msg = bytes::BytesMut::from(&buf[at..at + frame.total_len]);
+            let cause = match postgres_protocol::message::backend::Message::parse(&mut msg) {
+                Ok(Some(postgres_protocol::message::backend::Message::ErrorResponse(e))) => {
+                    error_fields(&e).1
+                }
+                _ => "the server sent an error".into(),
+            };
+            return Some(cause);
+        }
+        at += frame.total_len;
+    }
+    eof.then(|| "the server closed the connection".into())
 }
 
 /// Checks out a connection to `ds` for `session`: a pooled one that passes a health check,
@@ -87,7 +121,11 @@ pub async fn checkout(
     // Health check on checkout: an idle connection may have been closed by the server.
     let mut pooled = lease.conn.take();
     if let Some(c) = &mut pooled {
-        if !c.simple_query("").await.is_ok_and(|e| e.is_none()) {
+        // A round trip every time: tokio may not have seen a close the server did moments
+        // ago (`closed_by_server` only reads what its reactor already knows), and a
+        // statement sent on such a connection would be lost with it.
+        let alive = c.simple_query("").await.is_ok_and(|e| e.is_none());
+        if !alive {
             pooled = None;
         }
     }
@@ -112,7 +150,26 @@ pub async fn checkout(
             })?
         }
     };
-    for sql in session.set_statements_since(conn.applied_session_state) {
+    apply_session_state(&mut conn, ds, session).await?;
+    Ok(HeldBackend { conn, lease })
+}
+
+/// Brings `conn` (of `ds`) to `session`'s recorded SETs when it has applied another
+/// state: back to the defaults first when that state was not empty, then the SETs.
+pub async fn apply_session_state(
+    conn: &mut PgBackendConn,
+    ds: &DataSource,
+    session: &Session,
+) -> Result<(), Error> {
+    let key = state_key(session);
+    if conn.applied_state == key {
+        return Ok(());
+    }
+    let reset = (conn.applied_state != 0).then_some(RESET_STATE);
+    for sql in reset
+        .into_iter()
+        .chain(session.set_statements_since(0).iter().map(String::as_str))
+    {
         if let Err(e) = conn.simple_query(sql).await {
             return Err(Error::BackendLost {
                 data_source: ds.name.clone(),
@@ -120,6 +177,6 @@ pub async fn checkout(
             });
         }
     }
-    conn.applied_session_state = session.set_statement_count();
-    Ok(HeldBackend { conn, lease })
+    conn.applied_state = key;
+    Ok(())
 }

@@ -16,6 +16,8 @@ pub mod frontend;
 pub mod merged;
 pub mod message;
 mod passthrough;
+pub mod pinning;
+pub mod prepared_cache;
 pub mod preview;
 pub mod row_codec;
 mod row_move;

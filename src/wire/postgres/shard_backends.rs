@@ -1,7 +1,8 @@
 //! The backend connections of one sharded session: at most one per data source, opened the
 //! first time a statement runs there (from that data source's pool, with the client's
-//! start-up parameters and the session's SETs replayed), held until the client leaves,
-//! then reset and returned to their pools.
+//! start-up parameters and the session's SETs replayed), held until the client leaves (or,
+//! under transaction pooling, until the transaction ends: `release_all`), then returned to
+//! their pools.
 //!
 //! A connection's `healthy` flag doubles as "no response outstanding": it is cleared when
 //! dbmesh sends a request and set again when the ReadyForQuery that ends it is read, so a
@@ -161,6 +162,35 @@ impl Backends {
             .map(|h| CancelTarget::of(self.key.1, &h.conn))
             .collect();
         self.rt.pg_cancel.register_all(self.key.0, targets);
+    }
+
+    /// Between transactions: every connection goes back to its pool as it is (the next
+    /// session's checkout brings it to its own SETs), except one with passthrough
+    /// statements prepared on it: those carry the client's names, which another session
+    /// may use for other SQL, so the session keeps that connection while it has them. One
+    /// with a response outstanding is closed.
+    pub async fn release_all(&mut self) {
+        let releasable: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.conn.prepared.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if releasable.is_empty() {
+            return;
+        }
+        for name in releasable {
+            let held = self.held.remove(&name).expect("listed above");
+            let Some(ds) = self.db.data_sources.get(&name) else {
+                continue;
+            };
+            if held.conn.healthy && held.conn.tx_status == b'I' {
+                held.give_back(ds);
+            } else {
+                held.release(ds).await;
+            }
+        }
+        self.register_cancel();
     }
 
     /// Returns every clean connection to its pool (the rest are closed) and forgets the

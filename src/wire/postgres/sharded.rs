@@ -20,6 +20,13 @@
 //! a statement or inside a transaction ends the session with FATAL 08006, as when
 //! PostgreSQL itself goes away.
 //!
+//! Under `pool_mode = "transaction"` the session gives every connection back between
+//! transactions (before it reads the next message, when none is buffered) and takes them
+//! again as statements need them, except a connection with passthrough statements prepared
+//! on it (their names are the client's, so it cannot serve another session). A statement
+//! that may bind the session to a connection (`pinning.rs`) keeps them all until the
+//! session ends.
+//!
 //! The transaction status the client sees is the session's own: `T` / `E` inside a
 //! transaction dbmesh tracks, otherwise the backends' (so a transaction the router does not
 //! recognise still shows as the backend reports it).
@@ -36,12 +43,14 @@ use super::error::{error_response, from_error, SessionError, Severity};
 use super::frontend::Batch;
 use super::message::{frame_at, MessageError, MessageReader, MessageWriter, FLUSH_THRESHOLD};
 use super::passthrough::Passthrough;
+use super::pinning::may_pin;
 use super::shard_backends::Backends;
 use super::sharded_extended::Extended;
 use super::sharded_txn::Txn;
 use crate::admin::metrics::{
     self as m, statement_type, ConnectionMetrics, Protocol, RouteKind, StatementTimer, TxnOutcome,
 };
+use crate::config::PoolMode;
 use crate::error::Error;
 use crate::execute::LogicalDatabase;
 use crate::route::shard::ShardRouter;
@@ -93,6 +102,9 @@ pub struct ShardedSession {
     pub(super) route: RouteKind,
     /// The extended-protocol batch being read, for the statement metrics.
     batch: Batch,
+    /// A statement may have created state bound to a backend connection (`pinning.rs`):
+    /// under transaction pooling the session then keeps its connections until it ends.
+    pinned: bool,
 }
 
 /// What start-up hands over to a sharded session.
@@ -141,6 +153,7 @@ pub async fn serve(started: Started) {
         metrics: started.metrics,
         route: RouteKind::Single,
         batch: Batch::default(),
+        pinned: false,
     };
     s.serve().await;
     s.writer.shutdown().await;
@@ -150,6 +163,10 @@ pub async fn serve(started: Started) {
 impl ShardedSession {
     async fn serve(&mut self) {
         loop {
+            let more = matches!(frame_at(&self.reader.buf, 0, self.reader.max), Ok(Some(_)));
+            if !more && self.may_release() {
+                self.backends.release_all().await;
+            }
             let idle = self.idle_outside_transaction();
             let read = tokio::select! {
                 r = self.reader.read_message() => r,
@@ -181,6 +198,14 @@ impl ShardedSession {
                     super::statements::parse_query(&msg)
                 };
                 info.begin_statement_bytes(text.unwrap_or_default());
+            }
+            if matches!(tag, b'Q' | b'P') {
+                let text = if tag == b'Q' {
+                    msg.get(5..msg.len().saturating_sub(1))
+                } else {
+                    super::statements::parse_query(&msg)
+                };
+                self.pinned |= may_pin(text.unwrap_or_default());
             }
             if let (Some(info), b'B' | b'E') = (&self.info, tag) {
                 info.mark_active();
@@ -250,6 +275,16 @@ impl ShardedSession {
                 return;
             }
         }
+    }
+
+    /// Under transaction pooling, between transactions: the session may give its
+    /// connections back (`Backends::release_all`) when nothing is in flight and no
+    /// statement may have bound it to them.
+    fn may_release(&self) -> bool {
+        self.rt.config().server.pool_mode == PoolMode::Transaction
+            && self.idle_outside_transaction()
+            && !self.skipping()
+            && !self.pinned
     }
 
     /// No transaction open and no extended-protocol batch half sent.

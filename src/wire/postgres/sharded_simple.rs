@@ -149,10 +149,10 @@ impl ShardedSession {
             return Ok(Outcome::Failed);
         }
         self.session.record_set(statement);
-        let applied = self.session.set_statement_count();
+        let applied = super::checkout::state_key(&self.session);
         for ds in &targets {
             if let Some(conn) = self.backends.get(ds) {
-                conn.applied_session_state = applied;
+                conn.applied_state = applied;
             }
         }
         let tag = answers
