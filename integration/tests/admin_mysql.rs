@@ -107,10 +107,11 @@ async fn data_sources_show_every_pool_without_passwords_and_the_health_of_the_la
             .unwrap();
         assert_eq!(value(plain, "health"), Some("up"), "{plain:?}");
         assert_eq!(value(plain, "last_error"), None);
-        // `app` holds its connection to the plain data source (and admin sessions
-        // without a database theirs, for the driver's start-up queries).
-        let in_use: u32 = value(plain, "pool_in_use").unwrap().parse().unwrap();
-        assert!(in_use >= 1, "{plain:?}");
+        // `app` used a connection to the plain data source and, outside a transaction
+        // under `pool_mode = "transaction"`, gave it back: it waits idle in the pool.
+        assert_eq!(value(plain, "pool_in_use"), Some("0"), "{plain:?}");
+        let idle: u32 = value(plain, "pool_idle").unwrap().parse().unwrap();
+        assert!(idle >= 1, "{plain:?}");
         assert_eq!(value(plain, "pool_waiting"), Some("0"));
 
         let filtered = show(

@@ -115,7 +115,13 @@ async fn prepared_statement_survives_a_lost_backend() {
     let db = MysqlDatabase::create("down_ps");
     let mut forwarder = TcpForwarder::start(mysql_port()).await;
     let url = format!("mysql://root:@127.0.0.1:{}/{}", forwarder.port, db.name);
-    let proxy = Proxy::start(&mysql_config("shop", &url, "")).await;
+    // The session keeps the connection that is cut: session pooling, on purpose (under
+    // transaction pooling an idle connection found dead is replaced without an error).
+    let config = mysql_config("shop", &url, "").replace(
+        "checkout_timeout_ms = 5000",
+        "checkout_timeout_ms = 5000\npool_mode = \"session\"",
+    );
+    let proxy = Proxy::start(&config).await;
     let mut conn = Conn::new(proxy.app_opts("shop")).await.unwrap();
     let stmt = conn.prep("SELECT ? + 1").await.unwrap();
     let two: Option<i64> = conn.exec_first(&stmt, (1,)).await.unwrap();

@@ -146,8 +146,12 @@ async fn dbmesh_logs_in_to_a_caching_sha2_backend_with_full_then_fast_authentica
     let outer_url = format!("mysql://{SHA2_USER}:{SHA2_PASSWORD}@127.0.0.1:{inner_port}/shop");
     // A generous login bound: the inner proxy's full authentication is a debug-build RSA
     // decryption, on a machine busy with the other tests.
-    let outer_config = mysql_config("shop", &outer_url, "")
-        .replace("connect_timeout_ms = 2000", "connect_timeout_ms = 30000");
+    // The first client holds its backend connection while the second logs in: session
+    // pooling, on purpose.
+    let outer_config = mysql_config("shop", &outer_url, "").replace(
+        "connect_timeout_ms = 2000",
+        "connect_timeout_ms = 30000\npool_mode = \"session\"",
+    );
     let outer = Proxy::start(&outer_config).await;
     let inner = Proxy::start(&listen_on(&sha2_config(&db, &keys), inner_port)).await;
     assert!(!cached(&inner));

@@ -17,7 +17,12 @@ const MAX_BACKEND: usize = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_clients_share_twenty_backend_connections() {
     let db = MysqlDatabase::create("conc");
+    // These clients hold their backend connection while idle: session pooling, on purpose.
     let config = mysql_config("shop", &db.url(), "")
+        .replace(
+            "checkout_timeout_ms = 5000",
+            "checkout_timeout_ms = 5000\npool_mode = \"session\"",
+        )
         .replace(
             "max_connections = 64",
             &format!("max_connections = {MAX_BACKEND}"),
@@ -102,7 +107,12 @@ async fn two_hundred_clients_share_twenty_backend_connections() {
 /// timeout.
 async fn small_pool(max: u32, checkout_ms: u64) -> (MysqlDatabase, Proxy) {
     let db = MysqlDatabase::create("conc_pool");
+    // These clients hold their backend connection while idle: session pooling, on purpose.
     let config = mysql_config("shop", &db.url(), "")
+        .replace(
+            "checkout_timeout_ms = 5000",
+            "checkout_timeout_ms = 5000\npool_mode = \"session\"",
+        )
         .replace("max_connections = 64", &format!("max_connections = {max}"))
         .replace(
             "checkout_timeout_ms = 5000",

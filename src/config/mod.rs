@@ -32,8 +32,8 @@ pub use data_source_url::DataSourceUrl;
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
     BackendKind, Config, DataSourceConfig, DatabaseConfig, LoadBalancer, LogFormat,
-    MysqlAuthPlugin, PoolMode, PostgresAuthMethod, ReadWriteConfig, ReplicaConfig, ServerConfig,
-    TransactionConfig, TransactionType, TransactionalRead, TxnLogConfig, UserConfig,
+    MysqlAuthPlugin, PoolMode, PoolSettings, PostgresAuthMethod, ReadWriteConfig, ReplicaConfig,
+    ServerConfig, TransactionConfig, TransactionType, TransactionalRead, TxnLogConfig, UserConfig,
 };
 pub use rules::{KeyGen, ShardingRules, Strategy, TableRule};
 

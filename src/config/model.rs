@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// transactions (`"transaction"`, the default) or keeps them until it disconnects
     /// (`"session"`). See docs/pooling.md.
     pub pool_mode: PoolMode,
+    /// `pool_check_idle_ms`: a pooled connection idle for longer than this is pinged on
+    /// checkout (and replaced when dead); one used more recently is trusted, so
+    /// multiplexing does not cost a round trip per statement.
+    pub pool_check_idle: Duration,
     /// How often to look for changes of the config file and its rule files, reloading
     /// when one changed; `None` = never (reload on SIGHUP or `RELOAD DBMESH CONFIG`).
     pub config_watch: Option<Duration>,
@@ -94,6 +98,8 @@ impl ServerConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(5_000);
     /// `checkout_timeout_ms` when not set.
     pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(10_000);
+    /// `pool_check_idle_ms` when not set.
+    pub const DEFAULT_POOL_CHECK_IDLE: Duration = Duration::from_millis(1_000);
     /// `shutdown_timeout_ms` when not set.
     pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(30_000);
 }
@@ -391,6 +397,9 @@ pub struct DataSourceConfig {
     pub url: DataSourceUrl,
     /// Pool size limit (of the primary, and of each replica).
     pub max_connections: u32,
+    /// `min_connections`, `idle_timeout_ms`, `max_lifetime_ms`: how the pool keeps its
+    /// idle connections (of the primary, and of each replica).
+    pub pool: PoolSettings,
     /// `[[...replicas]]`: read-only copies of `url` that take reads; empty = the data
     /// source is its primary alone.
     pub replicas: Vec<ReplicaConfig>,
@@ -401,6 +410,35 @@ pub struct DataSourceConfig {
 impl DataSourceConfig {
     /// `max_connections` when not set.
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
+}
+
+/// How a data source's pool keeps connections it does not lend right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections kept open even when idle (warm), topped up by the pool's reaper.
+    pub min_connections: u32,
+    /// An idle connection unused for this long is closed.
+    pub idle_timeout: Duration,
+    /// A connection older than this is closed when it comes back, never lent again, so
+    /// server-side leaks and stale settings do not live for ever.
+    pub max_lifetime: Duration,
+}
+
+impl PoolSettings {
+    /// `idle_timeout_ms` when not set: 5 minutes.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_millis(300_000);
+    /// `max_lifetime_ms` when not set: 30 minutes.
+    pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_millis(1_800_000);
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            min_connections: 0,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_lifetime: Self::DEFAULT_MAX_LIFETIME,
+        }
+    }
 }
 
 /// One replica of a data source's primary.

@@ -37,6 +37,7 @@ pub(super) struct RawServer {
     pub config_watch_ms: Option<Spanned<u64>>,
     // Pooling (docs/pooling.md).
     pub pool_mode: Option<Spanned<String>>,
+    pub pool_check_idle_ms: Option<Spanned<u64>>,
 }
 
 /// `[transaction]`: the XA coordinator's instance id, transaction log and recovery.
@@ -91,6 +92,10 @@ pub(super) struct RawDataSource {
     pub url: Spanned<String>,
     pub password_env: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<u32>>,
+    // Pool upkeep (docs/pooling.md).
+    pub min_connections: Option<Spanned<u32>>,
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub max_lifetime_ms: Option<Spanned<u64>>,
     // Read/write splitting (docs/configuration.md#replicas-and-readwrite-splitting).
     #[serde(default)]
     pub replicas: Vec<RawReplica>,

@@ -9,13 +9,14 @@ pub mod health;
 pub mod health_monitor;
 pub mod pool;
 pub mod replicas;
+pub mod upkeep;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{
     BackendKind, Config, DataSourceConfig, DataSourceUrl, DatabaseConfig, ReadWriteConfig,
-    ReplicaConfig,
+    ReplicaConfig, ServerConfig,
 };
 use crate::route::shard::ShardRouter;
 use crate::wire::mysql::backend::{BackendConn, Profile};
@@ -49,7 +50,12 @@ pub struct DataSource {
 
 impl DataSource {
     /// A primary (with its replicas, their health monitors started) from its configuration.
-    fn new(database: &str, config: &DataSourceConfig, kind: BackendKind) -> Arc<DataSource> {
+    fn new(
+        database: &str,
+        config: &DataSourceConfig,
+        kind: BackendKind,
+        server: &ServerConfig,
+    ) -> Arc<DataSource> {
         let replicas = config
             .replicas
             .iter()
@@ -65,15 +71,18 @@ impl DataSource {
                     )
                 });
                 health_monitor::spawn(&replica, kind);
+                upkeep::spawn(&replica, kind, server);
                 replica
             })
             .collect();
-        Arc::new(DataSource {
+        let primary = Arc::new(DataSource {
             replicas,
             replica_configs: config.replicas.clone(),
             read_write: config.read_write,
             ..Self::bare(database, config.name.clone(), config.url.clone(), config)
-        })
+        });
+        upkeep::spawn(&primary, kind, server);
+        primary
     }
 
     fn bare(database: &str, name: String, url: DataSourceUrl, config: &DataSourceConfig) -> Self {
@@ -81,8 +90,8 @@ impl DataSource {
             name,
             database: database.to_string(),
             url,
-            mysql: Pool::new(config.max_connections),
-            postgres: Pool::new(config.max_connections),
+            mysql: Pool::with_settings(config.max_connections, config.pool),
+            postgres: Pool::with_settings(config.max_connections, config.pool),
             health: Default::default(),
             replicas: Vec::new(),
             replica_configs: Vec::new(),
@@ -165,13 +174,14 @@ impl Cluster {
                         let kept = old_db
                             .and_then(|o| o.data_sources.get(ds_name))
                             .filter(|o| o.url == ds.url && o.mysql.max() == ds.max_connections)
+                            .filter(|o| o.mysql.settings() == ds.pool)
                             .filter(|o| {
                                 o.replica_configs == ds.replicas && o.read_write == ds.read_write
                             })
                             .filter(|_| old_db.is_some_and(|o| o.config.backend == db.backend));
                         let source = match kept {
                             Some(kept) => kept.clone(),
-                            None => DataSource::new(name, ds, db.backend),
+                            None => DataSource::new(name, ds, db.backend, &config.server),
                         };
                         (ds_name.clone(), source)
                     })

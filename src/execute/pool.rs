@@ -3,6 +3,12 @@
 //! `max_connections` is a hard cap (a semaphore); idle connections are kept with the profile
 //! they were opened with, and only handed to a session with the same profile. A checkout that
 //! cannot get a slot within the checkout timeout fails instead of hanging.
+//!
+//! Upkeep (docs/pooling.md): an idle connection unused for `idle_timeout` is closed (but the
+//! pool keeps `min_connections` open), a connection older than `max_lifetime` is closed when
+//! it comes back instead of being lent again, and [`Pool::reap`] / [`Pool::deficit`] let a
+//! background task close expired connections and open warm ones. The pool holds connections
+//! of any protocol; opening, pinging and resetting them is the wire layer's business.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,22 +16,31 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long an idle connection may sit before it is closed rather than reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+use crate::config::PoolSettings;
 
 struct Idle<C, P> {
     conn: C,
     profile: P,
+    /// When it was last given back.
     since: Instant,
+    /// When it was opened (for `max_lifetime`).
+    created: Instant,
 }
 
 /// The pool itself; share it as `Arc<Pool<..>>`.
 pub struct Pool<C, P> {
     max: u32,
+    settings: PoolSettings,
     slots: Arc<Semaphore>,
-    idle: Mutex<Vec<Idle<C, P>>>,
+    idle: Mutex<IdleList<C, P>>,
     /// Checkouts waiting for a slot right now (for `SHOW DBMESH DATA SOURCES`, metrics).
     waiting: AtomicUsize,
+}
+
+struct IdleList<C, P> {
+    conns: Vec<Idle<C, P>>,
+    /// The profile of the connection given back last: warm connections are opened with it.
+    last_profile: Option<P>,
 }
 
 /// A reading of a pool's counters; the numbers are each exact, not taken atomically
@@ -41,7 +56,21 @@ pub struct PoolStats {
 /// A checked-out slot: either an idle connection to reuse, or permission to open a new one.
 pub struct Lease<C> {
     pub conn: Option<C>,
+    /// How long `conn` sat idle in the pool (zero for a new slot): the caller pings a
+    /// connection only when this passes `[server] pool_check_idle_ms`.
+    pub idle_for: Duration,
+    /// When the connection was opened (now, for a new slot).
+    created: Instant,
     permit: OwnedSemaphorePermit,
+}
+
+impl<C> Lease<C> {
+    /// The lent connection was dead and is replaced by one opened now.
+    pub fn renew(&mut self) {
+        self.conn = None;
+        self.idle_for = Duration::ZERO;
+        self.created = Instant::now();
+    }
 }
 
 /// The checkout timed out.
@@ -63,13 +92,26 @@ impl CheckoutTimeout {
 }
 
 impl<C, P: PartialEq + Copy> Pool<C, P> {
+    /// A pool of `max` connections with the default upkeep settings.
     pub fn new(max: u32) -> Self {
+        Self::with_settings(max, PoolSettings::default())
+    }
+
+    pub fn with_settings(max: u32, settings: PoolSettings) -> Self {
         Pool {
             max,
+            settings,
             slots: Arc::new(Semaphore::new(max as usize)),
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(IdleList {
+                conns: Vec::new(),
+                last_profile: None,
+            }),
             waiting: AtomicUsize::new(0),
         }
+    }
+
+    pub fn settings(&self) -> PoolSettings {
+        self.settings
     }
 
     /// Checkouts waiting for a free slot.
@@ -97,7 +139,7 @@ impl<C, P: PartialEq + Copy> Pool<C, P> {
     }
 
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap().len()
+        self.idle.lock().unwrap().conns.len()
     }
 
     /// Waits up to `timeout` for a slot; reuses an idle connection of the same profile.
@@ -105,6 +147,19 @@ impl<C, P: PartialEq + Copy> Pool<C, P> {
         &self,
         profile: P,
         timeout: Duration,
+    ) -> Result<Lease<C>, CheckoutTimeout> {
+        self.checkout_best(profile, timeout, |_| 0).await
+    }
+
+    /// Like [`checkout`](Self::checkout), preferring among the idle connections of the
+    /// profile the one `score` rates highest (most recently returned on a tie): a session
+    /// takes a connection already in its state, saving the round trips that would bring
+    /// another one there.
+    pub async fn checkout_best(
+        &self,
+        profile: P,
+        timeout: Duration,
+        score: impl Fn(&C) -> u8,
     ) -> Result<Lease<C>, CheckoutTimeout> {
         let start = Instant::now();
         let permit = match self.slots.clone().try_acquire_owned() {
@@ -120,29 +175,120 @@ impl<C, P: PartialEq + Copy> Pool<C, P> {
                     .expect("pool semaphore is never closed")
             }
         };
-        let conn = {
+        let expired = {
             let mut idle = self.idle.lock().unwrap();
-            idle.retain(|i| i.since.elapsed() < IDLE_TIMEOUT);
-            idle.iter()
-                .rposition(|i| i.profile == profile)
-                .map(|pos| idle.swap_remove(pos).conn)
+            let expired = self.take_expired(&mut idle.conns, 0);
+            let mut best: Option<(usize, u8)> = None;
+            for (i, c) in idle.conns.iter().enumerate() {
+                if c.profile != profile {
+                    continue;
+                }
+                let s = score(&c.conn);
+                if best.is_none_or(|(_, b)| s >= b) {
+                    best = Some((i, s));
+                }
+            }
+            let taken = best.map(|(pos, _)| idle.conns.remove(pos));
+            (expired, taken)
         };
-        Ok(Lease { conn, permit })
+        let (expired, taken) = expired;
+        drop(expired);
+        Ok(match taken {
+            Some(i) => Lease {
+                conn: Some(i.conn),
+                idle_for: i.since.elapsed(),
+                created: i.created,
+                permit,
+            },
+            None => Lease {
+                conn: None,
+                idle_for: Duration::ZERO,
+                created: Instant::now(),
+                permit,
+            },
+        })
     }
 
-    /// Returns a clean connection for reuse, freeing its slot.
-    pub fn give_back(&self, lease: Lease<C>, conn: C, profile: P) {
-        let mut idle = self.idle.lock().unwrap();
-        // Make room: evict the oldest idle connection of another profile if the pool is full.
-        if idle.len() >= self.max as usize {
-            idle.remove(0);
+    /// Returns a connection for reuse, freeing its slot. A connection past `max_lifetime`
+    /// is closed (dropped) instead; the answer says whether it was kept.
+    pub fn give_back(&self, lease: Lease<C>, conn: C, profile: P) -> bool {
+        let Lease {
+            created, permit, ..
+        } = lease;
+        if created.elapsed() >= self.settings.max_lifetime {
+            drop(permit);
+            return false;
         }
-        idle.push(Idle {
+        let mut idle = self.idle.lock().unwrap();
+        // Make room: evict the oldest idle connection if the pool is full of them.
+        let evicted = (idle.conns.len() >= self.max as usize).then(|| idle.conns.remove(0));
+        idle.conns.push(Idle {
             conn,
             profile,
             since: Instant::now(),
+            created,
         });
-        drop(lease.permit);
+        idle.last_profile = Some(profile);
+        drop(idle);
+        drop(evicted);
+        drop(permit);
+        true
+    }
+
+    /// Takes the idle connections that expired (past `max_lifetime`, or idle past
+    /// `idle_timeout` beyond the `min_connections` the pool keeps); the caller closes them.
+    pub fn reap(&self) -> Vec<C> {
+        let mut idle = self.idle.lock().unwrap();
+        let in_use = self.in_use();
+        self.take_expired(&mut idle.conns, in_use)
+            .into_iter()
+            .map(|i| i.conn)
+            .collect()
+    }
+
+    fn take_expired(&self, conns: &mut Vec<Idle<C, P>>, in_use: usize) -> Vec<Idle<C, P>> {
+        let mut open = conns.len() + in_use;
+        let min = self.settings.min_connections as usize;
+        let mut expired = Vec::new();
+        let mut i = 0;
+        while i < conns.len() {
+            let c = &conns[i];
+            let old = c.created.elapsed() >= self.settings.max_lifetime;
+            let unused = c.since.elapsed() >= self.settings.idle_timeout && open > min;
+            if old || unused {
+                expired.push(conns.remove(i));
+                open -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        expired
+    }
+
+    /// How many connections are missing to reach `min_connections`, and the profile to
+    /// open them with (the last one given back; `None` before any was).
+    pub fn deficit(&self) -> (usize, Option<P>) {
+        let idle = self.idle.lock().unwrap();
+        let open = idle.conns.len() + self.in_use();
+        let missing = (self.settings.min_connections as usize).saturating_sub(open);
+        (missing, idle.last_profile)
+    }
+
+    /// Adds a warm connection opened by the upkeep task (see [`deficit`](Self::deficit));
+    /// false (and the connection dropped) when the pool has no room for it.
+    pub fn add_warm(&self, conn: C, profile: P) -> bool {
+        let mut idle = self.idle.lock().unwrap();
+        if idle.conns.len() + self.in_use() >= self.max as usize {
+            return false;
+        }
+        let now = Instant::now();
+        idle.conns.push(Idle {
+            conn,
+            profile,
+            since: now,
+            created: now,
+        });
+        true
     }
 }
 
@@ -207,6 +353,72 @@ mod tests {
         drop(held);
         assert!(waiter.await.unwrap());
         assert_eq!(pool.waiting(), 0);
+    }
+
+    fn settings(min: u32, idle_ms: u64, lifetime_ms: u64) -> PoolSettings {
+        PoolSettings {
+            min_connections: min,
+            idle_timeout: Duration::from_millis(idle_ms),
+            max_lifetime: Duration::from_millis(lifetime_ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn checkout_prefers_the_idle_connection_scored_highest() {
+        let pool: Pool<&'static str, u8> = Pool::new(3);
+        let mut leases = Vec::new();
+        for _ in 0..3 {
+            leases.push(pool.checkout(1, Duration::from_secs(1)).await.unwrap());
+        }
+        for (lease, conn) in leases.into_iter().zip(["a", "b", "c"]) {
+            pool.give_back(lease, conn, 1);
+        }
+        let score = |c: &&str| u8::from(*c == "b");
+        let best = pool
+            .checkout_best(1, Duration::from_secs(1), score)
+            .await
+            .unwrap();
+        assert_eq!(best.conn, Some("b"));
+        // On a tie the most recently returned one wins.
+        let next = pool.checkout(1, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(next.conn, Some("c"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_its_lifetime_is_not_kept() {
+        let pool: Pool<&'static str, u8> = Pool::with_settings(1, settings(0, 60_000, 1));
+        let lease = pool.checkout(1, Duration::from_secs(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(!pool.give_back(lease, "old", 1));
+        assert_eq!(pool.stats().idle, 0);
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn reaping_closes_idle_connections_beyond_the_minimum() {
+        let pool: Pool<&'static str, u8> = Pool::with_settings(3, settings(1, 1, 60_000));
+        let leases = [
+            pool.checkout(1, Duration::from_secs(1)).await.unwrap(),
+            pool.checkout(1, Duration::from_secs(1)).await.unwrap(),
+        ];
+        for (lease, conn) in leases.into_iter().zip(["a", "b"]) {
+            pool.give_back(lease, conn, 1);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(pool.reap().len(), 1);
+        assert_eq!(pool.idle_count(), 1);
+        assert_eq!(pool.deficit(), (0, Some(1)));
+    }
+
+    #[tokio::test]
+    async fn the_deficit_counts_connections_missing_to_the_minimum() {
+        let pool: Pool<&'static str, u8> = Pool::with_settings(4, settings(2, 60_000, 60_000));
+        assert_eq!(pool.deficit(), (2, None));
+        let lease = pool.checkout(7, Duration::from_secs(1)).await.unwrap();
+        pool.give_back(lease, "a", 7);
+        assert_eq!(pool.deficit(), (1, Some(7)));
+        assert!(pool.add_warm("b", 7));
+        assert_eq!(pool.deficit(), (0, Some(7)));
     }
 
     #[tokio::test]

@@ -152,6 +152,7 @@ mod tests {
                 tls: None,
             },
             max_connections: 4,
+            pool: Default::default(),
             replicas: Vec::new(),
             read_write: ReadWriteConfig::default(),
         };

@@ -105,14 +105,19 @@ pub struct BackendConn {
     pub server_mariadb_capabilities: MariadbCapabilities,
     /// Status flags of the last OK/EOF the backend sent.
     pub status: u16,
-    /// Client statement id → this backend's statement id.
-    pub statements: HashMap<u32, u32>,
+    /// Prepared SQL → this backend's statement id (shared by the sessions it serves).
+    pub prepared: super::statement_cache::StatementCache,
     /// Client statement id of a sharded statement → (unit SQL → this backend's statement
     /// id). A sharded statement runs different SQL per data node, so one client statement
     /// can be several backend statements on one connection.
     pub unit_statements: HashMap<u32, HashMap<String, u32>>,
-    /// How many of the session's recorded SET statements this connection has applied.
-    pub applied_session_state: usize,
+    /// The session SET statements this connection ran, in order (a session's recorded
+    /// ones, see `backends.rs`): a checkout prefers a connection whose list equals the
+    /// session's, and one whose list is a prefix of it only runs the rest.
+    pub applied_sets: Vec<String>,
+    /// What `LAST_INSERT_ID()` answers on this connection (the last non-zero id of an OK
+    /// it sent, or the one dbmesh set): brought to the session's on checkout.
+    pub last_insert_id: u64,
     /// Sequence id the backend expects next within the current command.
     pub(crate) next_seq: u8,
     /// False once an i/o error left the connection in an unknown state.
@@ -298,9 +303,10 @@ impl BackendConn {
             default_collation,
             server_mariadb_capabilities: server_mariadb,
             status,
-            statements: HashMap::new(),
+            prepared: Default::default(),
             unit_statements: HashMap::new(),
-            applied_session_state: 0,
+            applied_sets: Vec::new(),
+            last_insert_id: 0,
             next_seq: 0,
             healthy: true,
             last_used: std::time::Instant::now(),
@@ -494,9 +500,10 @@ impl BackendConn {
     pub async fn reset(&mut self) -> Result<(), BackendError> {
         match self.run_internal(&[0x1F], ResponseKind::Single).await? {
             Ok(_) => {
-                self.statements.clear();
+                self.prepared.clear();
                 self.unit_statements.clear();
-                self.applied_session_state = 0;
+                self.applied_sets.clear();
+                self.last_insert_id = 0;
                 Ok(())
             }
             Err(e) => Err(BackendError::Server(e)),

@@ -1,7 +1,8 @@
-//! The backend connections a MySQL client session holds: one per data source it has used,
+//! The backend connections a MySQL client session holds: one per data source it is using,
 //! taken from the data source's pool (or opened) on first use, brought to the session's
-//! state by replaying its recorded SET statements, and replaced transparently when the server
-//! closed one while it sat idle outside a transaction.
+//! state by replaying its recorded SET statements (and its last insert id), and replaced
+//! transparently when the server closed one while it sat idle outside a transaction. When
+//! a session gives them back between transactions is `multiplex.rs`'s business.
 
 use std::sync::Arc;
 
@@ -22,6 +23,11 @@ impl ClientConn {
             if let Some(txn) = &mut self.txn {
                 txn.lost(&held.ds.name);
             }
+        }
+        if self.backends.is_empty() {
+            // Whatever pinned the session lived on the connections it lost.
+            self.pins.clear();
+            self.keep_for_next = false;
         }
     }
 
@@ -90,17 +96,31 @@ impl ClientConn {
         let config = self.rt.config();
         let server = &config.server;
         let profile = self.profile();
+        let sets = self.session.set_statements_since(0);
+        // A connection already in the session's state needs no round trip; one whose SETs
+        // are a prefix of the session's needs only the rest; any other needs a reset first.
+        let score = |c: &BackendConn| {
+            if c.applied_sets.as_slice() == sets {
+                2 + u8::from(c.last_insert_id == self.last_insert_id)
+            } else {
+                u8::from(sets.starts_with(&c.applied_sets))
+            }
+        };
         let mut lease = ds
             .mysql
-            .checkout(profile, server.checkout_timeout)
+            .checkout_best(profile, server.checkout_timeout, score)
             .await
             .map_err(|t| t.into_error(&ds.name))?;
         if let Some(mut conn) = lease.conn.take() {
-            // Health check on checkout: an idle connection may have been closed by the server.
-            if conn
-                .run_internal(&[COM_PING], ResponseKind::Single)
-                .await
-                .is_ok_and(|r| r.is_ok())
+            // Health check on checkout, for connections idle long enough that the server may
+            // have closed them; one used a moment ago is trusted (a dead one surfaces as a
+            // lost backend, as it would have without the pool).
+            let fresh = lease.idle_for < server.pool_check_idle;
+            if (fresh && !conn.reader.peer_gone())
+                || conn
+                    .run_internal(&[COM_PING], ResponseKind::Single)
+                    .await
+                    .is_ok_and(|r| r.is_ok())
             {
                 return Ok(Held {
                     ds: ds.clone(),
@@ -109,6 +129,8 @@ impl ClientConn {
                     joined: false,
                 });
             }
+            debug!(data_source = %ds.name, "pooled connection is dead; opening another");
+            lease.renew();
         }
         let conn = BackendConn::connect(ConnectOptions {
             url: &ds.url,
@@ -134,10 +156,15 @@ impl ClientConn {
         })
     }
 
-    /// Replays the session's recorded SET statements that this connection has not run yet.
+    /// Brings connection `index` to the session's state: its recorded SET statements and
+    /// its last insert id. A connection that broke doing so is dropped.
     pub(crate) async fn replay_session_state(&mut self, index: usize) -> Result<(), Error> {
-        let held = &mut self.backends[index];
-        if let Err(e) = replay_set_statements(held, self.session.set_statements_since(0)).await {
+        let state = SessionState {
+            sets: self.session.set_statements_since(0),
+            last_insert_id: self.last_insert_id,
+            in_transaction: self.in_transaction(),
+        };
+        if let Err(e) = bring_to_state(&mut self.backends[index], state).await {
             self.drop_backend(index);
             return Err(e);
         }
@@ -150,7 +177,12 @@ impl ClientConn {
     /// [`ClientConn::give_back_extra`] returns it.
     pub(crate) async fn open_extra(&self, ds: &Arc<DataSource>) -> Result<Held, Error> {
         let mut held = self.open_backend(ds).await?;
-        replay_set_statements(&mut held, self.session.set_statements_since(0)).await?;
+        let state = SessionState {
+            sets: self.session.set_statements_since(0),
+            last_insert_id: self.last_insert_id,
+            in_transaction: false,
+        };
+        bring_to_state(&mut held, state).await?;
         Ok(held)
     }
 
@@ -164,24 +196,55 @@ impl ClientConn {
     }
 }
 
-/// Runs the recorded SET statements `held` has not run yet. A statement the server refuses
-/// is skipped (it failed for the client too); a broken connection is an error.
-async fn replay_set_statements(held: &mut Held, statements: &[String]) -> Result<(), Error> {
-    let applied = held.conn.applied_session_state;
-    for sql in &statements[applied.min(statements.len())..] {
-        match held.conn.query_internal(sql).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                debug!(data_source = %held.ds.name, "replaying `{sql}` failed: {}", e.message)
-            }
-            Err(e) => {
-                return Err(Error::BackendLost {
-                    data_source: held.ds.name.clone(),
-                    cause: e.to_string(),
-                })
+/// What a connection must reflect of the session it serves.
+#[derive(Clone, Copy)]
+struct SessionState<'a> {
+    sets: &'a [String],
+    last_insert_id: u64,
+    /// Inside a transaction a connection is never reset (that would roll it back).
+    in_transaction: bool,
+}
+
+/// Runs the session's SET statements `held` has not run: none when its list equals the
+/// session's, the rest when it is a prefix, all of them after COM_RESET_CONNECTION
+/// otherwise (it ran another session's). A statement the server refuses is skipped (it
+/// failed for the client too); a broken connection is an error. Then `LAST_INSERT_ID()`
+/// is set to the session's with `DO LAST_INSERT_ID(n)` when it differs.
+async fn bring_to_state(held: &mut Held, state: SessionState<'_>) -> Result<(), Error> {
+    let lost = |held: &Held, cause: String| Error::BackendLost {
+        data_source: held.ds.name.clone(),
+        cause,
+    };
+    let sets = state.sets;
+    let applied = &held.conn.applied_sets;
+    if applied.as_slice() != sets {
+        let from = if sets.starts_with(applied) || state.in_transaction {
+            applied.len().min(sets.len())
+        } else {
+            debug!(data_source = %held.ds.name, "resetting a pooled connection to another session's state");
+            held.conn
+                .reset()
+                .await
+                .map_err(|e| lost(held, e.to_string()))?;
+            0
+        };
+        for sql in &sets[from..] {
+            match held.conn.query_internal(sql).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(data_source = %held.ds.name, "replaying `{sql}` failed: {}", e.message)
+                }
+                Err(e) => return Err(lost(held, e.to_string())),
             }
         }
+        held.conn.applied_sets = sets.to_vec();
     }
-    held.conn.applied_session_state = statements.len();
+    if held.conn.last_insert_id != state.last_insert_id {
+        let sql = format!("DO LAST_INSERT_ID({})", state.last_insert_id);
+        match held.conn.query_internal(&sql).await {
+            Ok(_) => held.conn.last_insert_id = state.last_insert_id,
+            Err(e) => return Err(lost(held, e.to_string())),
+        }
+    }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! One client connection: handshake, then a loop of commands. Each command is answered by
+//! One client connection: the session state and the loop of commands (the handshake is in
+//! `login.rs`, COM_QUERY in `query.rs`, relaying to a backend in `forward.rs`). Each command is answered by
 //! dbmesh itself (USE, SHOW DATABASES, PING, ...) or routed to a backend connection whose
 //! response is relayed untouched.
 
@@ -7,24 +8,20 @@ use std::sync::Arc;
 
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use tokio::net::TcpStream;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{debug, info_span, Instrument};
 
-use super::auth;
 use super::backend::BackendConn;
 use super::err::{code, MysqlError};
-use super::handshake::{self, AuthIo};
-use super::kill::KillTarget;
 use super::ok::{ok_payload, STATUS_AUTOCOMMIT, STATUS_IN_TRANS, STATUS_MORE_RESULTS};
-use super::packet::{read_packet_unbuffered, Packet, PacketError, PacketReader, PacketWriter};
+use super::packet::{PacketError, PacketReader, PacketWriter};
 use super::prepared::PreparedStatement;
-use super::relay::{relay, RelayEnd, RelayError};
-use super::response::{ResponseKind, ResponseTracker};
+use super::response::ResponseKind;
 use super::resultset::{write_text_resultset, ColumnDef, ResultFormat};
 use super::sharded_txn::ShardedTxn;
 use crate::admin::metrics::{
     self as m, ConnectionMetrics, Protocol, RouteKind, StatementTimer, TxnOutcome,
 };
-use crate::config::{BackendKind, UserConfig};
+use crate::config::BackendKind;
 use crate::error::Error;
 use crate::execute::pool::Lease;
 use crate::execute::{Cluster, DataSource};
@@ -32,7 +29,6 @@ use crate::server::Runtime;
 use crate::session::registry::Registered;
 use crate::session::Session;
 use crate::shutdown::Shutdown;
-use crate::sql::{classify, StatementKind};
 use crate::wire::stream::{ReadHalf, Stream, WriteHalf};
 
 pub(crate) const COM_QUIT: u8 = 0x01;
@@ -138,173 +134,14 @@ pub(crate) struct ClientConn {
     pub statement_failed: bool,
     /// Read/write splitting over a data source's replicas (`read_write.rs`).
     pub read_write: super::read_write::ReadWriteSession,
+    /// State that keeps the session on its backend connections (`pinning.rs`).
+    pub pins: super::pinning::Pins,
+    /// The last forwarded statement left something a follow-up may ask its connection
+    /// about, so it is kept until the next statement ran (`multiplex.rs`).
+    pub keep_for_next: bool,
 }
 
 impl ClientConn {
-    async fn handshake(
-        rt: Arc<Runtime>,
-        connection_id: u32,
-        peer: String,
-        mut stream: Stream,
-        (shutdown, metrics): (Shutdown, ConnectionMetrics),
-    ) -> Option<ClientConn> {
-        let nonce = auth::new_nonce();
-        let mut info = rt.mysql.clone();
-        let config = rt.config();
-        let tls = config.server.tls.as_ref();
-        if tls.is_some() {
-            info.capabilities |= CapabilityFlags::CLIENT_SSL;
-        }
-        let max = rt.config().server.max_packet_size as usize;
-        let mut seq = 0u8;
-        let mut greeting = PacketWriter::new(&mut stream);
-        greeting.write_packet(&mut seq, &handshake::greeting(&info, connection_id, &nonce));
-        greeting.flush().await.ok()?;
-
-        // Until TLS is settled the connection is read packet by packet, unbuffered.
-        let mut first = read_in_sequence(&mut stream, max, seq).await;
-        if let (Some(tls), Ok(pkt)) = (tls, &first) {
-            if handshake::is_ssl_request(&pkt.payload) {
-                seq = pkt.seq.wrapping_add(1);
-                stream = match stream.accept_tls(&tls.acceptor()).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        debug!("TLS handshake failed: {e}");
-                        return None;
-                    }
-                };
-                first = read_in_sequence(&mut stream, max, seq).await;
-            }
-        }
-        let over_tls = stream.is_tls();
-        let (r, w) = stream.into_split();
-        let mut reader = PacketReader::new(r, max);
-        let mut writer = PacketWriter::new(w);
-        let hello = match first {
-            Ok(pkt) => handshake::parse_hello(&pkt.payload),
-            Err(e) => {
-                debug!("handshake failed: {e}");
-                let err = packet_error_reply(&e);
-                if let Some(err) = err {
-                    writer.write_packet(&mut seq, &err.payload());
-                    let _ = writer.flush().await;
-                }
-                return None;
-            }
-        };
-        seq = seq.wrapping_add(1);
-        let Some(hello) =
-            hello.filter(|h| h.capabilities.contains(CapabilityFlags::CLIENT_PROTOCOL_41))
-        else {
-            let err = MysqlError::new(code::ER_HANDSHAKE_ERROR, "08S01", "Bad handshake");
-            writer.write_packet(&mut seq, &err.payload());
-            let _ = writer.flush().await;
-            return None;
-        };
-        let capabilities = hello.capabilities & info.capabilities;
-        let user = rt
-            .config()
-            .users
-            .iter()
-            .find(|u| u.name == hello.user)
-            .cloned();
-        let mut io = AuthIo {
-            reader: &mut reader,
-            writer: &mut writer,
-            seq: &mut seq,
-        };
-        let ok = match &user {
-            Some(u) => handshake::authenticate(
-                &mut io,
-                &rt.auth,
-                u,
-                info.auth_plugin,
-                &nonce,
-                &hello.plugin,
-                hello.auth_data.clone(),
-                over_tls,
-            )
-            .await
-            .ok()?,
-            None => false,
-        };
-        let generation = rt.generation();
-        let mut conn = ClientConn {
-            cluster: rt.cluster(),
-            generation,
-            info: None,
-            rt: rt.clone(),
-            reader,
-            writer,
-            connection_id,
-            nonce,
-            capabilities,
-            mariadb_capabilities: hello.mariadb_capabilities & info.mariadb_capabilities,
-            collation: hello.collation,
-            session: Session::new(
-                Arc::new(
-                    user.clone()
-                        .unwrap_or_else(|| placeholder_user(&hello.user)),
-                ),
-                None,
-                peer.clone(),
-            ),
-            backends: Vec::new(),
-            statements: HashMap::new(),
-            next_statement_id: 1,
-            seq,
-            over_tls,
-            killed: Arc::new(tokio::sync::Notify::new()),
-            kill_thread: None,
-            txn: None,
-            last_insert_id: 0,
-            multi_statements: capabilities.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
-            more_results: false,
-            shutdown,
-            metrics,
-            route: RouteKind::Single,
-            statement_failed: false,
-            read_write: Default::default(),
-        };
-        if !ok {
-            conn.send_error(&Error::AccessDenied {
-                user: hello.user.clone(),
-                host: peer,
-                using_password: !hello.auth_data.is_empty(),
-            });
-            let _ = conn.writer.flush().await;
-            return None;
-        }
-        if conn.session.user.require_tls && !over_tls {
-            conn.send_error(&Error::TlsRequired {
-                user: hello.user.clone(),
-                host: peer,
-            });
-            let _ = conn.writer.flush().await;
-            return None;
-        }
-        if let Some(db) = &hello.database {
-            if let Err(e) = conn.check_database(db) {
-                conn.send_error(&e);
-                let _ = conn.writer.flush().await;
-                return None;
-            }
-            conn.session.database = Some(db.clone());
-        }
-        conn.killed = rt.mysql_kill.register(connection_id, &hello.user);
-        conn.info = Some(rt.sessions.register(
-            connection_id,
-            &hello.user,
-            "mysql",
-            &conn.session.host,
-            hello.database.as_deref(),
-        ));
-        conn.send_ok();
-        conn.writer.flush().await.ok()?;
-        tracing::debug!(user = %hello.user, db = ?hello.database, "authenticated");
-        Some(conn)
-    }
-
     /// The command loop.
     async fn run(&mut self) {
         loop {
@@ -371,7 +208,17 @@ impl ClientConn {
             let sharded_txn = self.txn.is_some();
             self.route = RouteKind::Single;
             self.statement_failed = false;
+            // Whatever route a statement takes (one backend, a fan-out, a merge), what it
+            // does to connection-bound state decides whether the session may be released.
+            let pin_sql = (command == COM_QUERY && self.multiplexing())
+                .then(|| String::from_utf8_lossy(&pkt.payload[1..]).into_owned());
             let outcome = self.command(command, pkt.payload).instrument(span).await;
+            if let Some(sql) = pin_sql {
+                self.pins.note_statement(&sql, !self.statement_failed);
+            }
+            if outcome.is_ok() {
+                self.release_backends();
+            }
             if let Some(t) = timer {
                 self.statement_done(t, in_txn, sharded_txn);
             }
@@ -576,7 +423,7 @@ impl ClientConn {
     }
 
     /// `USE db` / COM_INIT_DB: switches the logical database.
-    fn use_database(&mut self, db: &str) {
+    pub(super) fn use_database(&mut self, db: &str) {
         match self.check_database(db) {
             Ok(()) => {
                 self.session.database = Some(db.to_string());
@@ -587,7 +434,7 @@ impl ClientConn {
     }
 
     /// `SHOW DATABASES`: the logical databases this user may use.
-    fn show_databases(&mut self) {
+    pub(super) fn show_databases(&mut self) {
         let rows: Vec<Vec<Option<String>>> = self
             .cluster
             .databases
@@ -608,302 +455,11 @@ impl ClientConn {
             &rows,
         );
     }
-
-    // ---- statements ----
-
-    async fn com_query(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
-        match self.split_multi_statement(&payload) {
-            Some(statements) => self.run_multi_statement(statements).await,
-            None => self.one_query(payload).await,
-        }
-    }
-
-    /// COM_SET_OPTION: forwarded to the default data source; dbmesh notes whether
-    /// multi-statements are now on (option 0) or off (1).
-    async fn set_option(&mut self, payload: &[u8]) -> Result<(), Fatal> {
-        let answered = self
-            .forward_routed_index(payload, ResponseKind::Single)
-            .await?;
-        if let Some((_, Some(tracker))) = answered {
-            match payload.get(1..3) {
-                Some([0, 0]) if !tracker.error => self.multi_statements = true,
-                Some([1, 0]) if !tracker.error => self.multi_statements = false,
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// One statement (or a multi-statement string passed through whole).
-    pub(crate) async fn one_query(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
-        if let Some(parsed) = std::str::from_utf8(&payload[1..])
-            .ok()
-            .and_then(crate::txn::session_statement::parse)
-        {
-            self.set_transaction_type(parsed);
-            return Ok(());
-        }
-        let kind = std::str::from_utf8(&payload[1..])
-            .map(classify)
-            .unwrap_or(StatementKind::Other);
-        match kind {
-            StatementKind::Use(db) => {
-                self.use_database(&db);
-                Ok(())
-            }
-            StatementKind::ShowDatabases => {
-                self.show_databases();
-                Ok(())
-            }
-            StatementKind::Kill { query_only, id } => self.kill(query_only, id).await,
-            // MySQL's SET LOCAL is a synonym of SET SESSION.
-            StatementKind::SessionSet | StatementKind::SetLocal => {
-                let Some(index) = self
-                    .forward_routed_index(&payload, ResponseKind::Query)
-                    .await?
-                else {
-                    return Ok(());
-                };
-                if let Some(tracker) = index.1 {
-                    if !tracker.error {
-                        let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
-                        self.session.record_set(&sql);
-                        // It already ran on this backend connection.
-                        if let Some(held) = self.backends.get_mut(index.0) {
-                            held.conn.applied_session_state = self.session.set_statement_count();
-                        }
-                        if self.backends.len() > 1 {
-                            // A sharded session: the others follow now, not at their next
-                            // statement (`SET autocommit = 1` commits there too).
-                            self.replay_on_held_backends().await;
-                        }
-                    }
-                }
-                Ok(())
-            }
-            StatementKind::Preview(sql) => {
-                self.preview(&sql);
-                Ok(())
-            }
-            StatementKind::Admin => {
-                let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
-                self.admin(&sql).await;
-                Ok(())
-            }
-            StatementKind::Other => self.query_routed(payload).await,
-        }
-    }
-
-    /// A statement dbmesh does not answer itself: to the default data source as sent, or,
-    /// on a database with sharding rules, wherever its plan says.
-    async fn query_routed(&mut self, payload: bytes::BytesMut) -> Result<(), Fatal> {
-        let route = match crate::route::plan(&self.session, &self.cluster, BackendKind::Mysql) {
-            Ok(r) => r,
-            Err(e) => {
-                self.send_error(&e);
-                return Ok(());
-            }
-        };
-        if let Some(router) = route.database.router.clone() {
-            return self.query_sharded(route.database, router, &payload).await;
-        }
-        let command = super::replica_retry::ReadCommand::Payload(&payload);
-        let ran = self
-            .run_routed(&route.data_source, &payload[1..], command)
-            .await?;
-        if let Some((index, false, tracker)) = ran {
-            if !tracker.error {
-                self.note_write(index, &route.data_source, &payload[1..])
-                    .await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Routes the command by the session and relays the backend's response.
-    pub(crate) async fn forward_routed(
-        &mut self,
-        payload: &[u8],
-        kind: ResponseKind,
-    ) -> Result<(), Fatal> {
-        self.forward_routed_index(payload, kind).await.map(|_| ())
-    }
-
-    /// Like `forward_routed`, also returning which backend ran it and the response summary
-    /// (`None` when dbmesh answered with its own error instead).
-    async fn forward_routed_index(
-        &mut self,
-        payload: &[u8],
-        kind: ResponseKind,
-    ) -> Result<Option<(usize, Option<ResponseTracker>)>, Fatal> {
-        let route = match crate::route::plan(&self.session, &self.cluster, BackendKind::Mysql) {
-            Ok(r) => r,
-            Err(e) => {
-                self.send_error(&e);
-                return Ok(None);
-            }
-        };
-        let index = match self.backend_for(&route.data_source).await {
-            Ok(i) => i,
-            Err(e) => {
-                self.send_error(&e);
-                return Ok(None);
-            }
-        };
-        let tracker = self.forward(index, payload, kind, None).await?;
-        Ok(Some((index, tracker)))
-    }
-
-    /// Sends `payload` to backend `index` and relays the response, streaming a LOCAL INFILE
-    /// from the client when asked. Returns the response summary, or `None` when the backend
-    /// broke (the client then got an ERR naming the data source).
-    pub(crate) async fn forward(
-        &mut self,
-        index: usize,
-        payload: &[u8],
-        kind: ResponseKind,
-        prepare_id: Option<u32>,
-    ) -> Result<Option<ResponseTracker>, Fatal> {
-        self.point_kill_at(index);
-        let held = &mut self.backends[index];
-        let mut tracker = ResponseTracker::new(kind, held.conn.deprecate_eof());
-        let started = std::time::Instant::now();
-        let sent = held.conn.send_command(payload).await;
-        let mut result = match sent {
-            Ok(()) => {
-                relay(
-                    &mut held.conn,
-                    &mut self.writer,
-                    &mut self.seq,
-                    &mut tracker,
-                    prepare_id,
-                    self.more_results,
-                )
-                .await
-            }
-            Err(e) => Err(RelayError::Backend(match e {
-                super::backend::BackendError::Packet(p) => p,
-                other => PacketError::Io(std::io::Error::other(other.to_string())),
-            })),
-        };
-        loop {
-            match result {
-                Ok(RelayEnd::Done) => break,
-                Ok(RelayEnd::LocalInfile) => {
-                    if self.stream_local_infile(index).await.is_err() {
-                        return Err(Fatal);
-                    }
-                    let held = &mut self.backends[index];
-                    result = relay(
-                        &mut held.conn,
-                        &mut self.writer,
-                        &mut self.seq,
-                        &mut tracker,
-                        None,
-                        self.more_results,
-                    )
-                    .await;
-                }
-                Err(RelayError::Client(_)) => {
-                    self.backends[index].conn.healthy = false;
-                    self.drop_backend(index);
-                    return Err(Fatal);
-                }
-                Err(RelayError::Backend(e)) => {
-                    let ds = self.backends[index].ds.name.clone();
-                    let replica = self.backends[index].ds.replica.is_some();
-                    warn!(data_source = %ds, "backend connection lost: {e}");
-                    self.drop_backend(index);
-                    if !replica {
-                        // A replica holds no transaction of the session.
-                        self.session.in_transaction = false;
-                    }
-                    self.send_error(&Error::BackendLost {
-                        data_source: ds,
-                        cause: e.to_string(),
-                    });
-                    return Ok(None);
-                }
-            }
-        }
-        let ds = &self.backends[index].ds;
-        m::backend_round_trip(&ds.database, &ds.name, started.elapsed());
-        if let Some(errno) = tracker.error_code {
-            m::mysql_error(errno);
-            self.statement_failed = true;
-        }
-        // The session's transaction lives on the primary; a replica's flags say nothing of it.
-        if let Some(status) = tracker.status.filter(|_| ds.replica.is_none()) {
-            self.session.in_transaction = status & STATUS_IN_TRANS != 0;
-            self.session.autocommit = status & STATUS_AUTOCOMMIT != 0;
-        }
-        if let Some((_, id)) = tracker.last_ok {
-            self.note_last_insert_id(id);
-        }
-        Ok(Some(tracker))
-    }
-
-    /// Keeps `KILL QUERY <our id>` pointed at the backend connection about to run a
-    /// statement (it changes rarely: a new connection, a statement on another data source).
-    pub(crate) fn point_kill_at(&mut self, index: usize) {
-        let held = &self.backends[index];
-        if self.kill_thread != Some(held.conn.connection_id) {
-            self.kill_thread = Some(held.conn.connection_id);
-            self.rt.mysql_kill.set_target(
-                self.connection_id,
-                KillTarget {
-                    url: held.ds.url.clone(),
-                    thread_id: held.conn.connection_id,
-                },
-            );
-        }
-    }
-
-    /// Copies the client's LOCAL INFILE packets to the backend up to the empty packet.
-    async fn stream_local_infile(&mut self, index: usize) -> Result<(), Fatal> {
-        self.writer.flush().await.map_err(|_| Fatal)?;
-        loop {
-            let pkt = self
-                .reader
-                .read_packet_seq(self.seq)
-                .await
-                .map_err(|_| Fatal)?;
-            self.seq = pkt.seq.wrapping_add(1);
-            let held = &mut self.backends[index];
-            held.conn.queue_continuation(&pkt.payload);
-            if (pkt.payload.is_empty()
-                || held.conn.writer.pending() >= super::packet::FLUSH_THRESHOLD)
-                && held.conn.flush().await.is_err()
-            {
-                // The relay that follows reports the lost backend.
-                return Ok(());
-            }
-            if pkt.payload.is_empty() {
-                return Ok(());
-            }
-        }
-    }
 }
 
 /// Turns a framing failure into the ERR packet the client gets before the connection closes
 /// (none when the client simply went away).
-/// The next connection-phase packet, which must carry sequence id `expected`.
-async fn read_in_sequence(
-    stream: &mut Stream,
-    max: usize,
-    expected: u8,
-) -> Result<Packet, PacketError> {
-    let pkt = read_packet_unbuffered(stream, max).await?;
-    if pkt.seq != expected {
-        return Err(PacketError::Sequence {
-            got: pkt.seq,
-            expected,
-        });
-    }
-    Ok(pkt)
-}
-
-fn packet_error_reply(e: &PacketError) -> Option<MysqlError> {
+pub(super) fn packet_error_reply(e: &PacketError) -> Option<MysqlError> {
     match e {
         PacketError::Closed | PacketError::Io(_) => None,
         PacketError::TooLarge { .. } => Some(MysqlError::new(
@@ -939,18 +495,6 @@ fn command_text(command: u8) -> Option<&'static str> {
         _ => "command",
     };
     Some(name)
-}
-
-fn placeholder_user(name: &str) -> UserConfig {
-    UserConfig {
-        name: name.to_string(),
-        password: String::new(),
-        databases: Vec::new(),
-        mysql_auth_plugin: None,
-        postgres_auth: Default::default(),
-        admin: false,
-        require_tls: false,
-    }
 }
 
 /// The `type` label of a sharded database's transactions.

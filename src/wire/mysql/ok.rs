@@ -64,6 +64,18 @@ pub fn status_flags(payload: &[u8]) -> Option<u16> {
     buf.checked_eat_u16_le()
 }
 
+/// The warning count of an OK packet or classic EOF packet.
+pub fn warning_count(payload: &[u8]) -> Option<u16> {
+    if is_classic_eof(payload) {
+        return payload.get(1..3).map(|s| u16::from_le_bytes([s[0], s[1]]));
+    }
+    let mut buf = ParseBuf(payload.get(1..)?);
+    buf.checked_eat_lenenc_int()?;
+    buf.checked_eat_lenenc_int()?;
+    buf.checked_eat_u16_le()?;
+    buf.checked_eat_u16_le()
+}
+
 /// Sets `SERVER_MORE_RESULTS_EXISTS` in an OK, OK-as-EOF or classic EOF packet, in place
 /// (nothing else changes); other packets are left alone.
 pub fn set_more_results(payload: &mut [u8]) {
@@ -111,6 +123,19 @@ pub fn put_lenenc_str(p: &mut Vec<u8>, s: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_warning_count_of_ok_and_eof() {
+        assert_eq!(
+            warning_count(&ok_payload(1, 2, STATUS_AUTOCOMMIT, 3)),
+            Some(3)
+        );
+        assert_eq!(
+            warning_count(&ok_payload(1, 2, STATUS_AUTOCOMMIT, 0)),
+            Some(0)
+        );
+        assert_eq!(warning_count(&[0xFE, 2, 0, 2, 0]), Some(2));
+    }
 
     #[test]
     fn reads_status_from_ok_and_eof() {

@@ -40,6 +40,19 @@ fn controls_transaction(kind: PlanKind) -> bool {
     )
 }
 
+/// SERVER_STATUS_CURSOR_EXISTS: an EXECUTE opened a cursor.
+const STATUS_CURSOR_EXISTS: u16 = 0x0040;
+/// SERVER_STATUS_LAST_ROW_SENT: a FETCH exhausted the cursor.
+const STATUS_LAST_ROW_SENT: u16 = 0x0080;
+
+/// Queues COM_STMT_CLOSE of backend statement `id` (no response; it goes out with the
+/// connection's next command).
+fn queue_close(conn: &mut super::backend::BackendConn, id: u32) {
+    let mut close = vec![COM_STMT_CLOSE];
+    close.extend_from_slice(&id.to_le_bytes());
+    conn.queue_command(&close);
+}
+
 pub(crate) fn statement_id(p: &[u8]) -> Option<u32> {
     p.get(1..5)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -100,10 +113,10 @@ impl ClientConn {
         };
         if let (Some(ok), false) = (tracker.prepare, tracker.error) {
             self.next_statement_id = self.next_statement_id.wrapping_add(1).max(1);
-            self.backends[index]
-                .conn
-                .statements
-                .insert(id, ok.statement_id);
+            let conn = &mut self.backends[index].conn;
+            for stale in conn.prepared.insert(&payload[1..], ok.statement_id) {
+                queue_close(conn, stale);
+            }
             self.statements.insert(
                 id,
                 PreparedStatement {
@@ -143,11 +156,21 @@ impl ClientConn {
         index: usize,
         id: u32,
     ) -> Result<(u32, bool), Error> {
-        if let Some(&backend_id) = self.backends[index].conn.statements.get(&id) {
-            return Ok((backend_id, false));
+        // Cached by SQL (`statement_cache.rs`): another session may have prepared it here,
+        // with other parameter types bound last; then this execute must carry its own,
+        // which `fresh` asks `execute_for_backend` to put in.
+        let stmt = &self.statements[&id];
+        let conn = &mut self.backends[index].conn;
+        if let Some(backend_id) = conn.prepared.get(&stmt.sql) {
+            let other_types = stmt.param_types.is_some()
+                && conn.prepared.types(&stmt.sql) != stmt.param_types.as_deref();
+            if let Some(types) = &stmt.param_types {
+                conn.prepared.set_types(&stmt.sql, types);
+            }
+            return Ok((backend_id, other_types));
         }
         let mut prepare = vec![COM_STMT_PREPARE];
-        prepare.extend_from_slice(&self.statements[&id].sql);
+        prepare.extend_from_slice(&stmt.sql);
         let held = &mut self.backends[index];
         match held
             .conn
@@ -156,7 +179,13 @@ impl ClientConn {
         {
             Ok(Ok(t)) => {
                 let backend_id = t.prepare.map(|p| p.statement_id).unwrap_or(0);
-                held.conn.statements.insert(id, backend_id);
+                let stmt = &self.statements[&id];
+                for stale in held.conn.prepared.insert(&stmt.sql, backend_id) {
+                    queue_close(&mut held.conn, stale);
+                }
+                if let Some(types) = &stmt.param_types {
+                    held.conn.prepared.set_types(&stmt.sql, types);
+                }
                 Ok((backend_id, true))
             }
             Ok(Err(e)) => Err(Error::BackendLost {
@@ -244,8 +273,17 @@ impl ClientConn {
             payload: &payload,
         };
         let routing = self.execute_routing_sql(id, &payload, &sql);
-        if let Some((index, false, tracker)) = self.run_routed(&primary, routing, command).await? {
-            if !tracker.error {
+        let cursor_asked = payload.get(5).is_some_and(|flags| flags & 0x07 != 0);
+        if let Some((index, on_replica, tracker)) =
+            self.run_routed(&primary, routing, command).await?
+        {
+            let cursor = cursor_asked
+                && !tracker.error
+                && tracker
+                    .status
+                    .is_some_and(|s| s & STATUS_CURSOR_EXISTS != 0);
+            self.pins.note_execute(id, cursor);
+            if !on_replica && !tracker.error {
                 self.note_write(index, &primary, &sql).await;
             }
         }
@@ -267,8 +305,13 @@ impl ClientConn {
         match self.statement_backend(id, "mysqld_stmt_fetch").await {
             Ok((index, backend_id, _)) => {
                 payload[1..5].copy_from_slice(&backend_id.to_le_bytes());
-                self.forward(index, &payload, ResponseKind::Fetch, None)
-                    .await?;
+                if let Some(t) = self
+                    .forward(index, &payload, ResponseKind::Fetch, None)
+                    .await?
+                {
+                    let last = t.error || t.status.is_some_and(|s| s & STATUS_LAST_ROW_SENT != 0);
+                    self.pins.note_fetch(id, last);
+                }
             }
             Err(e) => self.send_error(&e),
         }
@@ -280,6 +323,7 @@ impl ClientConn {
             self.send_error(&Error::Malformed("COM_STMT_RESET".into()));
             return Ok(());
         };
+        self.pins.note_statement_reset(id);
         if self.is_sharded_statement(id) {
             self.reset_sharded(id);
             return Ok(());
@@ -315,6 +359,9 @@ impl ClientConn {
             let held = &mut self.backends[index];
             if held.conn.send_command(&payload).await.is_err() {
                 self.drop_backend(index);
+            } else {
+                // The data waits on this connection for the EXECUTE.
+                self.pins.note_long_data(id);
             }
         }
         Ok(())
@@ -326,18 +373,21 @@ impl ClientConn {
         let Some(id) = statement_id(payload) else {
             return Ok(());
         };
-        self.statements.remove(&id);
+        self.pins.note_statement_reset(id);
+        let sql = self.statements.remove(&id).map(|s| s.sql);
         self.read_write.forget_long_data(id);
+        // Another statement of this session with the same SQL shares the backend statement.
+        let shared = sql
+            .as_ref()
+            .is_some_and(|sql| self.statements.values().any(|s| &s.sql == sql));
         let mut broken = Vec::new();
         for (i, held) in self.backends.iter_mut().enumerate() {
             let unit_ids = held.conn.unit_statements.remove(&id).unwrap_or_default();
-            let ids: Vec<u32> = held
-                .conn
-                .statements
-                .remove(&id)
-                .into_iter()
-                .chain(unit_ids.into_values())
-                .collect();
+            let own = match (&sql, shared) {
+                (Some(sql), false) => held.conn.prepared.remove(sql),
+                _ => None,
+            };
+            let ids: Vec<u32> = own.into_iter().chain(unit_ids.into_values()).collect();
             if ids.is_empty() {
                 continue;
             }

@@ -90,6 +90,8 @@ pub struct ResponseTracker {
     pub prepare: Option<PrepareOk>,
     /// Affected rows and last insert id of the last OK packet.
     pub last_ok: Option<(u64, u64)>,
+    /// Some OK / EOF of the response counted warnings (`SHOW WARNINGS` would list them).
+    pub warnings: bool,
 }
 
 impl ResponseTracker {
@@ -107,6 +109,15 @@ impl ResponseTracker {
             error_code: None,
             prepare: None,
             last_ok: None,
+            warnings: false,
+        }
+    }
+
+    /// Notes the status flags and warning count of an OK / EOF packet.
+    fn on_status(&mut self, p: &[u8]) {
+        self.status = status_flags(p);
+        if super::ok::warning_count(p).is_some_and(|w| w > 0) {
+            self.warnings = true;
         }
     }
 
@@ -141,7 +152,7 @@ impl ResponseTracker {
             (State::Done, _) => State::Done,
             (State::Start, ResponseKind::Single) => {
                 if first == 0x00 || is_classic_eof(p) {
-                    self.status = status_flags(p);
+                    self.on_status(p);
                 }
                 State::Done
             }
@@ -173,7 +184,7 @@ impl ResponseTracker {
                 }
             }
             (State::ColumnsEof, _) => {
-                self.status = status_flags(p);
+                self.on_status(p);
                 if self.status.unwrap_or(0) & STATUS_CURSOR_EXISTS != 0 {
                     State::Done
                 } else {
@@ -182,7 +193,7 @@ impl ResponseTracker {
             }
             (State::Rows, _) => {
                 if is_terminator(p) {
-                    self.status = status_flags(p);
+                    self.on_status(p);
                     if self.kind == ResponseKind::Fetch {
                         State::Done
                     } else {
@@ -214,7 +225,7 @@ impl ResponseTracker {
             (State::PrepareColumnsEof, _) => State::Done,
             (State::FieldList, _) => {
                 if is_terminator(p) {
-                    self.status = status_flags(p);
+                    self.on_status(p);
                     State::Done
                 } else {
                     State::FieldList
@@ -239,7 +250,7 @@ impl ResponseTracker {
     }
 
     fn on_ok(&mut self, p: &[u8]) {
-        self.status = status_flags(p);
+        self.on_status(p);
         let mut b = ParseBuf(&p[1..]);
         if let (Some(a), Some(i)) = (b.checked_eat_lenenc_int(), b.checked_eat_lenenc_int()) {
             self.last_ok = Some((a, i));

@@ -100,6 +100,8 @@ impl ClientConn {
         // A reset rolls back whatever each connection had open, and forgets the last id.
         self.txn = None;
         self.last_insert_id = 0;
+        self.pins.clear();
+        self.keep_for_next = false;
         for held in &mut self.backends {
             held.joined = false;
         }

@@ -1,6 +1,7 @@
 //! From raw sections to a [`Config`]: every cross-check, every environment
 //! lookup and every file-existence check, all problems reported together.
 
+mod pool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,7 @@ fn server(
         slow_statement: None,
         shutdown_timeout: ServerConfig::DEFAULT_SHUTDOWN_TIMEOUT,
         pool_mode: PoolMode::Transaction,
+        pool_check_idle: ServerConfig::DEFAULT_POOL_CHECK_IDLE,
         config_watch: None,
     };
     let Some(section) = section else {
@@ -293,16 +295,7 @@ fn server_tls(
 /// The operations keys of `[server]`: log format, slow-statement log, shutdown deadline.
 fn operations(raw: &RawServer, server: &mut ServerConfig, report: &mut Report) {
     let key = |field: &str| child_key("server", field);
-    if let Some(mode) = &raw.pool_mode {
-        match PoolMode::from_name(mode.get_ref()) {
-            Some(m) => server.pool_mode = m,
-            None => report.at(
-                Some(mode.span()),
-                key("pool_mode"),
-                bad_value(mode.get_ref(), PoolMode::ALL.map(|m| m.name())),
-            ),
-        }
-    }
+    pool::server_keys(raw, server, report);
     if let Some(format) = &raw.log_format {
         match LogFormat::from_name(format.get_ref()) {
             Some(f) => server.log_format = f,
@@ -567,6 +560,7 @@ fn data_source(
         report,
     )
     .unwrap_or(DataSourceConfig::DEFAULT_MAX_CONNECTIONS);
+    let pool = pool::settings(raw, &section.key, max_connections, report);
 
     let mut replicas = Vec::new();
     let mut replicas_ok = true;
@@ -602,6 +596,7 @@ fn data_source(
         name: name.to_string(),
         url,
         max_connections,
+        pool,
         replicas,
         read_write,
     })
