@@ -10,6 +10,7 @@ use tracing::debug;
 
 use super::backend::{BackendConn, ConnectOptions, Profile, PROFILE_CAPABILITIES};
 use super::frontend::{ClientConn, Held, COM_PING};
+use super::ok::STATUS_IN_TRANS;
 use super::response::ResponseKind;
 use crate::error::Error;
 use crate::execute::DataSource;
@@ -218,7 +219,11 @@ async fn bring_to_state(held: &mut Held, state: SessionState<'_>) -> Result<(), 
     let sets = state.sets;
     let applied = &held.conn.applied_sets;
     if applied.as_slice() != sets {
-        let from = if sets.starts_with(applied) || state.in_transaction {
+        // Only a connection whose server has a transaction open must not be reset (that
+        // would roll it back); one just taken from the pool has none, whatever the
+        // session's own state, and must lose the other session's SETs.
+        let open = state.in_transaction && held.conn.status & STATUS_IN_TRANS != 0;
+        let from = if sets.starts_with(applied) || open {
             applied.len().min(sets.len())
         } else {
             debug!(data_source = %held.ds.name, "resetting a pooled connection to another session's state");

@@ -11,6 +11,7 @@
 //! until the session's next statement ran.
 
 use super::frontend::{ClientConn, Held, COM_STMT_CLOSE};
+use super::ok::{STATUS_AUTOCOMMIT, STATUS_IN_TRANS};
 use super::response::ResponseTracker;
 use crate::config::PoolMode;
 
@@ -65,6 +66,11 @@ impl ClientConn {
             && self.session.autocommit
             && !self.keep_for_next
             && !self.pins.is_pinned()
+            // What the servers last said, whatever path ran the statement: a connection in
+            // a transaction, or with autocommit off, holds work that is not done.
+            && self.backends.iter().all(|h| {
+                h.conn.status & STATUS_IN_TRANS == 0 && h.conn.status & STATUS_AUTOCOMMIT != 0
+            })
     }
 
     /// Notes whether the statement that produced `tracker` left something a follow-up may
