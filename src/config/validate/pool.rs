@@ -103,13 +103,13 @@ mod tests {
             .problems;
         let at = |key: &str| problems.iter().find(|p| p.key.ends_with(key));
         let min = at("min_connections").expect("min_connections reported");
-        assert_eq!(min.line, Some(12));
+        assert_eq!(min.line, Some(11));
         assert!(
             min.message.contains("max_connections (8)"),
             "{}",
             min.message
         );
-        assert_eq!(at("idle_timeout_ms").and_then(|p| p.line), Some(13));
-        assert_eq!(at("max_lifetime_ms").and_then(|p| p.line), Some(14));
+        assert_eq!(at("idle_timeout_ms").and_then(|p| p.line), Some(12));
+        assert_eq!(at("max_lifetime_ms").and_then(|p| p.line), Some(13));
     }
 }
