@@ -104,11 +104,18 @@ impl ShardedDb {
                 &format!("SELECT id FROM information_schema.processlist WHERE db = '{database}' AND id <> CONNECTION_ID()"),
             )
             .await;
+        use mysql_async::prelude::Queryable;
+        let mut conn = mysql_async::Conn::new(self.mysql_direct(i))
+            .await
+            .expect("direct connection to the data source");
         for id in &ids {
-            let _ = self
-                .mysql_direct_query::<u8>(i, &format!("KILL {id}"))
-                .await;
+            match conn.query_drop(format!("KILL {id}")).await {
+                // The connection ended between the listing and the KILL: nothing to do.
+                Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+                other => other.expect("KILL"),
+            }
         }
+        let _ = conn.disconnect().await;
         ids.len()
     }
 

@@ -116,6 +116,13 @@ async fn losing_the_backend_inside_a_transaction_closes_the_client_with_08006() 
         .unwrap();
     assert_eq!(pg_terminate_backends(&db.name).await, 1);
     let e = c.simple_query("SELECT 1").await.unwrap_err();
+    // The client hears the error before its connection task has seen the stream end.
+    for _ in 0..100 {
+        if c.is_closed() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(c.is_closed(), "connection closed after {e}");
 
     // Exactly what arrives, on a raw connection: FATAL 08006 naming the data source, then

@@ -670,6 +670,38 @@ async fn killing_the_replica_under_read_load_reruns_reads_elsewhere() {
         .await
         .unwrap();
 
+    // Concurrent load: four clients, half prepared, reading in a bounded loop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let replica_reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for client in 0..4 {
+        let opts = proxy.app_opts("shop");
+        let stop = stop.clone();
+        let replica_reads = replica_reads.clone();
+        load.push(tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+            let mut outcomes = Vec::new();
+            for _ in 0..20_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let outcome = probe_read(&mut conn, client % 2 == 1).await;
+                if matches!(outcome, ReadOutcome::Ran(REPLICA_ID)) {
+                    replica_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                outcomes.push(outcome);
+            }
+            let _ = conn.disconnect().await;
+            outcomes
+        }));
+    }
+    // Some load has run on the replica before the kill (on a busy machine the clients may
+    // take a while to log in).
+    eventually("the load reads on the replica", || async {
+        replica_reads.load(std::sync::atomic::Ordering::Relaxed) > 0
+    })
+    .await;
+
     // A read stuck on the replica when it dies: it has sent nothing yet (SLEEP), so it
     // runs again on the primary.
     let mut sleeper = mysql_async::Conn::new(proxy.app_opts("shop"))
@@ -724,25 +756,6 @@ async fn killing_the_replica_under_read_load_reruns_reads_elsewhere() {
         "streaming from the replica"
     );
 
-    // Concurrent load: four clients, half prepared, reading in a bounded loop.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut load = Vec::new();
-    for client in 0..4 {
-        let opts = proxy.app_opts("shop");
-        let stop = stop.clone();
-        load.push(tokio::spawn(async move {
-            let mut conn = mysql_async::Conn::new(opts).await.unwrap();
-            let mut outcomes = Vec::new();
-            for _ in 0..20_000 {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                outcomes.push(probe_read(&mut conn, client % 2 == 1).await);
-            }
-            let _ = conn.disconnect().await;
-            outcomes
-        }));
-    }
     // The sleeping read has reached the replica; some load has run there.
     let sleeping_sql =
         "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(3)%'";

@@ -97,6 +97,11 @@ struct PgClient {
     /// A statement may have created state bound to the backend connection: before it is
     /// released, the backend is asked (`pinning.rs`).
     maybe_pinned: bool,
+    /// The client parsed the unnamed statement and has not executed anything since: it
+    /// may still Describe or Bind it in a later batch (libpq's `PQprepare(conn, "", ..)`,
+    /// psql's `\gdesc`), so the connection that has it stays with the session until an
+    /// Execute or a simple Query (which replaces it) comes.
+    unnamed_statement_waiting: bool,
     /// Admin statements the client prepared, answered by dbmesh (`admin_pump.rs`).
     admin: admin_pump::AdminPump,
     /// Which of the data source's primary and replicas runs the next request (`read_write.rs`).

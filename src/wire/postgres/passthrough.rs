@@ -43,6 +43,10 @@ pub struct Passthrough {
     owed: VecDeque<Owed>,
     /// Messages were forwarded since the last Sync: the client's Sync must go there too.
     pub unsynced: bool,
+    /// The client parsed the unnamed statement on the default data source and has executed
+    /// nothing since: it may Describe or Bind it after a Sync (libpq's `PQprepare(conn,
+    /// "", ..)`, psql's `\gdesc`), so that connection stays with the session until then.
+    pub unnamed_waiting: bool,
 }
 
 impl ShardedSession {
@@ -63,6 +67,11 @@ impl ShardedSession {
         conn.healthy = false;
         if let Some(name) = creates.as_ref().filter(|n| !n.is_empty()) {
             conn.prepared.insert(name.clone());
+        }
+        match (tag, creates.as_deref()) {
+            (b'P', Some("")) => self.pass.unnamed_waiting = true,
+            (b'E', _) => self.pass.unnamed_waiting = false,
+            _ => {}
         }
         if tag != b'H' {
             self.pass.owed.push_back(Owed {

@@ -219,6 +219,8 @@ impl ShardedSession {
                 // Query included, as PostgreSQL does.
                 b'Q' if self.skipping() => Ok(()),
                 b'Q' => {
+                    // A simple query replaces the unnamed statement.
+                    self.pass.unnamed_waiting = false;
                     let kind = timer.as_ref().map_or("other", StatementTimer::kind);
                     let span = tracing::debug_span!("statement", r#type = kind);
                     self.simple_query(&msg).instrument(span).await
@@ -285,6 +287,7 @@ impl ShardedSession {
             && self.idle_outside_transaction()
             && !self.skipping()
             && !self.pinned
+            && !self.pass.unnamed_waiting
     }
 
     /// No transaction open and no extended-protocol batch half sent.

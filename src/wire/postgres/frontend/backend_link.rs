@@ -70,6 +70,7 @@ impl PgClient {
             || !self.idle_outside_transaction()
             || self.skip_until_sync
             || self.batch.is_open()
+            || self.unnamed_statement_waiting
         {
             return Ok(());
         }

@@ -137,6 +137,9 @@ impl PgClient {
         match tag {
             b'P' => {
                 let query = parse_query(msg).unwrap_or_default();
+                if msg.get(5) == Some(&0) {
+                    self.unnamed_statement_waiting = true;
+                }
                 self.batch.runs(statement_type(query));
                 if let Some(info) = &self.info {
                     info.begin_statement_bytes(query);
@@ -177,6 +180,7 @@ impl PgClient {
             }
             b'E' | b'H' => {
                 if tag == b'E' {
+                    self.unnamed_statement_waiting = false;
                     self.batch.executes();
                     if let Some(info) = &self.info {
                         info.mark_active();
@@ -202,6 +206,7 @@ impl PgClient {
                 self.requests
                     .push_back(Some(StatementTimer::started_at(Instant::now(), kind)));
                 if tag == b'Q' {
+                    self.unnamed_statement_waiting = false;
                     if let Some(info) = &self.info {
                         info.begin_statement_bytes(sql);
                     }

@@ -166,6 +166,7 @@ impl PgClient {
             info: None,
             generation: rt_generation,
             maybe_pinned: false,
+            unnamed_statement_waiting: false,
             admin: Default::default(),
             read_write: Default::default(),
         };
