@@ -2,9 +2,9 @@
 //! its own port, `ssl = on` with the test certificate, trust auth; stopped when dropped.
 //! The shared PostgreSQL is never reconfigured.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use crate::temp_postgres::{pg_bin_dir, pg_server_command};
 use crate::{free_port, TempDir, TestCerts};
 
 pub struct TlsPostgres {
@@ -13,37 +13,10 @@ pub struct TlsPostgres {
     dir: TempDir,
 }
 
-/// PostgreSQL refuses to run as root: as root, run it as the `postgres` user.
-fn as_server_user(program: &Path) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if root {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-            .arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
-fn bin_dir() -> std::path::PathBuf {
-    let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries in /usr/lib/postgresql")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("bin/postgres").exists())
-        .collect();
-    versions.sort();
-    versions.pop().expect("a PostgreSQL server").join("bin")
-}
-
 impl TlsPostgres {
     pub async fn start(certs: &TestCerts) -> TlsPostgres {
         let dir = TempDir::new("postgres_tls");
-        let bin = bin_dir();
+        let bin = pg_bin_dir();
         // The server user must own the data dir and be the only reader of its key.
         let key = dir.path.join("server.key");
         let cert = dir.path.join("server.crt");
@@ -57,7 +30,7 @@ impl TlsPostgres {
             .status();
         let data = dir.path.join("data");
         let initdb = {
-            let mut cmd = as_server_user(&bin.join("initdb"));
+            let mut cmd = pg_server_command(&bin.join("initdb"));
             cmd.arg("-D")
                 .arg(&data)
                 .args(["-A", "trust", "-U", "postgres", "--no-sync"]);
@@ -73,7 +46,7 @@ impl TlsPostgres {
         );
         let port = free_port();
         let log = std::fs::File::create(dir.path.join("server.log")).unwrap();
-        let child = as_server_user(&bin.join("postgres"))
+        let child = pg_server_command(&bin.join("postgres"))
             .arg("-D")
             .arg(&data)
             .arg("-p")

@@ -153,32 +153,15 @@ impl ClientConn {
             .backends_for_units(database, std::slice::from_ref(unit), None)
             .await
             .map_err(|e| MysqlError::from(&e))?[0];
-        let held = &mut self.backends[index];
-        let name = held.ds.name.clone();
-        let answer = if columns.is_empty() {
-            held.conn
-                .query_internal(sql)
-                .await
-                .map(|r| r.map(|()| Vec::new()))
-        } else {
-            held.conn.query_columns(sql, columns).await
-        };
-        match answer {
-            Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(e)) => Err(MysqlError {
-                message: format!("data source '{name}': {}", e.message),
-                ..e
-            }),
-            Err(e) => {
-                if let Some(txn) = self.txn.as_mut() {
-                    txn.lost(&name);
-                }
-                self.drop_unhealthy_backends();
-                Err(MysqlError::from(&Error::BackendLost {
-                    data_source: name,
-                    cause: e.to_string(),
-                }))
+        let answer = self.backend_rows(index, sql, columns).await;
+        if answer.is_err() && !self.backends[index].conn.healthy {
+            // The connection broke: the transaction lost its branch there.
+            let name = self.backends[index].ds.name.clone();
+            if let Some(txn) = self.txn.as_mut() {
+                txn.lost(&name);
             }
+            self.drop_unhealthy_backends();
         }
+        answer
     }
 }

@@ -363,8 +363,9 @@ impl ClientConn {
         self.backend_rows(index, sql, &[]).await.map(|_| ())
     }
 
-    /// Runs `sql` on held connection `index`; the columns `columns` of each row.
-    async fn backend_rows(
+    /// Runs `sql` on held connection `index`; the columns `columns` of each row. Errors
+    /// name the data source; a broken connection is left unhealthy for the caller.
+    pub(crate) async fn backend_rows(
         &mut self,
         index: usize,
         sql: &str,
