@@ -1,13 +1,119 @@
-//! TLS on the MySQL control plane: XA recovery with the transaction log table on a MariaDB
-//! whose dbmesh user is `REQUIRE SSL` lists `XA RECOVER` and reads the log over TLS (the
-//! URL's `VERIFY_IDENTITY` with the test CA), commits the branch with a decision, rolls
-//! back the one without, and trims the decision.
+//! TLS on the MySQL control plane, against servers whose dbmesh user is `REQUIRE SSL`
+//! (the URL's `VERIFY_IDENTITY` with the test CA): a replica is health-checked over TLS,
+//! admitted and serves reads; XA recovery with the transaction log table there lists
+//! `XA RECOVER` and reads the log over TLS, commits the branch with a decision, rolls back
+//! the one without, and trims the decision.
 
 use dbmesh_integration::*;
 use mysql_async::prelude::Queryable;
 
 const TLS_USER: &str = "tls_only";
 const TLS_PASSWORD: &str = "tls-pw";
+
+const ADMIN: &str =
+    "\n[[users]]\nname = \"ops\"\npassword = \"ops-secret\"\nadmin = true\ndatabases = [\"*\"]\n";
+
+/// Creates [`TLS_USER`] (`REQUIRE SSL`, every privilege) on the server `root` talks to.
+async fn create_tls_user(root: &mut mysql_async::Conn) {
+    for host in ["%", "localhost", "127.0.0.1"] {
+        root.query_drop(format!(
+            "CREATE USER '{TLS_USER}'@'{host}' IDENTIFIED BY '{TLS_PASSWORD}' REQUIRE SSL"
+        ))
+        .await
+        .unwrap();
+        root.query_drop(format!("GRANT ALL ON *.* TO '{TLS_USER}'@'{host}'"))
+            .await
+            .unwrap();
+    }
+}
+
+/// A plain-TCP login of [`TLS_USER`] on `port` is refused (1045).
+async fn assert_plain_is_refused(port: u16) {
+    let plain = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some(TLS_USER))
+        .pass(Some(TLS_PASSWORD))
+        .prefer_socket(false);
+    let err = mysql_async::Conn::new(plain).await.unwrap_err();
+    assert!(format!("{err:?}").contains("1045"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_requiring_tls_is_health_checked_and_serves_reads() {
+    let certs = TestCerts::new();
+    let primary = ReplicationMariadb::start(1).await;
+    let replica = TempMariadb::start(
+        "mariadb_tls_replica",
+        &[
+            "--server-id=2".to_string(),
+            "--log-bin=binlog".to_string(),
+            "--binlog-format=ROW".to_string(),
+            format!("--ssl-cert={}", certs.dir.path.join("cert.pem").display()),
+            format!("--ssl-key={}", certs.dir.path.join("key.pem").display()),
+        ],
+    )
+    .await;
+    let db = unique_name("tlsreplica");
+    let mut root = primary.root().await;
+    create_tls_user(&mut root).await;
+    root.query_drop(format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    root.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)"))
+        .await
+        .unwrap();
+    root.disconnect().await.unwrap();
+    let mut replica_root = mysql_async::Conn::new(replica.root_opts(None))
+        .await
+        .unwrap();
+    replica_root
+        .query_drop(format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
+            primary.port
+        ))
+        .await
+        .unwrap();
+    replica_root.query_drop("START SLAVE").await.unwrap();
+    let replicated = format!("SELECT COUNT(*) FROM {db}.t");
+    let mut tries = 0;
+    while replica_root.query_drop(&replicated).await.is_err() {
+        tries += 1;
+        assert!(tries < 600, "the table never reached the replica");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    replica_root.disconnect().await.unwrap();
+    // The user replicated too: the replica refuses it on plain TCP.
+    assert_plain_is_refused(replica.port).await;
+
+    let replica_url = format!(
+        "mysql://{TLS_USER}:{TLS_PASSWORD}@127.0.0.1:{}/{db}?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+        replica.port,
+        certs.ca().display()
+    );
+    let extra = format!(
+        "health_check_interval_ms = 100\nmax_replica_lag_ms = 30000\n\
+         [[databases.shop.data_sources.ds_0.replicas]]\nurl = \"{replica_url}\"\n{ADMIN}"
+    );
+    let proxy = Proxy::start(&mysql_config("shop", &primary.url(&db), &extra)).await;
+    let mut admin = mysql_async::Conn::new(proxy.mysql_opts("ops", "ops-secret", None))
+        .await
+        .unwrap();
+    let mut tries = 0;
+    while data_source_health(&mut admin, "ds_0.replica_0").await != "up" {
+        tries += 1;
+        assert!(tries < 600, "the replica was never admitted");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    admin.disconnect().await.unwrap();
+    let mut app = mysql_async::Conn::new(proxy.app_opts("shop"))
+        .await
+        .unwrap();
+    let server_id: Option<u32> = app.query_first("SELECT @@server_id").await.unwrap();
+    assert_eq!(server_id, Some(2), "the read ran on the replica");
+    app.disconnect().await.unwrap();
+    proxy.server.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xa_recovery_and_the_table_log_on_a_server_requiring_tls() {
@@ -20,26 +126,9 @@ async fn xa_recovery_and_the_table_log_on_a_server_requiring_tls() {
     root.query_drop(format!("CREATE DATABASE {db}"))
         .await
         .unwrap();
-    for host in ["%", "localhost", "127.0.0.1"] {
-        root.query_drop(format!(
-            "CREATE USER '{TLS_USER}'@'{host}' IDENTIFIED BY '{TLS_PASSWORD}' REQUIRE SSL"
-        ))
-        .await
-        .unwrap();
-        root.query_drop(format!("GRANT ALL ON *.* TO '{TLS_USER}'@'{host}'"))
-            .await
-            .unwrap();
-    }
+    create_tls_user(&mut root).await;
     root.disconnect().await.unwrap();
-    // Plain TCP is refused for that user.
-    let plain = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(server.port)
-        .user(Some(TLS_USER))
-        .pass(Some(TLS_PASSWORD))
-        .prefer_socket(false);
-    let err = mysql_async::Conn::new(plain).await.unwrap_err();
-    assert!(format!("{err:?}").contains("1045"), "{err:?}");
+    assert_plain_is_refused(server.port).await;
 
     // What a crashed earlier incarnation (boot 1) of this instance left: two prepared
     // branches of data source ds_0, and the commit decision of the first.
