@@ -221,6 +221,10 @@ const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
     (Fixed, Exact, "SELECT province_id, COUNT(DISTINCT user_id) c FROM t_order GROUP BY province_id ORDER BY c DESC, province_id"),
     (Fixed, Exact, "SELECT COUNT(DISTINCT user_id), SUM(DISTINCT amount) FROM t_order WHERE 1 = 0"),
     (Fixed, Exact, "SELECT COUNT(DISTINCT sku) FROM t_order_item"),
+    (Fixed, Exact, "SELECT AVG(DISTINCT amount), AVG(DISTINCT price), AVG(DISTINCT score), AVG(DISTINCT qty) FROM t_order"),
+    (Fixed, Exact, "SELECT user_id, AVG(DISTINCT amount), AVG(amount), COUNT(DISTINCT amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, Folded, "SELECT status, AVG(DISTINCT price) a FROM t_order GROUP BY status HAVING AVG(DISTINCT price) > 100 ORDER BY a DESC, status"),
+    (Fixed, Exact, "SELECT AVG(DISTINCT amount), AVG(DISTINCT price) FROM t_order WHERE 1 = 0"),
     (Fixed, Exact, "SELECT user_id, COUNT(*) FROM t_order GROUP BY user_id HAVING COUNT(*) BETWEEN 70 AND 80 ORDER BY user_id"),
     (Fixed, Exact, "SELECT user_id, SUM(amount) FROM t_order GROUP BY user_id HAVING SUM(amount) > 0 AND user_id < 20 ORDER BY user_id"),
     (Fixed, Exact, "SELECT COUNT(*) AS n FROM t_order HAVING n > 10"),
@@ -589,7 +593,6 @@ const REFUSED: &[&str] = &[
     "SELECT d.order_id FROM (SELECT order_id FROM t_order ORDER BY order_id LIMIT 5) d ORDER BY d.order_id",
     "SELECT MAX(amount) - MIN(amount) FROM t_order",
     "SELECT COUNT(DISTINCT user_id, qty) FROM t_order",
-    "SELECT user_id, AVG(DISTINCT amount) FROM t_order GROUP BY user_id ORDER BY user_id",
     "SELECT sku, SUM(quantity) FROM t_order_item GROUP BY sku HAVING sku LIKE 'a%'",
 ];
 
