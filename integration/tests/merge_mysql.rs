@@ -617,3 +617,53 @@ async fn an_unsupported_construct_is_refused_with_1235() {
         assert_eq!(count, Some(MERGE_ORDERS));
     }
 }
+
+/// MariaDB's default `utf8mb4_general_ci` ignores accents as well as case: `'café'`,
+/// `'CAFÉ'`, `'cafe'` and `'Cafe '` are one value, wherever their rows live. The merge
+/// groups, counts DISTINCT and sorts them as one, as one database does; a `_bin` column
+/// keeps them apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accents_fold_under_the_generic_ci_collations() {
+    let db = ShardedDb::mysql(ORDERS_RULES, 2).await;
+    let mut conn = Conn::new(db.mysql_opts()).await.unwrap();
+    conn.query_drop(
+        "CREATE TABLE t_order (order_id BIGINT NOT NULL PRIMARY KEY, user_id INT NOT NULL, \
+         name VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, \
+         exact VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)",
+    )
+    .await
+    .unwrap();
+    // Every spelling on another node (user_id % 2 picks the data source, order_id % 2 the
+    // table).
+    let names = ["café", "CAFÉ", "cafe", "Cafe ", "thé", "the", "tea"];
+    for (i, name) in names.iter().enumerate() {
+        conn.exec_drop(
+            "INSERT INTO t_order (order_id, user_id, name, exact) VALUES (?, ?, ?, ?)",
+            (i as i64, (i / 2) as i32, *name, *name),
+        )
+        .await
+        .unwrap();
+    }
+    let counts: Vec<i64> = conn
+        .query("SELECT COUNT(*) c FROM t_order GROUP BY name ORDER BY c")
+        .await
+        .unwrap();
+    assert_eq!(counts, [1, 2, 4]);
+    let distinct: (i64, i64) = conn
+        .query_first("SELECT COUNT(DISTINCT name), COUNT(DISTINCT exact) FROM t_order")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(distinct, (3, 7));
+    // Sorted by the letters under the accents: the four cafés, tea, then the two thés.
+    let order: Vec<i64> = conn
+        .query("SELECT order_id FROM t_order ORDER BY name, order_id")
+        .await
+        .unwrap();
+    assert_eq!(order, [0, 1, 2, 3, 6, 4, 5]);
+    let distinct_names: Vec<String> = conn
+        .query("SELECT DISTINCT name FROM t_order")
+        .await
+        .unwrap();
+    assert_eq!(distinct_names.len(), 3, "{distinct_names:?}");
+}
