@@ -393,9 +393,12 @@ async fn a_client_that_disconnects_inside_a_saga_has_it_compensated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saga_chosen_by_set_alone_is_recovered_without_a_transaction_table() {
     // No `transaction` key and no `[transaction]` table: recovery starts once a session
-    // runs a saga, so an abandoned one is compensated all the same.
+    // runs a saga, so an abandoned one is compensated all the same. A child process, so
+    // its default log file lands in its own temp dir.
     let bank = bank_with("", Some("")).await;
-    let client = bank.db.pg_client().await;
+    let port = free_port();
+    let child = ChildProxy::start(&pg_listen_on(bank.db.toml(), port), port).await;
+    let client = pg_connect(&child_dsn(&bank.db, port)).await.unwrap();
     client
         .batch_execute("SET dbmesh_transaction_type = 'SAGA'")
         .await
@@ -404,8 +407,20 @@ async fn saga_chosen_by_set_alone_is_recovered_without_a_transaction_table() {
     for sql in dbmesh_integration::transfer_statements(3, 4, 50) {
         client.batch_execute(&sql).await.unwrap();
     }
+    assert_eq!(
+        bank.db.pg_balances().await,
+        expected_balances(&[(3, 4, 50)])
+    );
     drop(client);
-    until_compensated(&bank.db, String::new).await;
+    until_compensated(&bank.db, || child.log()).await;
+}
+
+/// A connection string for the app user through a child listening on `port`.
+fn child_dsn(db: &ShardedDb, port: u16) -> String {
+    db.pg_dsn().replace(
+        &format!("port={}", db.proxy.postgres_port()),
+        &format!("port={port}"),
+    )
 }
 
 /// The child's config: the bank as SAGA with `transaction` as its `[transaction]` table,
@@ -432,11 +447,7 @@ async fn crash_and_recover(point: &str, rollback: bool, left: Vec<(i64, i64)>) {
         &[("DBMESH_FAILPOINTS", point)],
     )
     .await;
-    let dsn = bank.db.pg_dsn().replace(
-        &format!("port={}", bank.db.proxy.postgres_port()),
-        &format!("port={port}"),
-    );
-    let client = pg_connect(&dsn).await.unwrap();
+    let client = pg_connect(&child_dsn(&bank.db, port)).await.unwrap();
     client.batch_execute("BEGIN").await.unwrap();
     client
         .batch_execute("UPDATE account SET balance = balance - 100 WHERE id = 1")
