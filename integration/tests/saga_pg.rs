@@ -322,6 +322,11 @@ async fn what_cannot_be_compensated_is_refused_before_it_runs() {
             "RETURNING",
         ),
         ("CREATE TABLE more (id INT PRIMARY KEY)", "DDL"),
+        // A data-modifying CTE is no read, though it starts like one.
+        (
+            "WITH gone AS (DELETE FROM account WHERE id = 1 RETURNING id) SELECT count(*) FROM gone",
+            "compensate",
+        ),
     ] {
         client.batch_execute("BEGIN").await.unwrap();
         client
@@ -343,6 +348,15 @@ async fn what_cannot_be_compensated_is_refused_before_it_runs() {
         .unwrap_err();
     assert_eq!(sqlstate(&e), "0A000", "{e}");
     assert!(message(&e).contains("simple query"), "{}", message(&e));
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // Nor one prepared before the saga began, bound inside it.
+    let insert = client
+        .prepare("INSERT INTO memo (body) VALUES ($1)")
+        .await
+        .unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    let e = client.execute(&insert, &[&"third"]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "0A000", "{e}");
     client.batch_execute("ROLLBACK").await.unwrap();
     // Savepoints make no sense when each statement commits.
     client.batch_execute("BEGIN").await.unwrap();

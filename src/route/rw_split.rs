@@ -171,6 +171,38 @@ pub fn is_plain_read(sql: &str) -> bool {
     true
 }
 
+/// Whether `sql` is a query whose WITH clause writes: PostgreSQL's data-modifying CTEs
+/// (`WITH gone AS (DELETE FROM t ... RETURNING *) SELECT ...`), which the router takes for
+/// a read. `FOR UPDATE` / `FOR NO KEY UPDATE` inside it lock, they do not write.
+pub fn writes_in_with(sql: &str) -> bool {
+    let mut words = Words::new(sql);
+    let first = loop {
+        match words.next() {
+            Some(Token::Word(w)) => break w,
+            Some(Token::Symbol(b'(')) => continue,
+            _ => return false,
+        }
+    };
+    if !first.eq_ignore_ascii_case("WITH") {
+        return false;
+    }
+    let mut previous: Option<&str> = None;
+    for token in words {
+        let Token::Word(word) = token else {
+            previous = None;
+            continue;
+        };
+        let is = |name: &str| word.eq_ignore_ascii_case(name);
+        let locks = previous
+            .is_some_and(|p| p.eq_ignore_ascii_case("FOR") || p.eq_ignore_ascii_case("KEY"));
+        if is("INSERT") || is("DELETE") || is("MERGE") || (is("UPDATE") && !locks) {
+            return true;
+        }
+        previous = Some(word);
+    }
+    false
+}
+
 /// Whether `sql` creates a temporary table (after which the session reads from the
 /// primary only: the table exists nowhere else).
 pub fn creates_temporary_table(sql: &str) -> bool {
@@ -304,6 +336,30 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_with_clause_that_writes_is_told_from_one_that_locks() {
+        assert!(writes_in_with(
+            "WITH gone AS (DELETE FROM t_order WHERE user_id = 1 RETURNING *) SELECT count(*) FROM gone"
+        ));
+        assert!(writes_in_with(
+            "with n as (insert into t values (1) returning id) select * from n"
+        ));
+        assert!(writes_in_with(
+            "WITH u AS (UPDATE t SET a = 1 RETURNING a) SELECT 1"
+        ));
+        assert!(!writes_in_with(
+            "WITH c AS (SELECT * FROM t FOR UPDATE) SELECT * FROM c"
+        ));
+        assert!(!writes_in_with(
+            "WITH c AS (SELECT * FROM t FOR NO KEY UPDATE) SELECT 1"
+        ));
+        assert!(!writes_in_with(
+            "WITH c AS (SELECT 'DELETE' AS w) SELECT * FROM c"
+        ));
+        assert!(!writes_in_with("DELETE FROM t"));
+        assert!(!writes_in_with("SELECT 1"));
+    }
 
     fn state(in_transaction: bool, transactional_read: TransactionalRead) -> SessionState {
         SessionState {

@@ -91,13 +91,16 @@ impl ShardedSession {
 
     /// Whether `plan` of `statement` goes to [`saga_statement`](Self::saga_statement):
     /// inside a saga, writes and DDL, and statements the router does not analyse that
-    /// start like a write (they are refused there: dbmesh could not compensate them).
+    /// start like a write or are queries whose WITH clause writes (they are refused there:
+    /// dbmesh could not compensate them).
     pub(super) fn saga_handles(&self, plan: &Plan, statement: &str) -> bool {
         if !self.saga_running() {
             return false;
         }
         match plan.kind {
             PlanKind::Write | PlanKind::Ddl => true,
+            // A query whose WITH clause writes is refused there too.
+            PlanKind::Query if crate::route::rw_split::writes_in_with(statement) => true,
             PlanKind::Other | PlanKind::Query => {
                 let word = first_word(statement).to_ascii_uppercase();
                 let upper = statement.to_ascii_uppercase();

@@ -278,6 +278,12 @@ impl ShardedSession {
         };
         if let Route::Passthrough = statement.route {
             let sql = &statement.sql;
+            // A statement parsed before the saga began is checked again here.
+            if self.saga_refuses_passthrough(sql) {
+                return self
+                    .settle_and_fail_with(&super::saga::passthrough_refused())
+                    .await;
+            }
             if self
                 .ensure_prepared(&b.statement, sql, &statement.param_types)
                 .await?
