@@ -22,12 +22,14 @@ pub mod preview;
 pub mod row_codec;
 mod row_move;
 pub mod shard_backends;
+mod shard_reads;
 pub mod sharded;
 mod sharded_extended;
 mod sharded_simple;
 mod sharded_txn;
 mod sharded_xa;
 pub mod statements;
+mod wal_position;
 
 pub use frontend::serve_client;
 
