@@ -146,11 +146,13 @@ rules = ["{}"]
     /// Sets the standby's `recovery_min_apply_delay` (a reload applies it).
     async fn set_delay(&self, delay: &str) {
         let c = self.standby.connect("postgres").await;
+        // Two Query messages: ALTER SYSTEM cannot run in the implicit transaction of one.
         c.batch_execute(&format!(
-            "ALTER SYSTEM SET recovery_min_apply_delay = '{delay}'; SELECT pg_reload_conf()"
+            "ALTER SYSTEM SET recovery_min_apply_delay = '{delay}'"
         ))
         .await
         .unwrap();
+        c.batch_execute("SELECT pg_reload_conf()").await.unwrap();
     }
 }
 
@@ -255,9 +257,11 @@ async fn sharded_reads_run_on_each_shards_standby_and_writes_on_its_primary() {
         shards.replicated(3).await;
 
         // A single-shard read, simple and extended: that shard's standby.
-        let one_shard = "SELECT inet_server_port(), current_database() FROM t_order WHERE user_id = 1";
+        let one_shard =
+            "SELECT inet_server_port(), current_database() FROM t_order WHERE user_id = 1";
         assert_eq!(where_ran(&conn, one_shard).await, [(s, db1.clone())]);
-        let extended = "SELECT inet_server_port(), current_database()::text FROM t_order WHERE user_id = $1";
+        let extended =
+            "SELECT inet_server_port(), current_database()::text FROM t_order WHERE user_id = $1";
         assert_eq!(
             where_ran_extended(&conn, extended, &[&1i32]).await,
             [(s, db1.clone())]
@@ -265,7 +269,13 @@ async fn sharded_reads_run_on_each_shards_standby_and_writes_on_its_primary() {
         // A fan-out and a merged (ORDER BY) read: every shard from its standby.
         let every = vec![(s, db0.clone()), (s, db0.clone()), (s, db1.clone())];
         assert_eq!(
-            sorted(where_ran(&conn, "SELECT inet_server_port(), current_database() FROM t_order").await),
+            sorted(
+                where_ran(
+                    &conn,
+                    "SELECT inet_server_port(), current_database() FROM t_order"
+                )
+                .await
+            ),
             every
         );
         assert_eq!(
@@ -343,8 +353,19 @@ async fn sharded_reads_run_on_each_shards_standby_and_writes_on_its_primary() {
             .await
             .unwrap();
         assert_eq!(
-            sorted(where_ran(&conn, "SELECT inet_server_port(), current_database() FROM t_order").await),
-            vec![(p, db0.clone()), (p, db0.clone()), (p, db1.clone()), (p, db1.clone())]
+            sorted(
+                where_ran(
+                    &conn,
+                    "SELECT inet_server_port(), current_database() FROM t_order"
+                )
+                .await
+            ),
+            vec![
+                (p, db0.clone()),
+                (p, db0.clone()),
+                (p, db1.clone()),
+                (p, db1.clone())
+            ]
         );
         assert_eq!(run(3).await, [(p, db1.clone())]);
         conn.batch_execute("COMMIT").await.unwrap();
@@ -399,14 +420,17 @@ async fn sharded_read_your_writes_waits_for_the_write_on_that_shard_only() {
     ))
     .await;
     let conn = connect_app(&waits).await;
-    conn.batch_execute("INSERT INTO t_order VALUES (100, 0, 0)")
+    conn.batch_execute("INSERT INTO t_order (order_id, user_id, amount) VALUES (100, 0, 0)")
         .await
         .unwrap();
     shards.replicated(1).await;
     for i in 0..2i64 {
-        conn.batch_execute(&format!("INSERT INTO t_order VALUES ({}, 1, 0)", 10 + i))
-            .await
-            .unwrap();
+        conn.batch_execute(&format!(
+            "INSERT INTO t_order (order_id, user_id, amount) VALUES ({}, 1, 0)",
+            10 + i
+        ))
+        .await
+        .unwrap();
         let seen = conn
             .simple_query("SELECT inet_server_port(), count(*) FROM t_order WHERE user_id = 1")
             .await
@@ -414,10 +438,9 @@ async fn sharded_read_your_writes_waits_for_the_write_on_that_shard_only() {
         let row = seen
             .iter()
             .find_map(|m| match m {
-                SimpleQueryMessage::Row(r) => Some((
-                    r.get(0).unwrap().to_string(),
-                    r.get(1).unwrap().to_string(),
-                )),
+                SimpleQueryMessage::Row(r) => {
+                    Some((r.get(0).unwrap().to_string(), r.get(1).unwrap().to_string()))
+                }
                 _ => None,
             })
             .unwrap();
@@ -425,7 +448,7 @@ async fn sharded_read_your_writes_waits_for_the_write_on_that_shard_only() {
         assert_eq!(row, (s.to_string(), (2 * i + 1).to_string()), "write {i}");
         // The extended protocol too.
         conn.execute(
-            "INSERT INTO t_order VALUES ($1, $2, 0)",
+            "INSERT INTO t_order (order_id, user_id, amount) VALUES ($1, $2, 0)",
             &[&(20 + i), &1i32],
         )
         .await
@@ -444,18 +467,20 @@ async fn sharded_read_your_writes_waits_for_the_write_on_that_shard_only() {
     shards.replicated(5).await;
 
     shards.set_delay("1h").await;
-    let short = Proxy::start(&shards.config(
-        "",
-        &format!("{keys}\nread_your_writes_timeout_ms = 300"),
-    ))
-    .await;
+    let short =
+        Proxy::start(&shards.config("", &format!("{keys}\nread_your_writes_timeout_ms = 300")))
+            .await;
     let plain = Proxy::start(&shards.config("", keys)).await;
     let conn = connect_app(&short).await;
     let stale = connect_app(&plain).await;
-    conn.batch_execute("INSERT INTO t_order VALUES (30, 1, 0)")
+    conn.batch_execute("INSERT INTO t_order (order_id, user_id, amount) VALUES (30, 1, 0)")
         .await
         .unwrap();
-    assert_eq!(probe(&conn, 1).await, (p, db1.clone(), 5), "ds_1: the primary");
+    assert_eq!(
+        probe(&conn, 1).await,
+        (p, db1.clone(), 5),
+        "ds_1: the primary"
+    );
     assert_eq!(
         probe(&conn, 0).await,
         (s, db0.clone(), 1),
@@ -463,7 +488,7 @@ async fn sharded_read_your_writes_waits_for_the_write_on_that_shard_only() {
     );
     // Without read-your-writes the late standby serves the read, without the write.
     stale
-        .batch_execute("INSERT INTO t_order VALUES (31, 1, 0)")
+        .batch_execute("INSERT INTO t_order (order_id, user_id, amount) VALUES (31, 1, 0)")
         .await
         .unwrap();
     assert_eq!(probe(&stale, 1).await, (s, db1.clone(), 4), "stale");
@@ -483,7 +508,7 @@ async fn a_standby_lost_during_a_read_ends_the_session_naming_it() {
     let proxy = Proxy::start(&shards.config("", "max_replica_lag_ms = 30000")).await;
     let conn = connect_app(&proxy).await;
     let one_shard = "SELECT inet_server_port(), current_database() FROM t_order WHERE user_id = 1";
-    conn.batch_execute("INSERT INTO t_order VALUES (1, 1, 0)")
+    conn.batch_execute("INSERT INTO t_order (order_id, user_id, amount) VALUES (1, 1, 0)")
         .await
         .unwrap();
     shards.replicated(1).await;

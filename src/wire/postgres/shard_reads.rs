@@ -125,7 +125,10 @@ impl ShardedSession {
                     continue;
                 }
             };
-            if !self.write_visible_on(ds, &primary, &replica, &mut held).await {
+            if !self
+                .write_visible_on(ds, &primary, &replica, &mut held)
+                .await
+            {
                 if held.conn.healthy {
                     self.backends.park_replica(ds, replica, held);
                 }
