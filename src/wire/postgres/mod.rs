@@ -21,6 +21,7 @@ pub mod prepared_cache;
 pub mod preview;
 pub mod row_codec;
 mod row_move;
+mod saga;
 pub mod shard_backends;
 mod shard_reads;
 pub mod sharded;
@@ -29,6 +30,7 @@ mod sharded_simple;
 mod sharded_txn;
 mod sharded_xa;
 pub mod statements;
+mod table_columns;
 mod wal_position;
 
 pub use frontend::serve_client;
