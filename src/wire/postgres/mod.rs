@@ -23,6 +23,7 @@ pub mod row_codec;
 mod row_move;
 mod saga;
 pub mod shard_backends;
+mod shard_reads;
 pub mod sharded;
 mod sharded_extended;
 mod sharded_simple;
@@ -30,6 +31,7 @@ mod sharded_txn;
 mod sharded_xa;
 pub mod statements;
 mod table_columns;
+mod wal_position;
 
 pub use frontend::serve_client;
 

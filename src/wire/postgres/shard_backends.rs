@@ -4,6 +4,13 @@
 //! under transaction pooling, until the transaction ends: `release_all`), then returned to
 //! their pools.
 //!
+//! A read may run on a replica of a data source (`shard_reads.rs`): for that statement
+//! the replica's connection is *lent* in the data source's place (so the code running
+//! units finds it under the data source's name) and the primary's is parked; afterwards
+//! [`Backends::restore_primaries`] puts the primary's back and parks the replica's, which
+//! the next read there reuses. Parked replica connections go back to their replica's pool
+//! with the others (`release_all`, `release`).
+//!
 //! A connection's `healthy` flag doubles as "no response outstanding": it is cleared when
 //! dbmesh sends a request and set again when the ReadyForQuery that ends it is read, so a
 //! connection abandoned mid-response (the client left, a relay failed) is closed rather
@@ -14,9 +21,9 @@ use std::sync::Arc;
 
 use super::backend::{PgBackendConn, StartupParams};
 use super::cancel::CancelTarget;
-use super::checkout::{checkout, HeldBackend};
+use super::checkout::{apply_session_state, checkout, HeldBackend};
 use crate::error::Error;
-use crate::execute::LogicalDatabase;
+use crate::execute::{DataSource, LogicalDatabase};
 use crate::server::Runtime;
 use crate::session::Session;
 
@@ -28,6 +35,12 @@ pub struct Backends {
     /// The client's cancel key: pid and secret.
     key: (i32, i32),
     held: BTreeMap<String, HeldBackend>,
+    /// Data sources whose entry in `held` is, for the statement running now, a connection
+    /// to this replica of theirs.
+    lent: BTreeMap<String, Arc<DataSource>>,
+    /// Connections not in use: by data source name, of a replica of it (or of the primary
+    /// itself, `None`, while a replica's is lent in its place).
+    parked: Vec<(String, Option<Arc<DataSource>>, HeldBackend)>,
 }
 
 impl Backends {
@@ -47,6 +60,8 @@ impl Backends {
             params,
             key,
             held,
+            lent: BTreeMap::new(),
+            parked: Vec::new(),
         };
         b.register_cancel();
         b
@@ -137,6 +152,8 @@ impl Backends {
     /// kept their `DataSource` (same URL and pool size) stay; the others go back to their
     /// old pools (or are closed) and are opened anew on next use.
     pub async fn switch_database(&mut self, db: Arc<LogicalDatabase>) {
+        // Parked connections go back to the pools they came from (the old database's).
+        self.release_parked(true).await;
         let old = std::mem::replace(&mut self.db, db);
         let names: Vec<String> = self.held.keys().cloned().collect();
         for name in names {
@@ -154,6 +171,97 @@ impl Backends {
         self.register_cancel();
     }
 
+    /// The primary data source named `ds`.
+    pub fn primary(&self, ds: &str) -> Option<&Arc<DataSource>> {
+        self.db.data_sources.get(ds)
+    }
+
+    /// The replica whose connection stands in for `ds` in the statement running now.
+    pub fn lent_replica(&self, ds: &str) -> Option<&Arc<DataSource>> {
+        self.lent.get(ds)
+    }
+
+    /// A connection to `replica` (of data source `ds`) brought to the session's SETs: the
+    /// parked one if the server has not closed it, else one from the replica's pool.
+    pub async fn replica_connection(
+        &mut self,
+        ds: &str,
+        replica: &Arc<DataSource>,
+        session: &Session,
+    ) -> Result<HeldBackend, Error> {
+        let at = self.parked.iter().position(|(name, r, _)| {
+            name == ds && r.as_ref().is_some_and(|r| Arc::ptr_eq(r, replica))
+        });
+        if let Some(at) = at {
+            let (_, _, mut held) = self.parked.swap_remove(at);
+            if held.closed_by_server().is_none()
+                && apply_session_state(&mut held.conn, replica, session)
+                    .await
+                    .is_ok()
+            {
+                return Ok(held);
+            }
+        }
+        checkout(&self.rt.config().server, replica, &self.params, session).await
+    }
+
+    /// Keeps a connection to `replica` of `ds` for later reads.
+    pub fn park_replica(&mut self, ds: &str, replica: Arc<DataSource>, held: HeldBackend) {
+        self.parked.push((ds.to_string(), Some(replica), held));
+    }
+
+    /// For the statement running now, `ds`'s units run on `held`, a connection to
+    /// `replica`; the primary's connection (if the session holds one) is parked.
+    pub fn lend(&mut self, ds: &str, replica: Arc<DataSource>, held: HeldBackend) {
+        if let Some(primary) = self.held.insert(ds.to_string(), held) {
+            self.parked.push((ds.to_string(), None, primary));
+        }
+        self.lent.insert(ds.to_string(), replica);
+        self.register_cancel();
+    }
+
+    /// After a statement: every lent replica connection is parked again (or dropped, when a
+    /// response is outstanding on it) and the primaries' connections are back in place.
+    pub fn restore_primaries(&mut self) {
+        if self.lent.is_empty() {
+            return;
+        }
+        for (ds, replica) in std::mem::take(&mut self.lent) {
+            if let Some(held) = self.held.remove(&ds) {
+                if held.conn.healthy {
+                    self.parked.push((ds.clone(), Some(replica), held));
+                }
+            }
+            let primary = self
+                .parked
+                .iter()
+                .position(|(name, r, _)| *name == ds && r.is_none());
+            if let Some(at) = primary {
+                let (_, _, held) = self.parked.swap_remove(at);
+                self.held.insert(ds, held);
+            }
+        }
+        self.register_cancel();
+    }
+
+    /// Gives every parked connection back to the pool of the server it belongs to.
+    async fn release_parked(&mut self, reset: bool) {
+        for (ds, replica, held) in std::mem::take(&mut self.parked) {
+            let source = match &replica {
+                Some(r) => r.clone(),
+                None => match self.db.data_sources.get(&ds) {
+                    Some(p) => p.clone(),
+                    None => continue,
+                },
+            };
+            if !reset && held.conn.healthy && held.conn.tx_status == b'I' {
+                held.give_back(&source);
+            } else {
+                held.release(&source).await;
+            }
+        }
+    }
+
     /// Points the client's cancel key at every held connection.
     fn register_cancel(&self) {
         let targets = self
@@ -168,8 +276,10 @@ impl Backends {
     /// session's checkout brings it to its own SETs), except one with passthrough
     /// statements prepared on it: those carry the client's names, which another session
     /// may use for other SQL, so the session keeps that connection while it has them. One
-    /// with a response outstanding is closed.
+    /// with a response outstanding is closed. Parked replica connections go back to their
+    /// replica's pool.
     pub async fn release_all(&mut self) {
+        self.release_parked(false).await;
         let releasable: Vec<String> = self
             .held
             .iter()
@@ -197,6 +307,7 @@ impl Backends {
     /// cancel key.
     pub async fn release(mut self) {
         self.rt.pg_cancel.unregister(self.key.0);
+        self.release_parked(true).await;
         for (name, held) in std::mem::take(&mut self.held) {
             if let Some(ds) = self.db.data_sources.get(&name) {
                 held.release(ds).await;

@@ -12,7 +12,8 @@
 //!   to the default data source;
 //! - `fanout.rs`: running a plan's units and combining their results;
 //! - `sharded_txn.rs`: transactions over several data sources (local semantics);
-//! - `shard_backends.rs`: the session's connection per data source.
+//! - `shard_backends.rs`: the session's connection per data source;
+//! - `shard_reads.rs`: reads on the data sources' standbys (read/write splitting).
 //!
 //! A connection the server closes while the session is idle outside a transaction is
 //! dropped before the next message and replaced when next needed (its SETs replayed, its
@@ -45,6 +46,7 @@ use super::message::{frame_at, MessageError, MessageReader, MessageWriter, FLUSH
 use super::passthrough::Passthrough;
 use super::pinning::may_pin;
 use super::shard_backends::Backends;
+use super::shard_reads::ShardReads;
 use super::sharded_extended::Extended;
 use super::sharded_txn::Txn;
 use crate::admin::metrics::{
@@ -96,6 +98,8 @@ pub struct ShardedSession {
     pub(super) txn: Option<Txn>,
     pub(super) ext: Extended,
     pub(super) pass: Passthrough,
+    /// Read/write splitting over the data sources' standbys.
+    pub(super) reads: ShardReads,
     shutdown: Shutdown,
     metrics: ConnectionMetrics,
     /// How the statement running now was routed (`run_plan` sets it), for the metrics.
@@ -149,6 +153,7 @@ pub async fn serve(started: Started) {
         txn: None,
         ext: Extended::default(),
         pass: Passthrough::default(),
+        reads: ShardReads::default(),
         shutdown: started.shutdown,
         metrics: started.metrics,
         route: RouteKind::Single,
@@ -165,6 +170,7 @@ impl ShardedSession {
         loop {
             let more = matches!(frame_at(&self.reader.buf, 0, self.reader.max), Ok(Some(_)));
             if !more && self.may_release() {
+                self.before_release_reads().await;
                 self.backends.release_all().await;
             }
             let idle = self.idle_outside_transaction();
@@ -206,6 +212,7 @@ impl ShardedSession {
                     super::statements::parse_query(&msg)
                 };
                 self.pinned |= may_pin(text.unwrap_or_default());
+                self.reads.saw_statement(text.unwrap_or_default());
             }
             if let (Some(info), b'B' | b'E') = (&self.info, tag) {
                 info.mark_active();

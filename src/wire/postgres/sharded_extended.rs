@@ -630,6 +630,9 @@ impl ShardedSession {
                 return Ok(Outcome::Failed);
             }
         }
+        // Passthrough statements run on the default data source's primary and may write.
+        let default = self.backends.default_name().to_string();
+        self.reads.wrote_on(&default);
         self.forward(b'E', msg, None).await
     }
 
@@ -673,7 +676,9 @@ impl ShardedSession {
                     // Under XA the UPDATE moves its rows instead (`row_move.rs`).
                     Err(Error::ShardingKeyChange { .. }) if self.xa_wanted() => {
                         let params = portal.params.clone();
-                        let outcome = self.update_moving_rows(prepared, Some(&params)).await?;
+                        let outcome = self.update_moving_rows(prepared, Some(&params)).await;
+                        self.wrote_on_held();
+                        let outcome = outcome?;
                         portal.done = true;
                         return Ok(outcome);
                     }

@@ -80,7 +80,11 @@ impl ShardedSession {
                 // Under XA the UPDATE moves its rows instead (`row_move.rs`).
                 Err(Error::ShardingKeyChange { .. }) if self.xa_wanted() => {
                     match self.router.prepare(statement) {
-                        Ok(prepared) => self.update_moving_rows(&prepared, None).await,
+                        Ok(prepared) => {
+                            let moved = self.update_moving_rows(&prepared, None).await;
+                            self.wrote_on_held();
+                            moved
+                        }
                         Err(e) => Ok(self.fail(&e)),
                     }
                 }
@@ -104,16 +108,32 @@ impl ShardedSession {
             }
             _ if self.txn_failed() => Ok(self.fail_session(SessionError::TransactionAborted)),
             _ if self.saga_handles(plan, statement) => {
+                // Each write of a saga commits at once: a later read waits for it.
+                for u in &plan.units {
+                    self.reads.wrote_on(&u.data_source);
+                }
                 self.saga_statement(plan, statement, protocol).await
             }
-            _ if plan.merge.is_some() && plan.units.len() > 1 => {
-                let merge = plan.merge.clone().expect("checked");
-                self.run_merge(&merge, &plan.units, protocol).await
-            }
             _ => {
-                self.run_units(plan.kind, &plan.units, statement, protocol)
-                    .await
+                // A read may run on the data sources' standbys (`shard_reads.rs`).
+                self.route_reads(&plan.units, statement).await;
+                let mut ran = if plan.merge.is_some() && plan.units.len() > 1 {
+                    let merge = plan.merge.clone().expect("checked");
+                    self.run_merge(&merge, &plan.units, protocol).await
+                } else {
+                    self.run_units(plan.kind, &plan.units, statement, protocol)
+                        .await
+                };
+                self.after_reads(ran.as_mut().err());
+                ran
             }
+        }
+    }
+
+    /// A statement that may have written on any connection the session holds ran.
+    pub(super) fn wrote_on_held(&mut self) {
+        for ds in self.backends.names() {
+            self.reads.wrote_on(&ds);
         }
     }
 

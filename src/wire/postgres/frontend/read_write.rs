@@ -27,9 +27,6 @@
 //! position is not asked again for it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use postgres_protocol::message::{backend, frontend};
 use tracing::{debug, warn};
 
 use super::{Close, PgClient};
@@ -40,9 +37,7 @@ use crate::sql::parse_hint;
 use crate::wire::postgres::cancel::CancelTarget;
 use crate::wire::postgres::checkout::{apply_session_state, checkout, HeldBackend};
 use crate::wire::postgres::statements::{bind_statement, parse_query};
-
-/// Longest pause between two polls of a replica's replay position.
-const MAX_POLL_PAUSE: Duration = Duration::from_millis(20);
+use crate::wire::postgres::wal_position;
 
 /// The session's read/write splitting state.
 #[derive(Default)]
@@ -383,11 +378,12 @@ impl PgClient {
             self.read_write.last_write = Some((String::new(), Vec::new()));
             return;
         };
-        match query_value(held, "SELECT pg_current_wal_insert_lsn()").await {
-            Some(Some(lsn)) if is_lsn(&lsn) => self.read_write.last_write = Some((lsn, Vec::new())),
-            // Unknown: no replica can be shown to have it; reads wait or go to the primary.
-            _ => self.read_write.last_write = Some((String::new(), Vec::new())),
-        }
+        // Unknown (empty) when it cannot be had: no replica can be shown to have it; reads
+        // wait or go to the primary.
+        let lsn = wal_position::write_position(&mut held.conn)
+            .await
+            .unwrap_or_default();
+        self.read_write.last_write = Some((lsn, Vec::new()));
     }
 
     /// Whether the session's last write has been replayed by `replica`, waiting up to
@@ -409,21 +405,8 @@ impl PgClient {
         if lsn.is_empty() {
             return false;
         }
-        let sql = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match query_value(held, &sql).await {
-                Some(Some(v)) if v == "t" => break,
-                Some(_) => {}
-                None => return false,
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(MAX_POLL_PAUSE);
+        if !wal_position::wait_replayed(&mut held.conn, lsn, timeout).await {
+            return false;
         }
         if let Some((_, seen_by)) = &mut self.read_write.last_write {
             seen_by.push(replica.clone());
@@ -470,66 +453,5 @@ impl PgClient {
             held.release(&ds).await;
         }
         self.read_write.txn_replica = None;
-    }
-}
-
-/// Runs `sql` on an idle connection and returns its first value (`None` for NULL or no
-/// row); `None` when the query failed or the connection broke.
-async fn query_value(held: &mut HeldBackend, sql: &str) -> Option<Option<String>> {
-    let conn = &mut held.conn;
-    frontend::query(sql, &mut conn.writer.buf).ok()?;
-    if conn.writer.flush().await.is_err() {
-        conn.healthy = false;
-        return None;
-    }
-    let mut value = None;
-    let mut failed = false;
-    loop {
-        let Ok((tag, mut msg)) = conn.reader.read_message().await else {
-            conn.healthy = false;
-            return None;
-        };
-        match tag {
-            b'D' if value.is_none() => {
-                if let Ok(Some(backend::Message::DataRow(row))) = backend::Message::parse(&mut msg)
-                {
-                    let buf = row.buffer();
-                    let mut ranges = row.ranges();
-                    if let Ok(Some(range)) = fallible_iterator::FallibleIterator::next(&mut ranges)
-                    {
-                        value = Some(range.map(|r| String::from_utf8_lossy(&buf[r]).into_owned()));
-                    }
-                }
-            }
-            b'E' => failed = true,
-            b'Z' => {
-                conn.tx_status = msg[5];
-                return (!failed).then(|| value.flatten());
-            }
-            _ => {}
-        }
-    }
-}
-
-/// A WAL position as PostgreSQL prints it (`16/B374D848`): spliced into SQL, so checked.
-fn is_lsn(s: &str) -> bool {
-    let mut parts = s.split('/');
-    let hex = |p: Option<&str>| {
-        p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    hex(parts.next()) && hex(parts.next()) && parts.next().is_none()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_lsn;
-
-    #[test]
-    fn only_wal_positions_are_spliced_into_sql() {
-        assert!(is_lsn("0/3000148"));
-        assert!(is_lsn("16/B374D848"));
-        for bad in ["", "0/", "/1", "0/1/2", "0/1'; DROP TABLE t; --", "g/1"] {
-            assert!(!is_lsn(bad), "{bad}");
-        }
     }
 }
