@@ -12,18 +12,24 @@
 //!   (`checkout::checkout_for_resend`): only connections idle past `pool_check_idle_ms`
 //!   are pinged at checkout, so one the server closed a moment ago (`pg_terminate_backend`,
 //!   `idle_session_timeout`, a restart) is found dead only when the request is written or
-//!   answered. It goes again on a new connection, and the client never hears of it.
+//!   answered. The request goes out behind an empty query (in the same write: no round
+//!   trip); a loss before that empty query is answered means the server closed the
+//!   connection before it read the request, which then goes again on a new connection,
+//!   and the client never hears of it. A loss after it is a statement cut off half way
+//!   (terminated, the server crashed), which the client must hear about: 08006, as before.
 //!
-//! The pump keeps a copy of every client message it forwards from the point where the held
-//! connection was idle (nothing owed, no batch open) until it is idle again, together with
-//! the session's statement bookkeeping as it was then (`Statements`), so the messages can be
-//! forwarded again as if for the first time: a named statement the new connection lacks is
-//! parsed there first, as on any connection change. "No byte reached the client" is exact:
-//! every backend message the pump relays (all but the ParseComplete / CloseComplete dbmesh
-//! caused itself) marks the request answered. A connection that is closed by the server
-//! says so with a FATAL ErrorResponse (57P01 admin_shutdown, idle-session timeout) before
-//! the end of the stream; when nothing was relayed yet that error is the loss, not an
-//! answer.
+//! The pump keeps a copy of each such request (the client messages up to its Query or
+//! Sync), and of any pipelined behind it, until its ReadyForQuery, together with the
+//! session's statement bookkeeping as it was before it (`Statements`), so the messages can
+//! be forwarded again as if for the first time: a named statement the new connection lacks
+//! is parsed there first, as on any connection change. "No byte reached the client" is
+//! exact: every backend message the pump relays (all but the ParseComplete / CloseComplete
+//! dbmesh caused itself, and notices, which may come at any time) marks the request
+//! answered. The header messages an answer starts with are held back until more follows
+//! ([`Resend::held_back`]): a server going down flushes them early. A connection that is
+//! closed by the server may say so with a FATAL ErrorResponse (57P01 admin_shutdown,
+//! idle-session timeout) before the end of the stream; when nothing was relayed yet that
+//! error is the loss, not an answer.
 //!
 //! A standby that breaks after part of the answer was relayed cannot take it back: the
 //! client gets ErrorResponse 08006 naming the standby and a ReadyForQuery for each request
@@ -31,7 +37,7 @@
 //! standby never saw.
 
 use bytes::BytesMut;
-use postgres_protocol::message::backend;
+use postgres_protocol::message::{backend, frontend};
 
 use super::*;
 use crate::wire::postgres::backend::error_fields;
@@ -58,6 +64,8 @@ pub(super) struct Resend {
     /// (its WARNING) — then the request can still go again. Never while the client asked
     /// for a Flush: it waits for exactly these.
     held_back: BytesMut,
+    /// The empty query sent ahead of a probed request has not been answered yet.
+    probe_pending: bool,
 }
 
 /// One request as the client sent it.
@@ -71,6 +79,10 @@ struct Recorded {
     complete: bool,
     /// It has a Flush: the client waits for answers before its Sync.
     flushes: bool,
+    /// It is the first request on a connection from the pool, sent behind an empty query:
+    /// it may go again only until that is answered (the server then runs it, and a loss
+    /// from then on may have cut it off half way: the client must know).
+    probed: bool,
 }
 
 impl Resend {
@@ -107,6 +119,27 @@ impl Resend {
         if !self.held_back.is_empty() {
             writer.write_raw(&self.held_back);
             self.held_back.clear();
+        }
+    }
+
+    /// Whether backend message `tag` answers the empty query sent ahead of a request
+    /// (EmptyQueryResponse, then ReadyForQuery): dbmesh's own, not the client's. Its
+    /// ReadyForQuery shows the server is running the request.
+    pub(super) fn probe_answer(&mut self, tag: u8) -> bool {
+        if !self.probe_pending {
+            return false;
+        }
+        match tag {
+            b'I' => true,
+            b'Z' => {
+                self.probe_pending = false;
+                if let Some(r) = self.requests.front_mut().filter(|r| r.probed) {
+                    r.armed = false;
+                }
+                true
+            }
+            // Notices (or the server's FATAL) before it: not the probe's answer.
+            _ => false,
         }
     }
 
@@ -149,6 +182,7 @@ impl PgClient {
             self.resend.requests.clear();
             self.resend.relayed = false;
             self.resend.held_back.clear();
+            self.resend.probe_pending = false;
             self.resend.attempts = 0;
         }
         let starts = self.resend.requests.back().is_none_or(|r| r.complete);
@@ -157,7 +191,16 @@ impl PgClient {
                 .backend
                 .as_mut()
                 .is_some_and(|h| std::mem::take(&mut h.from_pool));
-            let armed = self.on_replica() || (from_pool && self.tx_status == b'I');
+            let on_replica = self.on_replica();
+            let probe = !on_replica && from_pool && self.tx_status == b'I';
+            let armed = on_replica || probe;
+            if probe {
+                // Answered before the request is read: until its answer comes, a loss means
+                // the server closed the connection before it saw the request.
+                let conn = &mut self.backend.as_mut().expect("held").conn;
+                frontend::query("", &mut conn.writer.buf).expect("an empty query encodes");
+                self.resend.probe_pending = true;
+            }
             // Behind an unanswered request that may go again it is recorded to go with
             // it; one starting on an idle connection only if it may go again itself.
             if armed || !self.resend.requests.is_empty() {
@@ -167,6 +210,7 @@ impl PgClient {
                     armed,
                     complete: false,
                     flushes: false,
+                    probed: probe,
                 });
             } else {
                 return;
@@ -210,6 +254,7 @@ impl PgClient {
         let mut requests = std::mem::take(&mut self.resend.requests);
         self.resend.relayed = false;
         self.resend.held_back.clear();
+        self.resend.probe_pending = false;
         if let Some(first) = requests.front_mut() {
             self.statements = std::mem::take(&mut first.statements);
         }
