@@ -221,6 +221,10 @@ const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
     (Fixed, Exact, "SELECT province_id, COUNT(DISTINCT user_id) c FROM t_order GROUP BY province_id ORDER BY c DESC, province_id"),
     (Fixed, Exact, "SELECT COUNT(DISTINCT user_id), SUM(DISTINCT amount) FROM t_order WHERE 1 = 0"),
     (Fixed, Exact, "SELECT COUNT(DISTINCT sku) FROM t_order_item"),
+    (Fixed, Exact, "SELECT AVG(DISTINCT amount), AVG(DISTINCT price), AVG(DISTINCT score), AVG(DISTINCT qty) FROM t_order"),
+    (Fixed, Exact, "SELECT user_id, AVG(DISTINCT amount), AVG(amount), COUNT(DISTINCT amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, Folded, "SELECT status, AVG(DISTINCT price) a FROM t_order GROUP BY status HAVING AVG(DISTINCT price) > 100 ORDER BY a DESC, status"),
+    (Fixed, Exact, "SELECT AVG(DISTINCT amount), AVG(DISTINCT price) FROM t_order WHERE 1 = 0"),
     (Fixed, Exact, "SELECT user_id, COUNT(*) FROM t_order GROUP BY user_id HAVING COUNT(*) BETWEEN 70 AND 80 ORDER BY user_id"),
     (Fixed, Exact, "SELECT user_id, SUM(amount) FROM t_order GROUP BY user_id HAVING SUM(amount) > 0 AND user_id < 20 ORDER BY user_id"),
     (Fixed, Exact, "SELECT COUNT(*) AS n FROM t_order HAVING n > 10"),
@@ -589,7 +593,6 @@ const REFUSED: &[&str] = &[
     "SELECT d.order_id FROM (SELECT order_id FROM t_order ORDER BY order_id LIMIT 5) d ORDER BY d.order_id",
     "SELECT MAX(amount) - MIN(amount) FROM t_order",
     "SELECT COUNT(DISTINCT user_id, qty) FROM t_order",
-    "SELECT user_id, AVG(DISTINCT amount) FROM t_order GROUP BY user_id ORDER BY user_id",
     "SELECT sku, SUM(quantity) FROM t_order_item GROUP BY sku HAVING sku LIKE 'a%'",
 ];
 
@@ -613,4 +616,54 @@ async fn an_unsupported_construct_is_refused_with_1235() {
             .unwrap();
         assert_eq!(count, Some(MERGE_ORDERS));
     }
+}
+
+/// MariaDB's default `utf8mb4_general_ci` ignores accents as well as case: `'café'`,
+/// `'CAFÉ'`, `'cafe'` and `'Cafe '` are one value, wherever their rows live. The merge
+/// groups, counts DISTINCT and sorts them as one, as one database does; a `_bin` column
+/// keeps them apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accents_fold_under_the_generic_ci_collations() {
+    let db = ShardedDb::mysql(ORDERS_RULES, 2).await;
+    let mut conn = Conn::new(db.mysql_opts()).await.unwrap();
+    conn.query_drop(
+        "CREATE TABLE t_order (order_id BIGINT NOT NULL PRIMARY KEY, user_id INT NOT NULL, \
+         name VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, \
+         exact VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)",
+    )
+    .await
+    .unwrap();
+    // Every spelling on another node (user_id % 2 picks the data source, order_id % 2 the
+    // table).
+    let names = ["café", "CAFÉ", "cafe", "Cafe ", "thé", "the", "tea"];
+    for (i, name) in names.iter().enumerate() {
+        conn.exec_drop(
+            "INSERT INTO t_order (order_id, user_id, name, exact) VALUES (?, ?, ?, ?)",
+            (i as i64, (i / 2) as i32, *name, *name),
+        )
+        .await
+        .unwrap();
+    }
+    let counts: Vec<i64> = conn
+        .query("SELECT COUNT(*) c FROM t_order GROUP BY name ORDER BY c")
+        .await
+        .unwrap();
+    assert_eq!(counts, [1, 2, 4]);
+    let distinct: (i64, i64) = conn
+        .query_first("SELECT COUNT(DISTINCT name), COUNT(DISTINCT exact) FROM t_order")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(distinct, (3, 7));
+    // Sorted by the letters under the accents: the four cafés, tea, then the two thés.
+    let order: Vec<i64> = conn
+        .query("SELECT order_id FROM t_order ORDER BY name, order_id")
+        .await
+        .unwrap();
+    assert_eq!(order, [0, 1, 2, 3, 6, 4, 5]);
+    let distinct_names: Vec<String> = conn
+        .query("SELECT DISTINCT name FROM t_order")
+        .await
+        .unwrap();
+    assert_eq!(distinct_names.len(), 3, "{distinct_names:?}");
 }

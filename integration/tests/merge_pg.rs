@@ -227,6 +227,10 @@ const HAVING_AND_DISTINCT_AGGREGATES: &[Query] = &[
     (Fixed, "SELECT count(DISTINCT user_id), sum(DISTINCT amount) FROM t_order WHERE false"),
     (Fixed, "SELECT count(DISTINCT sku), sum(DISTINCT unit_price) FROM t_order_item"),
     (Fixed, "SELECT sum(DISTINCT order_id), sum(DISTINCT qty) FROM t_order"),
+    (Fixed, "SELECT avg(DISTINCT amount), avg(DISTINCT price), avg(DISTINCT score), avg(DISTINCT qty) FROM t_order"),
+    (Fixed, "SELECT user_id, avg(DISTINCT amount), avg(amount), count(DISTINCT amount) FROM t_order GROUP BY user_id ORDER BY user_id"),
+    (Fixed, "SELECT status, avg(DISTINCT price) AS a FROM t_order GROUP BY status HAVING avg(DISTINCT price) > 100 ORDER BY a DESC, status"),
+    (Fixed, "SELECT avg(DISTINCT amount), avg(DISTINCT price) FROM t_order WHERE false"),
     (Fixed, "SELECT user_id, min(updated) FROM t_order GROUP BY user_id HAVING min(updated) < TIMESTAMP '2023-01-02 12:00:00' ORDER BY user_id"),
 ];
 
@@ -626,7 +630,6 @@ async fn unsupported_constructs_give_0a000_and_the_connection_stays_usable() {
         "SELECT user_id FROM t_order INTERSECT SELECT user_id FROM t_order_item",
         "SELECT sum(amount) / count(amount) FROM t_order",
         "SELECT user_id, bool_or(amount > 0) FROM t_order GROUP BY user_id",
-        "SELECT user_id, avg(DISTINCT amount) FROM t_order GROUP BY user_id",
         "SELECT DISTINCT ON (user_id) user_id, order_id FROM t_order ORDER BY user_id, order_id",
         "SELECT user_id, count(*) FROM t_order GROUP BY ROLLUP (user_id)",
         "SELECT user_id, count(*) FROM t_order GROUP BY user_id HAVING count(*) > (SELECT 1)",

@@ -122,6 +122,61 @@ async fn rows_land_on_the_node_the_rules_pick_and_multi_row_inserts_split() {
     assert_eq!(ids_on(&db, 1, "t_order_1").await, [3]);
 }
 
+/// `INSERT INTO t VALUES (...)` without a column list: dbmesh reads the table's columns
+/// from its first actual table (in ordinal order) to find the sharding values, in a simple
+/// query and a prepared statement, and reads them again when the table changed (through
+/// dbmesh, or behind its back on every actual table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_without_a_column_list_routes_by_the_tables_columns() {
+    let db = ShardedDb::pg_orders().await;
+    let client = db.pg_client().await;
+    let (_, counts) = simple(&client, "INSERT INTO t_order VALUES (1, 10, 1), (3, 11, 3)").await;
+    assert_eq!(counts, [2]);
+    let n = client
+        .execute(
+            "INSERT INTO t_order VALUES ($1, $2, $3)",
+            &[&6i64, &12i32, &6i32],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // Database by user_id % 2, table by order_id % 2.
+    assert_eq!(ids_on(&db, 0, "t_order_0").await, [6]);
+    assert_eq!(ids_on(&db, 0, "t_order_1").await, [1]);
+    assert_eq!(ids_on(&db, 1, "t_order_1").await, [3]);
+
+    simple(&client, "ALTER TABLE t_order DROP COLUMN note").await;
+    simple(&client, "INSERT INTO t_order VALUES (8, 12, 8)").await;
+    assert_eq!(ids_on(&db, 0, "t_order_0").await, [6, 8]);
+    // Changed behind dbmesh's back: a column before the sharding column is not possible
+    // to add, so one is added after; the wider row makes dbmesh read the columns again.
+    for i in 0..2 {
+        for t in ["t_order_0", "t_order_1"] {
+            db.pg_direct_query(i, &format!("ALTER TABLE {t} ADD COLUMN extra INT"))
+                .await;
+        }
+    }
+    simple(&client, "INSERT INTO t_order VALUES (5, 13, 5, 9)").await;
+    let (rows, _) = simple(
+        &client,
+        "SELECT order_id, extra FROM t_order WHERE user_id = 13 AND order_id = 5",
+    )
+    .await;
+    assert_eq!(rows, [[Some("5".to_string()), Some("9".to_string())]]);
+    assert_eq!(ids_on(&db, 1, "t_order_1").await, [3, 5]);
+
+    // A row that fits no reading of the columns is still an error naming the table, and
+    // the connection stays usable.
+    let e = client
+        .simple_query("INSERT INTO t_order VALUES (7, 13, 5, 9, 10, 11)")
+        .await
+        .unwrap_err();
+    let e = e.as_db_error().expect("a server error");
+    assert_eq!(e.code().code(), "42601", "{e}");
+    assert!(e.message().contains("t_order"), "{e}");
+    simple(&client, "SELECT 1").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insert_returning_gives_the_generated_keys_of_rows_on_several_nodes() {
     let db = ShardedDb::pg_orders().await;

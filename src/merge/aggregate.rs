@@ -10,6 +10,7 @@
 //! | AVG | SUM in `column`, COUNT in `count_column` | total sum / total count at [`AvgScale`] | NULL |
 //! | COUNT(DISTINCT x) | the distinct x of the group | count of distinct x across shards | 0 |
 //! | SUM(DISTINCT x) | the distinct x of the group | sum of distinct x across shards | NULL |
+//! | AVG(DISTINCT x) | the distinct x of the group | their sum / their count, at [`AvgScale`] | NULL |
 //!
 //! A computed column's `raw` becomes `None`, so the wire layer encodes its `values` entry
 //! (as the client-visible column's type: an AVG column is a decimal although its shard
@@ -51,6 +52,11 @@ enum State {
         sum: Sum,
         as_decimal: bool,
     },
+    AvgDistinct {
+        seen: HashSet<KeyValue>,
+        sum: Sum,
+        scale: AvgScale,
+    },
 }
 
 impl Accumulator {
@@ -73,6 +79,11 @@ impl Accumulator {
                 seen: HashSet::new(),
                 sum: Sum::Empty,
                 as_decimal: info.sum_is_decimal,
+            },
+            AggregateFunction::AvgDistinct => State::AvgDistinct {
+                seen: HashSet::new(),
+                sum: Sum::Empty,
+                scale: info.avg_scale,
             },
         };
         Accumulator {
@@ -112,7 +123,7 @@ impl Accumulator {
                     seen.insert(KeyValue::new(value, self.collation));
                 }
             }
-            State::SumDistinct { seen, sum, .. } => {
+            State::SumDistinct { seen, sum, .. } | State::AvgDistinct { seen, sum, .. } => {
                 if !value.is_null() && seen.insert(KeyValue::new(value, self.collation)) {
                     sum.add(value).map_err(fail)?;
                 }
@@ -134,6 +145,9 @@ impl Accumulator {
             State::SumDistinct {
                 sum, as_decimal, ..
             } => (sum.value(as_decimal), None),
+            State::AvgDistinct { seen, sum, scale } => {
+                (average(&sum, seen.len() as u64, scale), None)
+            }
         };
         row.values[self.column] = value;
         row.raw[self.column] = raw;
@@ -320,6 +334,29 @@ mod tests {
         assert_eq!(merge(agg.clone(), &columns, &rows).values[0], dec("2.3333"));
         let empty = [row(vec![Value::Null, int(0)])];
         assert_eq!(merge(agg, &columns, &empty).values[0], Value::Null);
+    }
+
+    #[test]
+    fn avg_distinct_averages_each_value_once_across_shards() {
+        // 2 and 4 on two shards each, 6 once: the distinct values average to 4, while
+        // every row would give 3.6.
+        let rows = [
+            row(vec![int(2)]),
+            row(vec![int(4)]),
+            row(vec![Value::Null]),
+            row(vec![int(2)]),
+            row(vec![int(4)]),
+            row(vec![int(6)]),
+        ];
+        let merged = merge(AggregateFunction::AvgDistinct, ONE, &rows);
+        assert_eq!(merged.values[0], dec("4.0000"));
+        assert_eq!(merged.raw[0], None);
+        let none = merge(
+            AggregateFunction::AvgDistinct,
+            ONE,
+            &[row(vec![Value::Null])],
+        );
+        assert_eq!(none.values[0], Value::Null);
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub enum KeyValue {
     Number(BigDecimal),
     /// NaN and infinities, by their bits.
     FloatBits(u64),
-    /// Text as its collation compares it: lowercased when it folds case, without trailing
-    /// spaces when it pads.
+    /// Text as its collation compares it: lowercased when it folds case, without accents
+    /// when it folds them, without trailing spaces when it pads.
     Text(String),
     Bytes(Vec<u8>),
     /// DATE and DATETIME (a date is its midnight, as [`Value::compare`] has it).
@@ -47,7 +47,7 @@ impl KeyValue {
                     s.as_str()
                 };
                 KeyValue::Text(if collation.folds_case() {
-                    s.chars().flat_map(char::to_lowercase).collect()
+                    collation.fold(s).collect()
                 } else {
                     s.to_string()
                 })

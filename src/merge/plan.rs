@@ -79,6 +79,9 @@ pub enum AggregateFunction {
     /// distinct values across shards.
     CountDistinct,
     SumDistinct,
+    /// AVG(DISTINCT x): the shards return the distinct values of x, as for SUM(DISTINCT x);
+    /// the merge divides the sum of the distinct values by their count.
+    AvgDistinct,
 }
 
 /// A HAVING condition on merged values: `column op literal`, combined with AND / OR.

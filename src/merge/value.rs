@@ -44,27 +44,62 @@ pub enum Collation {
     /// Byte order, trailing spaces ignored (PAD SPACE: `'a'` = `'a '`): MySQL's and
     /// MariaDB's `_bin` collations (`utf8mb4_bin`, `latin1_bin`), which pad.
     BinaryPadSpace,
-    /// Case- insensitive, trailing spaces ignored (PAD SPACE): MySQL's default
-    /// `utf8mb4_general_ci`, `utf8mb4_unicode_ci` and the other `_ci` collations that pad:
-    /// 'a', 'A' and 'a ' are equal. Accents are not folded (see [`compare_text`]).
+    /// Case-insensitive, trailing spaces ignored (PAD SPACE): the `_ci` collations that
+    /// pad and whose accent rules are a language's (`latin1_swedish_ci`: `'ä'` is a letter
+    /// of its own) or unknown: 'a', 'A' and 'a ' are equal, accents are not folded.
     CaseInsensitive,
-    /// Case-insensitive, trailing spaces significant: the NO PAD `_ci` collations
-    /// (MariaDB's `_nopad_ci`, MySQL 8's `utf8mb4_0900_ai_ci`).
+    /// Case-insensitive, trailing spaces significant: the NO PAD `_ci` collations of the
+    /// kind above (MariaDB's `_nopad_ci`).
     CaseInsensitiveNoPad,
+    /// Case- and accent-insensitive, PAD SPACE: the generic `_ci` collations,
+    /// `utf8mb4_general_ci` (MariaDB's default) and `utf8mb4_unicode_ci`, where
+    /// `'café'` = `'CAFE'` (see [`compare_text`]).
+    AccentInsensitive,
+    /// Case- and accent-insensitive, NO PAD: MySQL 8's `utf8mb4_0900_ai_ci`, MariaDB's
+    /// `utf8mb4_unicode_nopad_ci`.
+    AccentInsensitiveNoPad,
 }
 
 impl Collation {
     /// Whether trailing spaces are ignored (PAD SPACE).
     pub fn pads(self) -> bool {
-        matches!(self, Collation::BinaryPadSpace | Collation::CaseInsensitive)
+        matches!(
+            self,
+            Collation::BinaryPadSpace | Collation::CaseInsensitive | Collation::AccentInsensitive
+        )
     }
 
     /// Whether case is ignored.
     pub fn folds_case(self) -> bool {
+        !matches!(self, Collation::Binary | Collation::BinaryPadSpace)
+    }
+
+    /// Whether accents are ignored too.
+    pub fn folds_accents(self) -> bool {
         matches!(
             self,
-            Collation::CaseInsensitive | Collation::CaseInsensitiveNoPad
+            Collation::AccentInsensitive | Collation::AccentInsensitiveNoPad
         )
+    }
+
+    /// The NO PAD twin of this collation.
+    pub fn without_padding(self) -> Collation {
+        match self {
+            Collation::BinaryPadSpace => Collation::Binary,
+            Collation::CaseInsensitive => Collation::CaseInsensitiveNoPad,
+            Collation::AccentInsensitive => Collation::AccentInsensitiveNoPad,
+            other => other,
+        }
+    }
+
+    /// Text folded as this collation compares it, character by character (without the
+    /// padding rule): lowercased when it folds case, the accents dropped when it folds them.
+    pub fn fold(self, s: &str) -> impl Iterator<Item = char> + '_ {
+        let accents = self.folds_accents();
+        s.chars().flat_map(move |c| {
+            let base = if accents { base_letter(c) } else { c };
+            base.to_lowercase()
+        })
     }
 }
 
@@ -161,9 +196,32 @@ impl Value {
     }
 }
 
+/// The letter under a character's accents: the first character of its canonical
+/// decomposition when the rest are combining marks (`é` → `e`, `Å` → `A`), else the
+/// character itself (`ß`, `æ` and `ø` have no decomposition and stay).
+fn base_letter(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    let mut base = None;
+    let mut marks_only = true;
+    unicode_normalization::char::decompose_canonical(c, |d| {
+        if base.is_none() {
+            base = Some(d);
+        } else if !unicode_normalization::char::is_combining_mark(d) {
+            marks_only = false;
+        }
+    });
+    match base {
+        Some(b) if marks_only => b,
+        _ => c,
+    }
+}
+
 /// Text comparison under `collation`. Case-insensitive compares the Unicode simple
 /// lowercase of each character, which agrees with MySQL's general and unicode `_ci`
-/// collations on everything but accents and a few expansions (`ß` = `ss` in unicode_ci).
+/// collations but for a few expansions (`ß` = `ss` in unicode_ci); the accent-insensitive
+/// ones compare the letters under the accents, as those collations weigh `é` as `e`.
 /// PAD SPACE compares the shorter string as if padded with spaces, as MySQL does (so
 /// `'a\t'` sorts before `'a'`, and `'a '` equals `'a'`); NO PAD compares the strings as
 /// they are.
@@ -172,8 +230,8 @@ pub fn compare_text(a: &str, b: &str, collation: Collation) -> Ordering {
         (false, false) => a.as_bytes().cmp(b.as_bytes()),
         (false, true) => padded_cmp(a.bytes(), b.bytes(), b' '),
         (true, pads) => {
-            let x = a.chars().flat_map(char::to_lowercase);
-            let y = b.chars().flat_map(char::to_lowercase);
+            let x = collation.fold(a);
+            let y = collation.fold(b);
             if pads {
                 padded_cmp(x, y, ' ')
             } else {
@@ -204,6 +262,40 @@ fn padded_cmp<T: Ord + Copy>(
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn accent_insensitive_collations_compare_the_letters_under_the_accents() {
+        use Collation::*;
+        assert_eq!(
+            compare_text("café", "CAFE ", AccentInsensitive),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_text("Ångström", "angstrom", AccentInsensitiveNoPad),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_text("cafe ", "CAFE", AccentInsensitiveNoPad),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_text("thé", "tea", AccentInsensitive),
+            Ordering::Greater
+        );
+        // Case-only collations keep the accents apart, and letters without a
+        // decomposition stay themselves.
+        assert_ne!(
+            compare_text("café", "cafe", CaseInsensitive),
+            Ordering::Equal
+        );
+        assert_ne!(
+            compare_text("straße", "strase", AccentInsensitive),
+            Ordering::Equal
+        );
+        assert!(AccentInsensitive.pads() && !AccentInsensitiveNoPad.pads());
+        assert!(AccentInsensitive.folds_case() && AccentInsensitive.folds_accents());
+        assert!(!CaseInsensitive.folds_accents());
+    }
 
     #[test]
     fn numbers_compare_exactly_across_kinds() {

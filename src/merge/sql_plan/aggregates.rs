@@ -1,8 +1,8 @@
 //! Recognising aggregate calls, and what the shards compute for each.
 //!
 //! COUNT, SUM, MIN and MAX merge by combining the shards' partial results. AVG(x) becomes
-//! SUM(x) on the shards with COUNT(x) beside it. COUNT(DISTINCT x) and SUM(DISTINCT x)
-//! cannot be combined from partial results (a value may be on several shards), so the
+//! SUM(x) on the shards with COUNT(x) beside it. COUNT(DISTINCT x), SUM(DISTINCT x) and
+//! AVG(DISTINCT x) cannot be combined from partial results (a value may be on several shards), so the
 //! shards return the distinct values of x instead: the aggregate becomes `x`, and x joins
 //! the GROUP BY. Every other aggregate of the query stays right under that finer grouping
 //! (COUNT, SUM, MIN and MAX of the groups' parts combine into the group's), which is why it
@@ -86,6 +86,7 @@ pub(super) enum Call {
     /// COUNT(DISTINCT x) / SUM(DISTINCT x), with x.
     CountDistinct(Expr),
     SumDistinct(Expr),
+    AvgDistinct(Expr),
 }
 
 /// What `expr` is to the merge: `Some` aggregate call at its top, `None` for an
@@ -175,13 +176,13 @@ fn call(function: &Function, name: &str) -> Result<Call, Error> {
         ("min", _, Some(_)) => Ok(Call::Min),
         ("max", _, Some(_)) => Ok(Call::Max),
         ("avg", false, Some(_)) => Ok(Call::Avg),
-        ("count" | "sum", true, Some(_)) if function.filter.is_some() => {
+        ("count" | "sum" | "avg", true, Some(_)) if function.filter.is_some() => {
             refuse(" with DISTINCT and FILTER")
         }
         ("count", true, Some(x)) => Ok(Call::CountDistinct(x)),
         ("sum", true, Some(x)) => Ok(Call::SumDistinct(x)),
         ("count", true, None) => refuse(" of several expressions"),
-        ("avg", true, _) => refuse_because("AVG(DISTINCT) is not merged yet"),
+        ("avg", true, Some(x)) => Ok(Call::AvgDistinct(x)),
         ("count" | "sum" | "min" | "max" | "avg", ..) => refuse(""),
         _ => refuse_because("only COUNT, SUM, MIN, MAX and AVG are merged"),
     }

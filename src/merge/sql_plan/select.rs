@@ -194,6 +194,10 @@ impl Builder {
                 self.group_by_too(&x);
                 (x, AggregateFunction::SumDistinct)
             }
+            Call::AvgDistinct(x) => {
+                self.group_by_too(&x);
+                (x, AggregateFunction::AvgDistinct)
+            }
         };
         let column = match place {
             Place::Item { item, column, name } => {

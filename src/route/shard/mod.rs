@@ -26,6 +26,10 @@ mod targets;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dml;
+#[cfg(test)]
+mod tests_params;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

@@ -56,12 +56,12 @@ pub(super) fn router(dialect: Dialect) -> ShardRouter {
     )
 }
 
-fn mysql() -> ShardRouter {
+pub(super) fn mysql() -> ShardRouter {
     router(Dialect::MySql)
 }
 
 /// (data source, SQL) per unit.
-fn units(plan: &Plan, original: &str) -> Vec<(String, String)> {
+pub(super) fn units(plan: &Plan, original: &str) -> Vec<(String, String)> {
     plan.units
         .iter()
         .map(|u| {
@@ -73,14 +73,14 @@ fn units(plan: &Plan, original: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn route(r: &ShardRouter, sql: &str) -> Vec<(String, String)> {
+pub(super) fn route(r: &ShardRouter, sql: &str) -> Vec<(String, String)> {
     units(
         &r.route_text(sql).unwrap_or_else(|e| panic!("{sql}: {e}")),
         sql,
     )
 }
 
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(super) fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
     expected
         .iter()
         .map(|(d, s)| (d.to_string(), s.to_string()))
@@ -233,263 +233,6 @@ fn unparseable_statement_on_a_sharded_table_is_an_error_naming_it() {
 }
 
 #[test]
-fn multi_row_insert_splits_rows_per_node() {
-    let sql = "INSERT INTO t_order (user_id, order_id, amount) VALUES (7, 12, 1), (8, 12, 2), (7, 13, 3), (7, 14, 4)";
-    assert_eq!(
-        route(&mysql(), sql),
-        pairs(&[
-            (
-                "ds_0",
-                "INSERT INTO t_order_0 (user_id, order_id, amount) VALUES (8, 12, 2)"
-            ),
-            (
-                "ds_1",
-                "INSERT INTO t_order_0 (user_id, order_id, amount) VALUES (7, 12, 1), (7, 14, 4)"
-            ),
-            (
-                "ds_1",
-                "INSERT INTO t_order_1 (user_id, order_id, amount) VALUES (7, 13, 3)"
-            ),
-        ])
-    );
-}
-
-#[test]
-fn insert_without_key_gets_generated_keys_that_route_it() {
-    let r = mysql();
-    let plan = r
-        .route_text("INSERT INTO t_order (user_id, amount) VALUES (7, 10), (7, 11)")
-        .unwrap();
-    assert_eq!(plan.generated_keys.len(), 2);
-    let keys: Vec<i64> = plan
-        .generated_keys
-        .iter()
-        .map(|k| match k {
-            GeneratedKey::Int(v) => *v,
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert!(keys[1] > keys[0]);
-    for unit in &plan.units {
-        let sql = unit.sql.as_deref().unwrap();
-        assert_eq!(unit.data_source, "ds_1");
-        assert!(sql.contains("(user_id, amount, order_id)"), "{sql}");
-        for key in &keys {
-            if sql.contains(&key.to_string()) {
-                let table = if key % 2 == 0 {
-                    "t_order_0 "
-                } else {
-                    "t_order_1 "
-                };
-                assert!(sql.contains(table), "{sql}");
-            }
-        }
-    }
-    let total: usize = plan
-        .units
-        .iter()
-        .map(|u| {
-            keys.iter()
-                .filter(|k| u.sql.as_deref().unwrap().contains(&k.to_string()))
-                .count()
-        })
-        .sum();
-    assert_eq!(total, 2);
-}
-
-#[test]
-fn insert_must_give_the_database_sharding_column() {
-    let e = mysql()
-        .route_text("INSERT INTO t_order (order_id, amount) VALUES (1, 2)")
-        .unwrap_err();
-    assert!(e.to_string().contains("`user_id`"), "{e}");
-}
-
-#[test]
-fn update_may_set_the_sharding_column_to_its_current_value_only() {
-    let r = mysql();
-    assert_eq!(
-        route(
-            &r,
-            "UPDATE t_order SET user_id = 7, amount = 1 WHERE user_id = 7 AND order_id = 1"
-        )
-        .len(),
-        1
-    );
-    let e = r
-        .route_text("UPDATE t_order SET user_id = 8 WHERE user_id = 7")
-        .unwrap_err();
-    assert!(matches!(e, Error::ShardingKeyChange { .. }), "{e}");
-    assert!(r
-        .route_text("UPDATE t_order SET order_id = 3 WHERE user_id = 7")
-        .is_err());
-}
-
-#[test]
-fn ddl_fans_out_to_every_actual_table_with_unique_index_names() {
-    let r = mysql();
-    let sql = "CREATE TABLE t_order (order_id BIGINT PRIMARY KEY, user_id INT)";
-    let plan = r.route_text(sql).unwrap();
-    assert_eq!(plan.kind, PlanKind::Ddl);
-    assert_eq!(plan.units.len(), 4);
-    assert_eq!(
-        plan.units[1].sql.as_deref(),
-        Some("CREATE TABLE t_order_1 (order_id BIGINT PRIMARY KEY, user_id INT)")
-    );
-    let r2 = route(&r, "CREATE INDEX idx_user ON t_order (user_id)");
-    assert_eq!(r2.len(), 4);
-    assert!(r2[0].1.contains("idx_user_t_order_0"), "{r2:?}");
-}
-
-#[test]
-fn transaction_statements_are_classified() {
-    let r = mysql();
-    assert_eq!(r.route_text("BEGIN").unwrap().kind, PlanKind::Begin);
-    assert_eq!(
-        r.route_text("START TRANSACTION READ ONLY").unwrap().kind,
-        PlanKind::Begin
-    );
-    assert_eq!(r.route_text("COMMIT").unwrap().kind, PlanKind::Commit);
-    assert_eq!(r.route_text("ROLLBACK").unwrap().kind, PlanKind::Rollback);
-    assert_eq!(
-        r.route_text("SAVEPOINT a").unwrap().kind,
-        PlanKind::Savepoint
-    );
-    assert_eq!(
-        r.route_text("ROLLBACK TO SAVEPOINT a").unwrap().kind,
-        PlanKind::Savepoint
-    );
-}
-
-#[test]
-fn prepared_statements_reroute_per_execution_keeping_placeholders() {
-    let r = mysql();
-    let prepared = r
-        .prepare("SELECT * FROM t_order WHERE user_id = ? AND order_id = ?")
-        .unwrap();
-    assert_eq!(prepared.param_count, 2);
-    let plan = r
-        .plan(
-            &prepared,
-            Some(&[ParamValue::Int(7), ParamValue::Int(13)]),
-            ParamMode::Keep,
-        )
-        .unwrap();
-    assert_eq!(plan.params, ParamMode::Keep);
-    assert_eq!(
-        units(&plan, ""),
-        pairs(&[(
-            "ds_1",
-            "SELECT * FROM t_order_1 WHERE user_id = ? AND order_id = ?"
-        )])
-    );
-    let plan = r
-        .plan(
-            &prepared,
-            Some(&[ParamValue::Text("8".into()), ParamValue::Int(2)]),
-            ParamMode::Keep,
-        )
-        .unwrap();
-    assert_eq!(
-        units(&plan, ""),
-        pairs(&[(
-            "ds_0",
-            "SELECT * FROM t_order_0 WHERE user_id = ? AND order_id = ?"
-        )])
-    );
-    let describe = r.describe_target(&prepared).unwrap();
-    assert_eq!(describe.data_source, "ds_0");
-    assert_eq!(
-        describe.sql.as_deref(),
-        Some("SELECT * FROM t_order_0 WHERE user_id = ? AND order_id = ?")
-    );
-}
-
-#[test]
-fn inline_mode_writes_escaped_literals_in_place_of_parameters() {
-    let r = mysql();
-    let prepared = r
-        .prepare("INSERT INTO t_order (user_id, order_id, note) VALUES (?, ?, ?), (?, ?, ?)")
-        .unwrap();
-    let params = [
-        ParamValue::Int(7),
-        ParamValue::Int(1),
-        ParamValue::Text(r"it's a \ back".into()),
-        ParamValue::Int(8),
-        ParamValue::Int(1),
-        ParamValue::Null,
-    ];
-    // Keep cannot split rows: the plan comes back inline.
-    let plan = r.plan(&prepared, Some(&params), ParamMode::Keep).unwrap();
-    assert_eq!(plan.params, ParamMode::Inline);
-    assert_eq!(
-        units(&plan, ""),
-        pairs(&[
-            (
-                "ds_0",
-                "INSERT INTO t_order_1 (user_id, order_id, note) VALUES (8, 1, NULL)"
-            ),
-            (
-                "ds_1",
-                r"INSERT INTO t_order_1 (user_id, order_id, note) VALUES (7, 1, 'it''s a \\ back')"
-            ),
-        ])
-    );
-}
-
-#[test]
-fn postgres_parameters_route_and_inline() {
-    let r = router(Dialect::Postgres);
-    let prepared = r
-        .prepare("SELECT * FROM t_order WHERE user_id = $1 AND order_id IN ($2, $3)")
-        .unwrap();
-    let params = [
-        ParamValue::Int(7),
-        ParamValue::Int(2),
-        ParamValue::Bytes(b"3".to_vec()),
-    ];
-    let plan = r.plan(&prepared, Some(&params), ParamMode::Inline).unwrap();
-    assert_eq!(plan.params, ParamMode::Inline);
-    assert_eq!(
-        units(&plan, ""),
-        pairs(&[
-            (
-                "ds_1",
-                "SELECT * FROM t_order_0 WHERE user_id = 7 AND order_id IN (2)"
-            ),
-            (
-                "ds_1",
-                "SELECT * FROM t_order_1 WHERE user_id = 7 AND order_id IN ('\\x33'::BYTEA)"
-            ),
-        ])
-    );
-}
-
-#[test]
-fn mysql_escapes_survive_the_rewrite() {
-    let sql = r"SELECT * FROM t_order WHERE user_id = 7 AND order_id = 1 AND note = 'a\'b\\c'";
-    assert_eq!(
-        route(&mysql(), sql),
-        pairs(&[(
-            "ds_1",
-            r"SELECT * FROM t_order_1 WHERE user_id = 7 AND order_id = 1 AND note = 'a\'b\\c'"
-        )])
-    );
-}
-
-#[test]
-fn lock_in_share_mode_is_put_back() {
-    let r = route(
-        &mysql(),
-        "SELECT * FROM t_order WHERE user_id = 7 AND order_id = 1 LOCK IN SHARE MODE",
-    );
-    assert_eq!(
-        r[0].1,
-        "SELECT * FROM t_order_1 WHERE user_id = 7 AND order_id = 1 LOCK IN SHARE MODE"
-    );
-}
-
-#[test]
 fn joins_a_single_table_only_on_the_default_data_source() {
     let r = mysql();
     assert_eq!(
@@ -532,15 +275,6 @@ fn preview_lists_every_unit() {
             ("ds_1", "DELETE FROM t_order_1 WHERE order_id = 3"),
         ])
     );
-}
-
-#[test]
-fn insert_with_a_null_sharding_value_is_an_error() {
-    let e = mysql()
-        .route_text("INSERT INTO t_order (user_id, order_id) VALUES (NULL, 1)")
-        .unwrap_err();
-    assert!(matches!(e, Error::Routing(_)), "{e}");
-    assert!(e.to_string().contains("`user_id`"), "{e}");
 }
 
 #[test]
@@ -631,107 +365,6 @@ fn multi_unit_selects_carry_a_merge_plan_when_the_wire_layer_merges() {
         .as_deref()
         .unwrap()
         .contains("user_id = 7"));
-}
-
-#[test]
-fn an_insert_without_a_column_list_routes_once_the_columns_are_learnt() {
-    let r = mysql();
-    let sql = "INSERT INTO t_order VALUES (12, 7, 'a'), (13, 8, 'b')";
-    assert!(r.route_text(sql).is_err());
-    let wanted = r.columns_wanted(sql).expect("the columns are wanted");
-    assert_eq!(wanted.table, "t_order");
-    assert_eq!(
-        wanted.unit,
-        Unit {
-            data_source: "ds_0".into(),
-            sql: Some("SHOW COLUMNS FROM `t_order_0`".into())
-        }
-    );
-    r.learn_columns(
-        "t_order",
-        vec!["order_id".into(), "User_Id".into(), "note".into()],
-    );
-    assert_eq!(
-        route(&r, sql),
-        pairs(&[
-            ("ds_0", "INSERT INTO t_order_1 VALUES (13, 8, 'b')"),
-            ("ds_1", "INSERT INTO t_order_0 VALUES (12, 7, 'a')"),
-        ])
-    );
-    assert!(r.columns_wanted(sql).is_none());
-    // Rows that no longer fit (the table changed elsewhere): asked again.
-    let wider = "INSERT INTO t_order VALUES (12, 7, 'a', 1)";
-    assert!(r.route_text(wider).is_err());
-    assert!(r.columns_wanted(wider).is_some());
-    assert!(r.route_text(sql).is_err(), "forgotten");
-    // DDL through dbmesh forgets them too.
-    r.learn_columns(
-        "t_order",
-        vec!["order_id".into(), "user_id".into(), "note".into()],
-    );
-    r.route_text("ALTER TABLE t_order ADD COLUMN amount INT")
-        .unwrap();
-    assert!(r.columns_wanted(sql).is_some());
-    // Statements that fail for other reasons want nothing.
-    assert!(r
-        .columns_wanted("INSERT INTO t_order (order_id) VALUES (1)")
-        .is_none());
-    assert!(r.columns_wanted("SELEC 1").is_none());
-}
-
-#[test]
-fn row_counts_bound_as_doubles_or_strings_are_written_as_integers() {
-    let r = mysql();
-    let sql =
-        "SELECT user_id FROM t_order WHERE user_id = ? AND amount >= ? ORDER BY amount LIMIT ?, ?";
-    let prepared = r.prepare(sql).unwrap();
-    let values = [
-        ParamValue::Int(7),
-        ParamValue::Float(1.0),
-        ParamValue::Float(2.0),
-        ParamValue::Text("3".into()),
-    ];
-    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
-    assert_eq!(
-        units(&plan, sql)[0].1,
-        "SELECT user_id FROM t_order_0 WHERE user_id = 7 AND amount >= 1e0 ORDER BY amount LIMIT 2, 3"
-    );
-    let sql = "SELECT user_id FROM t_order WHERE user_id = ? LIMIT ? OFFSET ?";
-    let prepared = r.prepare(sql).unwrap();
-    let values = [
-        ParamValue::Int(7),
-        ParamValue::UInt(5),
-        ParamValue::Float(2.5),
-    ];
-    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
-    // What is not a whole number stays what it is, for the server to refuse.
-    assert!(
-        units(&plan, sql)[0].1.ends_with("LIMIT 5 OFFSET 2.5e0"),
-        "{:?}",
-        units(&plan, sql)
-    );
-}
-
-#[test]
-fn floats_are_written_as_float_literals() {
-    // `0.5` would be DECIMAL / numeric and change the type of `amount + ?`.
-    let sql = "SELECT amount + ?, amount - ? FROM t_order WHERE user_id = 7 AND order_id = 2";
-    let r = mysql();
-    let prepared = r.prepare(sql).unwrap();
-    let values = [ParamValue::Float(0.5), ParamValue::Float(-1250.0)];
-    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
-    assert_eq!(
-        units(&plan, sql)[0].1,
-        "SELECT amount + 5e-1, amount - -1.25e3 FROM t_order_0 WHERE user_id = 7 AND order_id = 2"
-    );
-    let sql = "SELECT amount + $1, amount - $2 FROM t_order WHERE user_id = 7 AND order_id = 2";
-    let r = router(Dialect::Postgres);
-    let prepared = r.prepare(sql).unwrap();
-    let plan = r.plan(&prepared, Some(&values), ParamMode::Inline).unwrap();
-    assert_eq!(
-        units(&plan, sql)[0].1,
-        "SELECT amount + 5e-1::DOUBLE PRECISION, amount - -1.25e3::DOUBLE PRECISION FROM t_order_0 WHERE user_id = 7 AND order_id = 2"
-    );
 }
 
 #[test]

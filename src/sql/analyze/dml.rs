@@ -59,11 +59,13 @@ pub struct UpdateSet {
 
 /// Analyses an INSERT: its target, rows and (for INSERT ... SELECT) the query's conditions.
 /// `known_columns` gives a table's columns in order, for an INSERT into a sharded table
-/// that leaves its column list out.
+/// that leaves its column list out; with `partial_rows` (PostgreSQL) such rows may give
+/// only the table's first columns, all rows as many.
 pub(super) fn insert(
     walker: &mut Walker<'_>,
     insert: &Insert,
     known_columns: &dyn Fn(&str) -> Option<Vec<String>>,
+    partial_rows: bool,
 ) -> Result<(InsertInfo, Dnf), AnalyzeError> {
     let TableObject::TableName(name) = &insert.table else {
         return Err(AnalyzeError::unsupported(
@@ -115,6 +117,13 @@ pub(super) fn insert(
         columns = known_columns(&table.name).ok_or_else(|| AnalyzeError::NoColumnList {
             table: table.name.clone(),
         })?;
+        if partial_rows {
+            if let Some(width) = rows.first().map(Vec::len) {
+                if width < columns.len() && rows.iter().all(|r| r.len() == width) {
+                    columns.truncate(width);
+                }
+            }
+        }
     }
     if !columns.is_empty() {
         if let Some((row, values)) = rows

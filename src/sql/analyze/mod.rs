@@ -212,7 +212,11 @@ pub fn analyze_with_columns(
             (SqlKind::Select { locking }, walker.query(query))
         }
         Statement::Insert(statement) => {
-            let (info, conditions) = dml::insert(&mut walker, statement, known_columns)?;
+            // PostgreSQL fills the columns a VALUES row leaves out (with no column list, the
+            // values are the table's first columns); MySQL wants every column.
+            let partial_rows = dialect == Dialect::Postgres;
+            let (info, conditions) =
+                dml::insert(&mut walker, statement, known_columns, partial_rows)?;
             insert = Some(info);
             let kind = if statement.replace_into {
                 SqlKind::Replace

@@ -85,6 +85,33 @@ fn insert_without_a_column_list_takes_the_known_columns() {
     );
 }
 
+/// PostgreSQL fills the columns a row without a column list leaves out, so rows may give
+/// the table's first columns only (all rows as many); more values than columns, or rows of
+/// several widths, are still errors.
+#[test]
+fn postgres_rows_without_a_column_list_may_give_the_first_columns() {
+    let known = |table: &str| {
+        (table == "t_order").then(|| vec!["order_id".to_string(), "user_id".into(), "note".into()])
+    };
+    let pg = |sql: &str| analyze_with_columns(sql, Dialect::Postgres, &rules(), &known);
+    let a = pg("INSERT INTO t_order VALUES (12, 7), (13, $1)").unwrap();
+    let insert = a.insert.as_ref().unwrap();
+    assert_eq!(insert.columns, ["order_id", "user_id"]);
+    assert_eq!(insert.column_index("user_id"), Some(1));
+    for sql in [
+        "INSERT INTO t_order VALUES (1, 2, 'a', 4)",
+        "INSERT INTO t_order VALUES (1, 2), (3, 4, 'c')",
+    ] {
+        assert!(
+            matches!(pg(sql), Err(AnalyzeError::RowWidth { .. })),
+            "{sql}"
+        );
+    }
+    // An explicit column list must be matched exactly, as PostgreSQL wants.
+    let e = pg("INSERT INTO t_order (order_id, user_id) VALUES (1)").unwrap_err();
+    assert!(matches!(e, AnalyzeError::RowWidth { .. }), "{e}");
+}
+
 #[test]
 fn insert_into_sharded_table_needs_a_column_list() {
     let err = analyze(

@@ -690,7 +690,9 @@ impl ClientConn {
 /// - AVG (the shards sent its SUM): the SUM's decimals plus `div_precision_increment`;
 /// - COUNT(DISTINCT x) (the shards sent x): BIGINT;
 /// - SUM(DISTINCT x) (the shards sent x): DECIMAL with x's decimals for an exact x (MySQL
-///   sums integers as DECIMAL), x's type for a float.
+///   sums integers as DECIMAL), x's type for a float;
+/// - AVG(DISTINCT x) (the shards sent x): DECIMAL with x's decimals plus
+///   `div_precision_increment` for an exact x, DOUBLE for a float.
 fn client_columns(plan: &MergePlan, shard_columns: &[ColumnMeta]) -> Vec<ColumnMeta> {
     let visible = plan.visible_columns.min(shard_columns.len());
     let mut columns = shard_columns[..visible].to_vec();
@@ -718,6 +720,27 @@ fn client_columns(plan: &MergePlan, shard_columns: &[ColumnMeta]) -> Vec<ColumnM
                     BINARY_COLLATION_ID,
                     21,
                     0,
+                );
+            }
+            AggregateFunction::AvgDistinct if float => {
+                *c = c.retyped(
+                    ColumnType::MYSQL_TYPE_DOUBLE,
+                    number,
+                    BINARY_COLLATION_ID,
+                    23,
+                    NOT_FIXED_DECIMALS,
+                );
+            }
+            AggregateFunction::AvgDistinct => {
+                let increment = AvgScale::MYSQL_DIV_PRECISION_INCREMENT as u8;
+                let decimals = if fixed { c.decimals } else { 0 };
+                let decimals = (decimals + increment).min(30);
+                *c = c.retyped(
+                    ColumnType::MYSQL_TYPE_NEWDECIMAL,
+                    number,
+                    BINARY_COLLATION_ID,
+                    c.column_length + u32::from(increment) + 1,
+                    decimals,
                 );
             }
             AggregateFunction::SumDistinct if !float => {

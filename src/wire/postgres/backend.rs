@@ -276,6 +276,58 @@ impl PgBackendConn {
         }
     }
 
+    /// Runs a query for dbmesh and returns the text of its first column, row by row (the
+    /// column listing of a table). `Ok(Err(..))` is the server's error (code, message); the
+    /// connection is still fine then.
+    pub async fn query_first_column(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Vec<String>, (String, String)>, BackendError> {
+        frontend::query(sql, &mut self.writer.buf)?;
+        self.writer
+            .flush()
+            .await
+            .inspect_err(|_| self.healthy = false)?;
+        let mut values = Vec::new();
+        let mut error = None;
+        loop {
+            let (tag, mut msg) = self
+                .reader
+                .read_message()
+                .await
+                .inspect_err(|_| self.healthy = false)?;
+            match tag {
+                // DataRow: tag, length, column count, the first value's length, its text.
+                b'D' => {
+                    let len = msg
+                        .get(7..11)
+                        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                        .unwrap_or(-1);
+                    if let Ok(len) = usize::try_from(len) {
+                        if let Some(text) = msg.get(11..11 + len) {
+                            values.push(String::from_utf8_lossy(text).into_owned());
+                        }
+                    }
+                }
+                b'E' => {
+                    if let Some(backend::Message::ErrorResponse(body)) =
+                        backend::Message::parse(&mut msg)?
+                    {
+                        error = Some(error_fields(&body));
+                    }
+                }
+                b'Z' => {
+                    self.tx_status = msg[5];
+                    return Ok(match error {
+                        Some(e) => Err(e),
+                        None => Ok(values),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Runs a one-row, one-column boolean query for dbmesh (the pinning probe). Messages the
     /// server may send at any time to a client that listens or gets notices
     /// (NotificationResponse, NoticeResponse, ParameterStatus) are handed to `relay`, as

@@ -120,8 +120,8 @@ pub fn write_row_description(fields: &[Field], out: &mut BytesMut) {
 
 /// The fields the client sees of a merged result whose shard fields are `fields`: the
 /// visible ones, AVG columns typed as avg() is (`numeric` for integer and numeric sums,
-/// `float8` for float sums), COUNT(DISTINCT x) as `bigint` and SUM(DISTINCT x) as sum()
-/// types x (the shards returned x itself for both).
+/// `float8` for float sums), COUNT(DISTINCT x) as `bigint`, SUM(DISTINCT x) as sum()
+/// types x and AVG(DISTINCT x) as avg() does (the shards returned x itself for these).
 pub fn merged_fields(plan: &MergePlan, fields: &[Field]) -> Vec<Field> {
     let mut out = fields.to_vec();
     for a in &plan.aggregates {
@@ -135,6 +135,8 @@ pub fn merged_fields(plan: &MergePlan, fields: &[Field]) -> Vec<Field> {
             (AggregateFunction::CountDistinct, _) => Some((INT8, 8)),
             (AggregateFunction::SumDistinct, INT2 | INT4) => Some((INT8, 8)),
             (AggregateFunction::SumDistinct, INT8 | NUMERIC) => Some((NUMERIC, -1)),
+            (AggregateFunction::AvgDistinct, INT2 | INT4 | INT8 | NUMERIC) => Some((NUMERIC, -1)),
+            (AggregateFunction::AvgDistinct, FLOAT4 | FLOAT8) => Some((FLOAT8, 8)),
             _ => None,
         };
         if let Some((oid, size)) = typed {

@@ -28,6 +28,7 @@ mod sharded_simple;
 mod sharded_txn;
 mod sharded_xa;
 pub mod statements;
+mod table_columns;
 
 pub use frontend::serve_client;
 

@@ -173,6 +173,23 @@ impl ShardedSession {
         Ok(self.fail(e))
     }
 
+    /// Prepares a parsed statement's route. When the router must first read a table's
+    /// columns, the forwarded messages are settled before the listing runs; `None` when
+    /// settling reported an error of theirs (the batch is failed then).
+    async fn prepare_parsed(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<Result<PreparedRoute, Error>>, Broken> {
+        let first = self.router.prepare(sql);
+        if first.is_ok() || self.router.columns_wanted(sql).is_none() {
+            return Ok(Some(first));
+        }
+        if self.settle().await? == Outcome::Failed {
+            return Ok(None);
+        }
+        Ok(Some(self.prepare_route(sql).await))
+    }
+
     async fn parse(&mut self, msg: &[u8]) -> Result<Outcome, Broken> {
         let p = match ParseMessage::decode(msg) {
             Ok(p) => p,
@@ -196,16 +213,17 @@ impl ShardedSession {
             StatementKind::Preview(inner) => Route::Preview(inner),
             StatementKind::SessionSet => Route::Set { local: false },
             _ if transaction_setting(&p.query) => Route::Set { local: true },
-            _ => match self.router.prepare(&p.query) {
-                Err(e) => return self.settle_and_fail_with(&e).await,
-                Ok(prepared) if prepared.analysis.is_some() => Route::Sharded(prepared),
-                Ok(prepared) if is_txn_control(prepared.kind) => {
+            _ => match self.prepare_parsed(&p.query).await? {
+                None => return Ok(Outcome::Failed),
+                Some(Err(e)) => return self.settle_and_fail_with(&e).await,
+                Some(Ok(prepared)) if prepared.analysis.is_some() => Route::Sharded(prepared),
+                Some(Ok(prepared)) if is_txn_control(prepared.kind) => {
                     match self.router.plan(&prepared, None, ParamMode::Inline) {
                         Ok(plan) => Route::Txn(plan),
                         Err(e) => return self.settle_and_fail_with(&e).await,
                     }
                 }
-                Ok(_) => Route::Passthrough,
+                Some(Ok(_)) => Route::Passthrough,
             },
         };
         self.ext.descriptions.remove(&p.name);

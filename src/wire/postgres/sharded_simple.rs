@@ -20,7 +20,7 @@ use super::fanout::UnitProtocol;
 use super::preview;
 use super::sharded::{Broken, Outcome, ShardedSession};
 use crate::error::Error;
-use crate::route::shard::{Plan, PlanKind};
+use crate::route::shard::{ParamMode, Plan, PlanKind};
 use crate::sql::analyze::Dialect;
 use crate::sql::split::split_statements;
 use crate::sql::{classify, StatementKind};
@@ -71,7 +71,11 @@ impl ShardedSession {
             _ if self.txn.is_some() && transaction_setting(statement) => {
                 self.set_local(statement).await
             }
-            _ => match self.router.route_text(statement) {
+            _ => match self
+                .prepare_route(statement)
+                .await
+                .and_then(|prepared| self.router.plan(&prepared, None, ParamMode::Inline))
+            {
                 Ok(plan) => self.run_plan(&plan, statement, &UnitProtocol::Simple).await,
                 // Under XA the UPDATE moves its rows instead (`row_move.rs`).
                 Err(Error::ShardingKeyChange { .. }) if self.xa_wanted() => {

@@ -244,12 +244,16 @@ pub fn collation_of_id(id: u16) -> Option<CollationClass> {
         let no_pad = name.contains("nopad") || name.contains("0900");
         let compare = match (
             name == "binary" || name.ends_with("_bin") || name.ends_with("_cs"),
-            no_pad || name == "binary",
+            accent_insensitive(name),
         ) {
-            (true, true) => Collation::Binary,
-            (true, false) => Collation::BinaryPadSpace,
-            (false, true) => Collation::CaseInsensitiveNoPad,
+            (true, _) => Collation::BinaryPadSpace,
+            (false, true) => Collation::AccentInsensitive,
             (false, false) => Collation::CaseInsensitive,
+        };
+        let compare = if no_pad || name == "binary" {
+            compare.without_padding()
+        } else {
+            compare
         };
         CollationClass { charset, compare }
     };
@@ -261,11 +265,7 @@ pub fn collation_of_id(id: u16) -> Option<CollationClass> {
         576..=578 => Some(by_name("utf8mb3", "_ci")),
         608..=610 => Some(by_name("utf8mb4", "_ci")),
         1025..=2047 => collation_of_id(id - 1024).map(|c| CollationClass {
-            compare: match c.compare {
-                Collation::BinaryPadSpace => Collation::Binary,
-                Collation::CaseInsensitive => Collation::CaseInsensitiveNoPad,
-                other => other,
-            },
+            compare: c.compare.without_padding(),
             ..c
         }),
         2048..=3327 => {
@@ -281,6 +281,32 @@ pub fn collation_of_id(id: u16) -> Option<CollationClass> {
         }
         _ => None,
     }
+}
+
+/// Whether `_ci` collation `name` ignores accents as well as case: the generic ones
+/// (`utf8mb4_general_ci`, `utf8mb4_unicode_ci`, `utf8mb4_unicode_520_ci`,
+/// `utf8mb4_0900_ai_ci`, their NO PAD twins) of the Unicode character sets. A language's
+/// collation (`utf8mb4_swedish_ci`, `latin1_swedish_ci`, `utf8mb4_de_pb_0900_ai_ci`) has
+/// letters of its own (`'ä'` after `'z'`), accent-sensitive ones end in `_as_ci`, and
+/// the 8-bit character sets' `_general_ci` weigh accents their own way: those fold case
+/// only.
+fn accent_insensitive(name: &str) -> bool {
+    const GENERIC: &[&str] = &[
+        "general_ci",
+        "general_nopad_ci",
+        "unicode_ci",
+        "unicode_nopad_ci",
+        "unicode_520_ci",
+        "unicode_520_nopad_ci",
+        "0900_ai_ci",
+    ];
+    let Some((charset, rest)) = name.split_once('_') else {
+        return false;
+    };
+    matches!(
+        charset,
+        "utf8" | "utf8mb3" | "utf8mb4" | "ucs2" | "utf16" | "utf16le" | "utf32"
+    ) && GENERIC.contains(&rest)
 }
 
 /// The payloads that start a merged result the client sees the first `visible` columns of:

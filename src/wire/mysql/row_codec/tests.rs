@@ -216,16 +216,22 @@ fn parses_column_definitions_of_mysql_and_mariadb() {
 #[test]
 fn collations_follow_the_binary_flag_and_the_collation_name() {
     let text = |flags, charset| col(ColumnType::MYSQL_TYPE_VAR_STRING, flags, charset, 40, 0);
-    assert_eq!(text(0, 45).collation(), Collation::CaseInsensitive);
-    // utf8mb4_bin columns arrive as the connection's collation plus the BINARY flag.
+    // utf8mb4_general_ci and utf8mb4_unicode_ci fold accents too.
+    assert_eq!(text(0, 45).collation(), Collation::AccentInsensitive);
+    assert_eq!(text(0, 224).collation(), Collation::AccentInsensitive);
+    assert_eq!(text(0, 232).collation(), Collation::CaseInsensitive); // utf8mb4_swedish_ci
+    assert_eq!(text(0, 33).collation(), Collation::AccentInsensitive); // utf8mb3_general_ci
+                                                                       // utf8mb4_bin columns arrive as the connection's collation plus the BINARY flag.
     assert_eq!(text(BINARY, 45).collation(), Collation::BinaryPadSpace);
     assert_eq!(text(0, 46).collation(), Collation::BinaryPadSpace); // utf8mb4_bin
     assert_eq!(text(0, 63).collation(), Collation::Binary); // binary
-    assert_eq!(text(0, 255).collation(), Collation::CaseInsensitiveNoPad); // utf8mb4_0900_ai_ci
+    assert_eq!(text(0, 255).collation(), Collation::AccentInsensitiveNoPad); // utf8mb4_0900_ai_ci
+    assert_eq!(text(0, 305).collation(), Collation::CaseInsensitiveNoPad); // utf8mb4_0900_as_ci
     assert_eq!(text(0, 278).collation(), Collation::Binary); // utf8mb4_0900_as_cs
     assert_eq!(text(0, 8).collation(), Collation::CaseInsensitive); // latin1_swedish_ci
     assert_eq!(text(0, 47).collation(), Collation::BinaryPadSpace); // latin1_bin
-    assert_eq!(text(0, 1069).collation(), Collation::CaseInsensitiveNoPad); // utf8mb4_general_nopad_ci
+    assert_eq!(text(0, 1069).collation(), Collation::AccentInsensitiveNoPad); // utf8mb4_general_nopad_ci
+    assert_eq!(text(0, 1032).collation(), Collation::CaseInsensitiveNoPad); // latin1_swedish_nopad_ci
     assert_eq!(text(0, 1070).collation(), Collation::Binary); // utf8mb4_nopad_bin
     assert_eq!(text(0, 2304).collation(), Collation::CaseInsensitive); // utf8mb4_uca1400_ai_ci
     assert_eq!(text(0, 2307).collation(), Collation::BinaryPadSpace); // utf8mb4_uca1400_as_cs

@@ -7,12 +7,16 @@
 //! messages already went to the backend cannot be answered in order, and are handled so
 //! the batch still fails cleanly (see `admin_parse`). A batch dbmesh answered alone ends
 //! with dbmesh's own ReadyForQuery.
+//!
+//! `PREVIEW <sql>` is answered here too: without sharding rules a statement runs as it is
+//! on the session's data source, which is the one row of the answer.
 
 use std::collections::HashMap;
 
 use bytes::BytesMut;
 use pgwire::messages::data::ParameterDescription;
 use pgwire::messages::extendedquery::{BindComplete, CloseComplete, ParseComplete};
+use pgwire::messages::response::CommandComplete;
 
 use super::super::admin::{write_admin, write_description};
 use super::super::error::{from_error, Severity};
@@ -31,6 +35,17 @@ pub(super) struct AdminPump {
     own_batch: bool,
 }
 
+/// Whether dbmesh answers statement `q` itself: admin statements and `PREVIEW`.
+fn dbmesh_answers(q: &str) -> bool {
+    matches!(
+        classify(q),
+        StatementKind::Admin | StatementKind::Preview(_)
+    )
+}
+
+/// The columns of a `PREVIEW` answer.
+const PREVIEW_COLUMNS: [&str; 2] = ["data_source_name", "actual_sql"];
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -44,12 +59,12 @@ impl PgClient {
             b'Q' => msg
                 .get(5..len.saturating_sub(1))
                 .and_then(|q| std::str::from_utf8(q).ok())
-                .filter(|q| classify(q) == StatementKind::Admin)
+                .filter(|q| dbmesh_answers(q))
                 .is_some(),
             b'P' => {
                 let admin = parse_query(msg)
                     .and_then(|q| std::str::from_utf8(q).ok())
-                    .is_some_and(|q| classify(q) == StatementKind::Admin);
+                    .is_some_and(dbmesh_answers);
                 if !admin {
                     // The backend's statement of that name replaces an admin one.
                     if let Some(name) = parse_statement(msg) {
@@ -154,8 +169,13 @@ impl PgClient {
         if let Some(info) = &self.info {
             info.begin_statement(&sql);
         }
-        let (rt, user) = (self.rt.clone(), self.session.user.clone());
-        write_admin(&rt, &user, &sql, true, &mut self.writer).await;
+        if let StatementKind::Preview(inner) = classify(&sql) {
+            write_description(&Some(PREVIEW_COLUMNS.to_vec()), &mut self.writer);
+            self.write_preview(&inner);
+        } else {
+            let (rt, user) = (self.rt.clone(), self.session.user.clone());
+            write_admin(&rt, &user, &sql, true, &mut self.writer).await;
+        }
         self.write_ready();
         self.admin.own_batch = false;
         if let Some(info) = &self.info {
@@ -168,6 +188,12 @@ impl PgClient {
     fn admin_parse(&mut self, msg: &[u8]) {
         let name = parse_statement(msg).map(text).unwrap_or_default();
         let sql = parse_query(msg).map(text).unwrap_or_default();
+        if let StatementKind::Preview(_) = classify(&sql) {
+            let columns = Some(PREVIEW_COLUMNS.to_vec());
+            self.admin.statements.insert(name, (sql, columns));
+            self.writer.write(&ParseComplete::new());
+            return;
+        }
         match crate::admin::answer::describe(&self.rt, &self.session.user, &sql) {
             Ok(columns) => {
                 self.admin.statements.insert(name, (sql, columns));
@@ -227,11 +253,24 @@ impl PgClient {
         if let Some(info) = &self.info {
             info.begin_statement(&sql);
         }
+        if let StatementKind::Preview(inner) = classify(&sql) {
+            self.write_preview(&inner);
+            return;
+        }
         let (rt, user) = (self.rt.clone(), self.session.user.clone());
         if !write_admin(&rt, &user, &sql, false, &mut self.writer).await {
             self.skip_until_sync = true;
             self.admin.own_batch = false;
         }
+    }
+
+    /// The rows of `PREVIEW <sql>` (after their RowDescription, if any): the statement as
+    /// it is, on the session's data source.
+    fn write_preview(&mut self, sql: &str) {
+        let ds = self.data_source.name.clone();
+        super::super::preview::write_data_row(&mut self.writer.buf, &[&ds, sql]);
+        self.writer
+            .write(&CommandComplete::new("SELECT 1".to_string()));
     }
 
     /// Waits until the backend has answered every Query and Sync forwarded so far.
