@@ -133,8 +133,10 @@ impl Resend {
             b'I' => true,
             b'Z' => {
                 self.probe_pending = false;
-                if let Some(r) = self.requests.front_mut().filter(|r| r.probed) {
-                    r.armed = false;
+                // The request (and any behind it, on the primary) will not go again: the
+                // copies are dropped, and no more are kept (a COPY's data can be large).
+                if self.requests.front().is_some_and(|r| r.probed) {
+                    self.requests.clear();
                 }
                 true
             }
