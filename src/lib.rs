@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod control_tls;
 pub mod error;
 pub mod execute;
 pub mod merge;

@@ -272,19 +272,23 @@ impl Server {
     }
 }
 
-/// Starts XA recovery. A pass runs while some database has XA transactions or the file
-/// has a `[transaction]` table (read from the current configuration each time, so a
+/// Starts XA recovery. A pass runs while some database has XA or SAGA transactions, the
+/// file has a `[transaction]` table, or a session chose XA / SAGA (or the log holds what
+/// an earlier process left) (read from the current configuration each time, so a
 /// reload is followed): it resolves what an earlier crash left prepared, then keeps
 /// watching (and renewing this instance's lease in a shared log).
 fn start_xa_recovery(runtime: &Arc<Runtime>) -> JoinHandle<()> {
     let weak = Arc::downgrade(runtime);
     let targets = move || {
-        let config = weak.upgrade()?.config();
+        let runtime = weak.upgrade()?;
+        let config = runtime.config();
+        // A transaction type chosen by `SET dbmesh_transaction_type` alone counts too.
         let wanted = config.transaction.configured
             || config
                 .databases
                 .values()
-                .any(|db| db.transaction != crate::config::TransactionType::Local);
+                .any(|db| db.transaction != crate::config::TransactionType::Local)
+            || runtime.xa.has_work();
         if !wanted {
             return None;
         }

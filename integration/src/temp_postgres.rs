@@ -96,6 +96,10 @@ impl TempPostgres {
                 "-X",
                 "stream",
                 "-R",
+                // An immediate checkpoint: the default spreads it over most of
+                // checkpoint_timeout, which kept each standby start waiting for a minute.
+                "-c",
+                "fast",
                 "-p",
             ])
             .arg(primary.port.to_string())

@@ -55,6 +55,7 @@ impl TlsPostgres {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.path.display()))
             .args(["-c", "ssl=on", "-c", "fsync=off"])
+            .args(["-c", "max_prepared_transactions=8"])
             .arg("-c")
             .arg(format!("ssl_cert_file={}", cert.display()))
             .arg("-c")
@@ -85,6 +86,17 @@ impl TlsPostgres {
         )
     }
 
+    /// Makes TLS required on TCP for every user but `postgres` (which the tests use for
+    /// setup over plain TCP): `hostssl` for all, a plain `host` line only for `postgres`,
+    /// then reloads. A plain connection as another user gets "no pg_hba.conf entry".
+    pub async fn require_tls(&self) {
+        require_tls_in(
+            &self.dir.path.join("data/pg_hba.conf"),
+            &self.dsn("postgres"),
+        )
+        .await;
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path.join("server.log")).unwrap_or_default()
     }
@@ -98,4 +110,48 @@ impl Drop for TlsPostgres {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// `pg_hba.conf` at `hba` allows plain TCP only to `postgres`, TLS to everyone; the server
+/// reached by the plain `admin_dsn` is told to reload it (asynchronously: wait for a plain
+/// login of another user to be refused).
+pub async fn require_tls_in(hba: &std::path::Path, admin_dsn: &str) {
+    let admin = crate::pg_connect(admin_dsn).await.unwrap();
+    std::fs::write(
+        hba,
+        "local all all trust\n\
+         hostssl all all 127.0.0.1/32 trust\n\
+         host all postgres 127.0.0.1/32 trust\n\
+         host replication all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    let reloaded: bool = admin
+        .query_one("SELECT pg_reload_conf()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(reloaded);
+}
+
+/// postgresql.conf lines turning TLS on with the test certificate, whose key and
+/// certificate are copied into the returned dir (owned by the server user, key 0600, as
+/// PostgreSQL demands); keep the dir as long as the server runs.
+pub fn tls_conf(certs: &TestCerts) -> (TempDir, String) {
+    let dir = TempDir::new("postgres_tls_keys");
+    let key = dir.path.join("server.key");
+    let cert = dir.path.join("server.crt");
+    std::fs::copy(certs.dir.path.join("key.pem"), &key).unwrap();
+    std::fs::copy(certs.dir.path.join("cert.pem"), &cert).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let _ = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(&dir.path)
+        .status();
+    let conf = format!(
+        "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+        cert.display(),
+        key.display()
+    );
+    (dir, conf)
 }

@@ -339,3 +339,25 @@ async fn concurrent_transfers_keep_the_total() {
     assert_eq!(total, ACCOUNTS * OPENING);
     assert_eq!(std::fs::metadata(&bank.log).unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_inside_a_saga_has_it_compensated() {
+    let bank = bank(r#"transaction = "SAGA""#).await;
+    let before = snapshot(&bank.db).await;
+    let mut conn = Conn::new(bank.db.mysql_opts()).await.unwrap();
+    conn.query_drop("BEGIN").await.unwrap();
+    mixed_changes(&mut conn).await;
+    assert_ne!(snapshot(&bank.db).await, before, "each statement committed");
+    conn.disconnect().await.unwrap();
+    // Recovery (every 10 s by default) compensates a saga its session no longer runs.
+    let patience = std::time::Duration::from_secs(60);
+    let start = std::time::Instant::now();
+    while snapshot(&bank.db).await != before {
+        assert!(start.elapsed() < patience, "the saga was not compensated");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    while std::fs::metadata(&bank.log).is_ok_and(|m| m.len() > 0) {
+        assert!(start.elapsed() < patience, "the saga log was not trimmed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

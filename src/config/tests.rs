@@ -727,7 +727,7 @@ fn bad_transaction_settings_are_each_reported() {
     let text = format!(
         "{}\n[transaction]\ninstance_id = \"has-dash\"\nlog = \"table\"\nlog_data_source = \"shop.ds_9\"\nlease_ms = 0\n",
         XA_BASE
-            .replace(r#"transaction = "XA""#, r#"transaction = "SAGA""#)
+            .replace(r#"transaction = "XA""#, r#"transaction = "TWO_PHASE""#)
             .replace(r#"backend = "mysql""#, r#"backend = "postgres""#)
             .replace("mysql://root@127.0.0.1:3306", "postgres://postgres@127.0.0.1:5432")
     );
@@ -743,17 +743,24 @@ fn bad_transaction_settings_are_each_reported() {
         ],
         "{problems:?}"
     );
-    assert!(problems[0]
-        .message
-        .contains("SAGA transactions are implemented for MySQL databases only yet"));
+    assert!(problems[0].message.contains(r#""LOCAL", "XA", "SAGA""#));
     assert!(problems[2].message.contains("shop.ds_0"));
     assert!(problems.iter().all(|p| p.line.is_some()));
 }
 
 #[test]
-fn saga_is_accepted_on_mysql_databases() {
+fn saga_is_accepted_on_mysql_and_postgres_databases() {
     let text = XA_BASE.replace(r#"transaction = "XA""#, r#"transaction = "SAGA""#);
     let config = parse_with_env(&text, Path::new("conf/dbmesh.toml"), &env(&[]))
         .expect("SAGA is accepted on a MySQL database");
+    assert_eq!(config.databases["shop"].transaction, TransactionType::Saga);
+    let text = text
+        .replace(r#"backend = "mysql""#, r#"backend = "postgres""#)
+        .replace(
+            "mysql://root@127.0.0.1:3306",
+            "postgres://postgres@127.0.0.1:5432",
+        );
+    let config = parse_with_env(&text, Path::new("conf/dbmesh.toml"), &env(&[]))
+        .expect("SAGA is accepted on a PostgreSQL database");
     assert_eq!(config.databases["shop"].transaction, TransactionType::Saga);
 }

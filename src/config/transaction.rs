@@ -81,18 +81,6 @@ pub(super) fn transaction(
                     Some((db, ds))
                         if databases
                             .get(db)
-                            .and_then(|d| d.data_sources.get(ds))
-                            .is_some_and(|d| d.url.tls.is_some()) =>
-                    {
-                        report.at(
-                            Some(value.span()),
-                            key("log_data_source"),
-                            format!("data source `{}` uses TLS, which the transaction log's connections do not support yet; name one without TLS", value.get_ref()),
-                        );
-                    }
-                    Some((db, ds))
-                        if databases
-                            .get(db)
                             .is_some_and(|d| d.data_sources.contains_key(ds)) =>
                     {
                         config.log = TxnLogConfig::Table {

@@ -6,10 +6,11 @@
 //! source, the task ends at its next tick. It keeps one control connection open between
 //! checks and opens a new one after a failure. Control connections use the client
 //! libraries (mysql_async, tokio-postgres), not the data path's codecs: nothing here is
-//! relayed to a client. Those are built without TLS, so for a replica whose URL asks for
-//! TLS the MySQL monitor uses dbmesh's own backend connection (same TLS and login as the
-//! sessions), and a PostgreSQL one is not checked: it is ejected with a reason saying so,
-//! rather than checked in clear text (see docs/read-write-splitting.md).
+//! relayed to a client. For a replica whose URL asks for TLS the checks use the data
+//! path's TLS settings for that URL, never clear text: a PostgreSQL standby is checked by
+//! tokio-postgres over our rustls client (`control_tls`), a MySQL replica over dbmesh's
+//! own backend connection (same TLS and login as the sessions; see `txn/control.rs` for
+//! why not mysql_async's TLS).
 //!
 //! MariaDB/MySQL lag is `Seconds_Behind_Master` of `SHOW SLAVE STATUS`. A replica whose
 //! SQL thread is stopped is not replicating and is ejected. One whose SQL thread runs but
@@ -32,9 +33,8 @@ use tracing::{info, warn};
 
 use super::DataSource;
 use crate::config::BackendKind;
-use crate::wire::mysql::backend::{
-    BackendConn, ConnectOptions, Profile, MARIADB_PROFILE_CAPABILITIES, PROFILE_CAPABILITIES,
-};
+use crate::txn::control::connect_mysql_backend;
+use crate::wire::mysql::backend::BackendConn;
 
 /// Columns of `SHOW SLAVE STATUS` (MySQL and MariaDB alike; MariaDB appends its own
 /// columns after the common ones): `Slave_IO_Running`, `Slave_SQL_Running`,
@@ -138,19 +138,9 @@ async fn check_mysql(
 ) -> Result<SlaveStatus, String> {
     if conn.is_none() {
         let opened = if ds.url.tls.is_some() {
-            BackendConn::connect(ConnectOptions {
-                url: &ds.url,
-                profile: Profile {
-                    capabilities: PROFILE_CAPABILITIES.bits(),
-                    mariadb_capabilities: MARIADB_PROFILE_CAPABILITIES.bits(),
-                    collation: 45,
-                },
-                connect_timeout: timeout,
-                max_packet: 16 * 1024 * 1024,
-            })
-            .await
-            .map(Control::MysqlTls)
-            .map_err(|e| e.to_string())
+            connect_mysql_backend(&ds.url, timeout)
+                .await
+                .map(Control::MysqlTls)
         } else {
             let opts = mysql_async::OptsBuilder::default()
                 .ip_or_hostname(ds.url.host.clone())
@@ -240,30 +230,14 @@ async fn check_postgres(
     conn: &mut Option<Control>,
 ) -> Result<StandbyStatus, String> {
     if conn.is_none() {
-        if ds.url.tls.is_some() {
-            return Err(
-                "not checked: the URL asks for TLS, which PostgreSQL health checks do not support yet"
-                    .to_string(),
-            );
-        }
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&ds.url.host)
-            .port(ds.url.port)
-            .user(&ds.url.user)
-            .password(&ds.url.password)
-            .dbname(&ds.url.database)
-            .application_name("dbmesh-health");
-        match config.connect(tokio_postgres::NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
+        match crate::control_tls::connect_postgres(&ds.url, "dbmesh-health").await {
+            Ok(client) => {
                 ds.health.connected();
                 *conn = Some(Control::Postgres(client));
             }
             Err(e) => {
-                ds.health.connect_failed(&e.to_string());
+                let e = crate::txn::control::postgres_error(&e);
+                ds.health.connect_failed(&e);
                 return Err(format!("cannot connect: {e}"));
             }
         }

@@ -1,16 +1,53 @@
-//! Control-plane connections for the transaction log table and recovery: plain client
+//! Control-plane connections for the transaction log table and recovery: client
 //! libraries (mysql_async, tokio-postgres), not the data path's codecs, since nothing here
-//! is relayed to a client.
+//! is relayed to a client; a MySQL data source whose URL asks for TLS gets dbmesh's own
+//! backend connection instead.
+//!
+//! TLS is exactly the data path's for the same URL (CA, `sslmode` / `ssl-mode`, server
+//! name; never clear text where the URL asks for TLS): tokio-postgres takes our rustls
+//! client through [`crate::control_tls`]; mysql_async (0.37) cannot take a rustls
+//! `ClientConfig`, only CA files and flags from which it builds its own with the
+//! process-wide crypto provider, and its `VERIFY_CA` (skip the name check) matches an
+//! error text that rustls 0.23.4x no longer prints, so it would refuse a trusted
+//! certificate issued for another name. Hence [`BackendConn`] for MySQL over TLS: the
+//! same login and TLS as the sessions' connections.
+
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
 use super::TxnError;
 use crate::config::{BackendKind, DataSourceUrl};
+use crate::wire::mysql::backend::{
+    BackendConn, ConnectOptions, Profile, MARIADB_PROFILE_CAPABILITIES, PROFILE_CAPABILITIES,
+};
 
 /// A connection to one data source, opened for one piece of control work.
 pub enum ControlConn {
     Mysql(mysql_async::Conn),
+    /// dbmesh's own MySQL backend connection, for a URL that asks for TLS.
+    MysqlTls(Box<BackendConn>),
     Postgres(tokio_postgres::Client),
+}
+
+/// Opens dbmesh's own MySQL backend connection to `url` (TLS as the URL says) for
+/// dbmesh's own queries: the sessions' capabilities, utf8mb4, 16 MiB packets.
+pub async fn connect_mysql_backend(
+    url: &DataSourceUrl,
+    timeout: Duration,
+) -> Result<BackendConn, String> {
+    BackendConn::connect(ConnectOptions {
+        url,
+        profile: Profile {
+            capabilities: PROFILE_CAPABILITIES.bits(),
+            mariadb_capabilities: MARIADB_PROFILE_CAPABILITIES.bits(),
+            collation: 45,
+        },
+        connect_timeout: timeout,
+        max_packet: 16 * 1024 * 1024,
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 impl ControlConn {
@@ -23,14 +60,12 @@ impl ControlConn {
             target: format!("{}:{}/{}", url.host, url.port, url.database),
             cause: e,
         };
-        if url.tls.is_some() {
-            // Never fall back to clear text where the data path uses TLS.
-            return Err(fail(
-                "TLS is not supported on XA control connections (transaction log table, recovery) yet".into(),
-            ));
-        }
         let connect = async {
             match url.kind {
+                BackendKind::Mysql if url.tls.is_some() => connect_mysql_backend(url, timeout)
+                    .await
+                    .map(|c| ControlConn::MysqlTls(Box::new(c)))
+                    .map_err(fail),
                 BackendKind::Mysql => {
                     let opts = mysql_async::OptsBuilder::default()
                         .ip_or_hostname(url.host.clone())
@@ -44,33 +79,24 @@ impl ControlConn {
                         .map_err(|e| fail(e.to_string()))
                 }
                 BackendKind::Postgres => {
-                    let mut config = tokio_postgres::Config::new();
-                    config
-                        .host(&url.host)
-                        .port(url.port)
-                        .user(&url.user)
-                        .password(&url.password)
-                        .dbname(&url.database)
-                        .application_name("dbmesh-xa-recovery");
-                    let (client, conn) = config
-                        .connect(tokio_postgres::NoTls)
+                    crate::control_tls::connect_postgres(url, "dbmesh-xa-recovery")
                         .await
-                        .map_err(|e| fail(e.to_string()))?;
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    Ok(ControlConn::Postgres(client))
+                        .map(ControlConn::Postgres)
+                        .map_err(|e| fail(postgres_error(&e)))
                 }
             }
         };
-        tokio::time::timeout(timeout, connect)
+        // Boxed: the sessions' futures that reach here (XA commit, the log) are deep
+        // enough already; nesting a whole backend login in them overflows the compiler's
+        // layout query depth.
+        tokio::time::timeout(timeout, Box::pin(connect))
             .await
             .map_err(|_| fail(format!("no connection within {timeout:?}")))?
     }
 
     pub fn kind(&self) -> BackendKind {
         match self {
-            ControlConn::Mysql(_) => BackendKind::Mysql,
+            ControlConn::Mysql(_) | ControlConn::MysqlTls(_) => BackendKind::Mysql,
             ControlConn::Postgres(_) => BackendKind::Postgres,
         }
     }
@@ -79,6 +105,12 @@ impl ControlConn {
     pub async fn execute(&mut self, sql: &str) -> Result<(), String> {
         match self {
             ControlConn::Mysql(c) => c.query_drop(sql).await.map_err(|e| e.to_string()),
+            ControlConn::MysqlTls(c) => c
+                .query_rows(sql)
+                .await
+                .map_err(|e| format!("connection lost: {e}"))?
+                .map(|_| ())
+                .map_err(mysql_error),
             ControlConn::Postgres(c) => c.batch_execute(sql).await.map_err(|e| e.to_string()),
         }
     }
@@ -102,6 +134,11 @@ impl ControlConn {
                     })
                     .collect())
             }
+            ControlConn::MysqlTls(c) => c
+                .query_rows(sql)
+                .await
+                .map_err(|e| format!("connection lost: {e}"))?
+                .map_err(mysql_error),
             ControlConn::Postgres(c) => {
                 let messages = c.simple_query(sql).await.map_err(|e| e.to_string())?;
                 Ok(messages
@@ -121,8 +158,29 @@ impl ControlConn {
 
     /// Closes the connection politely.
     pub async fn close(self) {
-        if let ControlConn::Mysql(c) = self {
-            let _ = c.disconnect().await;
+        match self {
+            ControlConn::Mysql(c) => {
+                let _ = c.disconnect().await;
+            }
+            ControlConn::MysqlTls(mut c) => c.quit().await,
+            ControlConn::Postgres(_) => {}
         }
+    }
+}
+
+/// A server error as mysql_async words it (`ERROR 1397 (XAE04): ...`), which callers
+/// match on the error number.
+fn mysql_error(e: crate::wire::mysql::err::MysqlError) -> String {
+    let state = String::from_utf8_lossy(&e.state);
+    format!("ERROR {} ({state}): {}", e.code, e.message)
+}
+
+/// tokio-postgres's error with its cause: its `Display` of a failed TLS handshake or
+/// refused login is only "error performing TLS handshake" / "db error".
+pub fn postgres_error(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
     }
 }

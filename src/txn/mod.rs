@@ -13,7 +13,9 @@
 //!    commit all. A branch whose commit fails stays prepared with its decision logged,
 //!    and recovery commits it.
 //!
-//! SAGA is not implemented yet (validation refuses it).
+//! `SAGA` transactions ([`saga`]) use the same ids and log: each statement commits at
+//! once with its compensations logged first, and recovery compensates the sagas of dead
+//! owners.
 
 pub mod control;
 pub mod failpoint;
@@ -24,7 +26,7 @@ pub mod session_statement;
 pub mod xid;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +57,9 @@ pub struct Coordinator {
     /// Sequence numbers of this process's transactions between XA START and the end of
     /// their second phase: recovery leaves their branches alone.
     in_flight: Mutex<HashSet<u64>>,
+    /// A session began an XA transaction or a saga in this process (possibly chosen by
+    /// `SET dbmesh_transaction_type` alone): recovery runs from then on.
+    used: AtomicBool,
 }
 
 /// A global transaction a session runs; dropping it tells recovery the session is done
@@ -111,12 +116,14 @@ impl Coordinator {
             seq: AtomicU64::new(1),
             config: config.transaction.clone(),
             in_flight: Mutex::new(HashSet::new()),
+            used: AtomicBool::new(false),
         })
     }
 
     /// Starts a global transaction.
     pub fn begin(self: &Arc<Self>) -> XaTxn {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.used.store(true, Ordering::Relaxed);
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -140,6 +147,13 @@ impl Coordinator {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .contains(&gtrid.seq)
+    }
+
+    /// Whether recovery has work even when the configuration asks for no XA or SAGA:
+    /// this process began a global transaction, or the log holds what an earlier one
+    /// left.
+    pub fn has_work(&self) -> bool {
+        self.used.load(Ordering::Relaxed) || self.log.may_hold_work()
     }
 
     /// The lease period of a shared log.

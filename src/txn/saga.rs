@@ -5,8 +5,8 @@
 //! recovery can run a saga's again after a crash left it half compensated (see
 //! [`super::recovery`]).
 //!
-//! This module is protocol-neutral: the wire layers (`wire/mysql/saga.rs`) run the
-//! statements over the session's connections.
+//! This module is protocol-neutral: the wire layers (`wire/mysql/saga.rs`,
+//! `wire/postgres/saga.rs`) run the statements over the session's connections.
 
 use std::collections::HashMap;
 

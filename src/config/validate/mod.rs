@@ -139,14 +139,6 @@ fn database(db: &DatabaseSection, cx: &Context<'_>, report: &mut Report) -> Opti
     let transaction = match &raw.transaction {
         None => TransactionType::Local,
         Some(value) => match TransactionType::from_name(value.get_ref()) {
-            Some(TransactionType::Saga) if backend == Some(BackendKind::Postgres) => {
-                report.at(
-                    Some(value.span()),
-                    key("transaction"),
-                    "SAGA transactions are implemented for MySQL databases only yet; use \"LOCAL\" (one transaction per data source) or \"XA\" (two-phase commit, see docs/transactions.md)",
-                );
-                TransactionType::Local
-            }
             Some(t) => t,
             None => {
                 report.at(

@@ -16,17 +16,28 @@
 //!   AUTO_INCREMENT key left out) `LAST_INSERT_ID()` and the affected-row count.
 //!
 //! What cannot be undone this way is refused before it runs (see [`plan_undo`]).
+//!
+//! PostgreSQL (the same plans, `Dialect::Postgres`): the before-image is read as text,
+//! with the session's `DateStyle`, `IntervalStyle` and `TimeZone`; each value goes back as
+//! an escaped literal cast to its column's type (`format_type`), under those same settings
+//! (`SET LOCAL` in the compensation's own transaction), so numeric, timestamptz, bytea,
+//! json, arrays and NULLs come back exactly. A DELETE is undone by `INSERT ... ON CONFLICT
+//! (key) DO UPDATE`; an INSERT runs with `RETURNING` its key columns, and its undo deletes
+//! the keys it returned (generated ones, serial and identity, included).
 
 use sqlparser::ast::{
     AssignmentTarget, Expr, FromTable, ObjectName, SetExpr, Statement, TableFactor, TableObject,
     TableWithJoins,
 };
-use sqlparser::dialect::MySqlDialect;
+use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
+
+mod postgres;
 
 use super::row_move::{literal, quote_ident};
 use crate::error::Error;
 use crate::sql::analyze::Dialect;
+use postgres::PG_SETTINGS;
 
 /// A table's columns as dbmesh needs them to compensate writes to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +48,14 @@ pub struct TableShape {
     pub primary_key: Vec<String>,
     /// The AUTO_INCREMENT column, if any.
     pub auto_increment: Option<String>,
+    /// PostgreSQL: each column's type (`format_type`), the cast of its literal; empty on
+    /// MySQL.
+    pub types: Vec<String>,
+    /// PostgreSQL: columns `GENERATED ALWAYS AS IDENTITY` (an undo INSERT overrides them,
+    /// an undo UPDATE leaves them).
+    pub identity_always: Vec<String>,
+    /// The server's dialect: how the before-image is read and the undo written.
+    pub dialect: Dialect,
 }
 
 impl TableShape {
@@ -51,11 +70,7 @@ impl TableShape {
     }
 
     pub fn from_show_columns(rows: &[Vec<Option<String>>]) -> TableShape {
-        let mut shape = TableShape {
-            columns: Vec::new(),
-            primary_key: Vec::new(),
-            auto_increment: None,
-        };
+        let mut shape = TableShape::empty(Dialect::MySql);
         for row in rows {
             let Some(Some(name)) = row.first() else {
                 continue;
@@ -78,6 +93,17 @@ impl TableShape {
             }
         }
         shape
+    }
+
+    fn empty(dialect: Dialect) -> TableShape {
+        TableShape {
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            auto_increment: None,
+            types: Vec::new(),
+            identity_always: Vec::new(),
+            dialect,
+        }
     }
 }
 
@@ -110,16 +136,21 @@ fn refuse(why: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Plans the undo of `sql` (MySQL), a write as it runs on one node. Refused: anything
-/// but a single-table INSERT ... VALUES / UPDATE / DELETE without LIMIT or RETURNING, and
-/// INSERT IGNORE / REPLACE / ON DUPLICATE KEY UPDATE (which may touch rows the INSERT
-/// does not name).
-pub fn plan_undo(sql: &str) -> Result<UndoPlan, Error> {
-    let mut statements =
-        Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| refuse(format!("`{sql}` ({e})")))?;
+/// Plans the undo of `sql` (in `dialect`), a write as it runs on one node. Refused:
+/// anything but a single-table INSERT / UPDATE / DELETE without LIMIT or RETURNING, and
+/// INSERT IGNORE / REPLACE / ON DUPLICATE KEY UPDATE / ON CONFLICT (which may touch rows
+/// the INSERT does not name). MySQL also needs an INSERT's column list and VALUES (its
+/// keys are read from them); PostgreSQL's keys come back from `RETURNING`.
+pub fn plan_undo(sql: &str, dialect: Dialect) -> Result<UndoPlan, Error> {
+    let parsed = match dialect {
+        Dialect::MySql => Parser::parse_sql(&MySqlDialect {}, sql),
+        Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, sql),
+    };
+    let mut statements = parsed.map_err(|e| refuse(format!("`{sql}` ({e})")))?;
     if statements.len() != 1 {
         return Err(refuse("more than one statement at once"));
     }
+    let pg = dialect == Dialect::Postgres;
     match statements.remove(0) {
         Statement::Update(u) => {
             if u.from.is_some() || !u.table.joins.is_empty() {
@@ -164,6 +195,9 @@ pub fn plan_undo(sql: &str) -> Result<UndoPlan, Error> {
             })
         }
         Statement::Insert(i) => {
+            if pg && (i.on.is_some() || i.returning.is_some()) {
+                return Err(refuse("INSERT ... ON CONFLICT or INSERT ... RETURNING"));
+            }
             if i.ignore || i.replace_into || i.on.is_some() || i.or.is_some() {
                 return Err(refuse(
                     "INSERT IGNORE, REPLACE or INSERT ... ON DUPLICATE KEY UPDATE",
@@ -172,6 +206,14 @@ pub fn plan_undo(sql: &str) -> Result<UndoPlan, Error> {
             let TableObject::TableName(name) = &i.table else {
                 return Err(refuse("an INSERT into a table function"));
             };
+            if pg {
+                // The keys come back from RETURNING: any source will do.
+                return Ok(UndoPlan::Insert {
+                    table: name.to_string(),
+                    columns: i.columns.iter().map(last_part).collect(),
+                    rows: Vec::new(),
+                });
+            }
             if i.columns.is_empty() {
                 return Err(refuse("an INSERT without a column list"));
             }
@@ -247,7 +289,11 @@ impl UndoPlan {
                 )));
             }
         }
-        // An INSERT's keys must be readable from it (or generated).
+        // An INSERT's keys must be readable from it (or generated); PostgreSQL returns
+        // them.
+        if shape.dialect == Dialect::Postgres {
+            return Ok(());
+        }
         self.inserted_keys(shape).map(|_| ())
     }
 
@@ -261,15 +307,32 @@ impl UndoPlan {
             | UndoPlan::Delete { table, selection } => (table, selection),
             UndoPlan::Insert { .. } => return None,
         };
+        let filter = selection
+            .as_ref()
+            .map(|s| format!(" WHERE {s}"))
+            .unwrap_or_default();
+        if shape.dialect == Dialect::Postgres {
+            // Text values, and the settings they were written under.
+            let list: Vec<String> = shape
+                .columns
+                .iter()
+                .map(|c| quote_ident(c, Dialect::Postgres))
+                .chain(
+                    PG_SETTINGS
+                        .iter()
+                        .map(|s| format!("current_setting('{s}')")),
+                )
+                .collect();
+            return Some(format!(
+                "SELECT {} FROM {table}{filter} FOR UPDATE",
+                list.join(", ")
+            ));
+        }
         let list: Vec<String> = shape
             .columns
             .iter()
             .map(|c| format!("HEX(CAST({} AS BINARY))", quote_ident(c, Dialect::MySql)))
             .collect();
-        let filter = selection
-            .as_ref()
-            .map(|s| format!(" WHERE {s}"))
-            .unwrap_or_default();
         Some(format!(
             "SELECT {} FROM {table}{filter} FOR UPDATE",
             list.join(", ")
@@ -283,6 +346,9 @@ impl UndoPlan {
         shape: &TableShape,
         rows: &[Vec<Option<String>>],
     ) -> Result<Vec<String>, Error> {
+        if shape.dialect == Dialect::Postgres {
+            return self.pg_undo_from_image(shape, rows);
+        }
         let table = self.table();
         let mut literals = Vec::with_capacity(rows.len());
         for row in rows {
@@ -449,6 +515,9 @@ mod tests {
             columns: vec!["id".into(), "owner".into(), "balance".into()],
             primary_key: vec!["id".into()],
             auto_increment: Some("id".into()),
+            types: Vec::new(),
+            identity_always: Vec::new(),
+            dialect: Dialect::MySql,
         }
     }
 
@@ -458,7 +527,11 @@ mod tests {
 
     #[test]
     fn an_update_is_undone_by_primary_key_with_every_column() {
-        let plan = plan_undo("UPDATE acct_1 SET balance = balance - 5 WHERE owner = 'a'").unwrap();
+        let plan = plan_undo(
+            "UPDATE acct_1 SET balance = balance - 5 WHERE owner = 'a'",
+            Dialect::MySql,
+        )
+        .unwrap();
         assert_eq!(
             plan.before_image_sql(&shape()).unwrap(),
             "SELECT HEX(CAST(`id` AS BINARY)), HEX(CAST(`owner` AS BINARY)), HEX(CAST(`balance` AS BINARY)) FROM acct_1 WHERE owner = 'a' FOR UPDATE"
@@ -475,7 +548,7 @@ mod tests {
 
     #[test]
     fn a_delete_is_undone_by_replace_keeping_nulls() {
-        let plan = plan_undo("DELETE FROM acct_0 WHERE id IN (1, 2)").unwrap();
+        let plan = plan_undo("DELETE FROM acct_0 WHERE id IN (1, 2)", Dialect::MySql).unwrap();
         let undo = plan
             .undo_from_image(
                 &shape(),
@@ -493,19 +566,31 @@ mod tests {
 
     #[test]
     fn an_insert_is_undone_by_its_keys_or_its_generated_range() {
-        let plan = plan_undo("INSERT INTO acct_0 (id, owner) VALUES (3, 'c'), (-4, 'd')").unwrap();
+        let plan = plan_undo(
+            "INSERT INTO acct_0 (id, owner) VALUES (3, 'c'), (-4, 'd')",
+            Dialect::MySql,
+        )
+        .unwrap();
         let keys = plan.inserted_keys(&shape()).unwrap().unwrap();
         assert_eq!(
             plan.undo_insert(&shape(), &keys).unwrap(),
             "DELETE FROM acct_0 WHERE (`id` = 3) OR (`id` = -4)"
         );
-        let generated = plan_undo("INSERT INTO acct_0 (owner) VALUES ('c'), ('d')").unwrap();
+        let generated = plan_undo(
+            "INSERT INTO acct_0 (owner) VALUES ('c'), ('d')",
+            Dialect::MySql,
+        )
+        .unwrap();
         assert_eq!(generated.inserted_keys(&shape()).unwrap(), None);
         assert_eq!(
             generated.undo_generated_insert(&shape(), 10, 2).unwrap(),
             "DELETE FROM acct_0 WHERE `id` BETWEEN 10 AND 11"
         );
-        let computed = plan_undo("INSERT INTO acct_0 (id, owner) VALUES (1 + 2, 'c')").unwrap();
+        let computed = plan_undo(
+            "INSERT INTO acct_0 (id, owner) VALUES (1 + 2, 'c')",
+            Dialect::MySql,
+        )
+        .unwrap();
         assert!(computed.inserted_keys(&shape()).is_err());
         assert!(computed.check(&shape(), "acct").is_err());
     }
@@ -523,16 +608,16 @@ mod tests {
             "DELETE t FROM t JOIN u ON t.id = u.id",
             "CREATE TABLE x (id INT)",
         ] {
-            let e = plan_undo(sql).unwrap_err();
+            let e = plan_undo(sql, Dialect::MySql).unwrap_err();
             assert!(matches!(e, Error::NotSupported(_)), "{sql}: {e:?}");
         }
-        let update_key = plan_undo("UPDATE t SET id = 2 WHERE id = 1").unwrap();
+        let update_key = plan_undo("UPDATE t SET id = 2 WHERE id = 1", Dialect::MySql).unwrap();
         assert!(update_key.check(&shape(), "t").is_err());
         let no_key = TableShape {
             primary_key: Vec::new(),
             ..shape()
         };
-        let e = plan_undo("DELETE FROM t_1 WHERE id = 1")
+        let e = plan_undo("DELETE FROM t_1 WHERE id = 1", Dialect::MySql)
             .unwrap()
             .check(&no_key, "t")
             .unwrap_err();

@@ -75,6 +75,17 @@ impl TxnLog {
         }
     }
 
+    /// Whether the log may hold something recovery must finish, when nothing in the
+    /// configuration asks for XA or SAGA (a session chose one with
+    /// `SET dbmesh_transaction_type`, then the process died): a file log that is not
+    /// empty. A table log is configured in `[transaction]`, which starts recovery anyway.
+    pub fn may_hold_work(&self) -> bool {
+        match self {
+            TxnLog::File(f) => std::fs::metadata(f.path()).is_ok_and(|m| m.len() > 0),
+            TxnLog::Table(_) => true,
+        }
+    }
+
     /// What the log is, for messages.
     pub fn describe(&self) -> String {
         match self {

@@ -443,6 +443,28 @@ impl BackendConn {
         sql: &str,
         columns: &[usize],
     ) -> Result<Result<Vec<Vec<Option<String>>>, MysqlError>, BackendError> {
+        self.query_text_rows(sql, |row| {
+            columns.iter().map(|&c| text_row_column(row, c)).collect()
+        })
+        .await
+    }
+
+    /// Runs a query for dbmesh's own purposes and returns every column of each row as
+    /// bytes, `None` for NULL: the XA control connection's queries (`XA RECOVER`, the
+    /// transaction log table) over TLS. Rows are few and small.
+    pub async fn query_rows(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Vec<Vec<Option<Vec<u8>>>>, MysqlError>, BackendError> {
+        self.query_text_rows(sql, text_row_values).await
+    }
+
+    /// Runs `sql` (COM_QUERY) and maps each text-protocol row payload with `row`.
+    async fn query_text_rows<T>(
+        &mut self,
+        sql: &str,
+        mut row: impl FnMut(&[u8]) -> T,
+    ) -> Result<Result<Vec<T>, MysqlError>, BackendError> {
         let mut payload = Vec::with_capacity(sql.len() + 1);
         payload.push(0x03);
         payload.extend_from_slice(sql.as_bytes());
@@ -465,12 +487,7 @@ impl BackendConn {
             let in_rows = tracker.section() == Section::Rows;
             let step = tracker.on_packet(&pkt.payload);
             if in_rows && step == Step::More && tracker.section() == Section::Rows {
-                values.push(
-                    columns
-                        .iter()
-                        .map(|&c| text_row_column(&pkt.payload, c))
-                        .collect(),
-                );
+                values.push(row(&pkt.payload));
             }
             match step {
                 Step::More => {}
@@ -535,6 +552,25 @@ fn text_row_column(row: &[u8], column: usize) -> Option<String> {
     }
     buf.checked_eat_lenenc_str()
         .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Every value of a text-protocol row: length-encoded strings to the end of the payload,
+/// 0xFB for NULL.
+fn text_row_values(row: &[u8]) -> Vec<Option<Vec<u8>>> {
+    let mut buf = ParseBuf(row);
+    let mut values = Vec::new();
+    while !buf.0.is_empty() {
+        if buf.0.first() == Some(&0xFB) {
+            buf.skip(1);
+            values.push(None);
+        } else {
+            match buf.checked_eat_lenenc_str() {
+                Some(v) => values.push(Some(v.to_vec())),
+                None => break,
+            }
+        }
+    }
+    values
 }
 
 /// Decodes an ERR packet payload.

@@ -197,7 +197,9 @@ impl ClientConn {
         let mut undo: Vec<UndoPlan> = Vec::with_capacity(plan.units.len());
         for unit in &plan.units {
             let sql = unit.sql.as_deref().unwrap_or(&route.sql);
-            undo.push(plan_undo(sql).map_err(|e| refused(&e))?);
+            undo.push(
+                plan_undo(sql, crate::sql::analyze::Dialect::MySql).map_err(|e| refused(&e))?,
+            );
         }
         let indices = self
             .backends_for_units(database, &plan.units, None)

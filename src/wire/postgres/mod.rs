@@ -21,6 +21,7 @@ pub mod prepared_cache;
 pub mod preview;
 pub mod row_codec;
 mod row_move;
+mod saga;
 pub mod shard_backends;
 pub mod sharded;
 mod sharded_extended;

@@ -170,7 +170,7 @@ impl ShardedSession {
 }
 
 /// The values of a DataRow message (whole, type byte and length included), as text.
-fn data_row(msg: &[u8]) -> Vec<Option<String>> {
+pub(super) fn data_row(msg: &[u8]) -> Vec<Option<String>> {
     let body = msg.get(5..).unwrap_or_default();
     let count = body
         .get(..2)

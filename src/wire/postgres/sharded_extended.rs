@@ -223,6 +223,11 @@ impl ShardedSession {
                         Err(e) => return self.settle_and_fail_with(&e).await,
                     }
                 }
+                Some(Ok(_)) if self.saga_refuses_passthrough(&p.query) => {
+                    return self
+                        .settle_and_fail_with(&super::saga::passthrough_refused())
+                        .await
+                }
                 Some(Ok(_)) => Route::Passthrough,
             },
         };

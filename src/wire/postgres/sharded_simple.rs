@@ -103,6 +103,9 @@ impl ShardedSession {
                     .await
             }
             _ if self.txn_failed() => Ok(self.fail_session(SessionError::TransactionAborted)),
+            _ if self.saga_handles(plan, statement) => {
+                self.saga_statement(plan, statement, protocol).await
+            }
             _ if plan.merge.is_some() && plan.units.len() > 1 => {
                 let merge = plan.merge.clone().expect("checked");
                 self.run_merge(&merge, &plan.units, protocol).await

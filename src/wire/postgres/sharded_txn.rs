@@ -25,6 +25,7 @@ use super::extended_messages::write_unit;
 use super::fanout::UnitProtocol;
 use super::sharded::{command_tag, next_message, send, Broken, Outcome, ShardedSession};
 use crate::route::shard::{PlanKind, Unit};
+use crate::txn::saga::SagaTxn;
 use crate::txn::XaTxn;
 
 /// The transaction dbmesh runs over the data sources.
@@ -42,6 +43,9 @@ pub struct Txn {
     /// The global transaction when the session runs XA (`sharded_xa.rs`): COMMIT over
     /// several data sources prepares them all first.
     pub xa: Option<XaTxn>,
+    /// The saga when the session runs SAGA (`saga.rs`): data sources do not join (each
+    /// statement commits on its own), and the saga's compensations undo it.
+    pub saga: Option<SagaTxn>,
 }
 
 /// The messages a data source answers per statement when joining: CloseComplete twice,
@@ -67,6 +71,15 @@ impl Txn {
             joined: Vec::new(),
             failed: false,
             xa,
+            saga: None,
+        }
+    }
+
+    /// A saga begun by `begin`.
+    pub(super) fn with_saga(begin: String, saga: SagaTxn) -> Txn {
+        Txn {
+            saga: Some(saga),
+            ..Txn::new(begin, None)
         }
     }
 
@@ -95,6 +108,8 @@ impl ShardedSession {
                         "25001",
                         "there is already a transaction in progress",
                     ));
+                } else if self.saga_wanted() {
+                    self.txn = Some(self.begin_saga(sql));
                 } else {
                     let xa = self.xa_wanted().then(|| self.backends.runtime().xa.begin());
                     self.txn = Some(Txn::new(sql, xa));
@@ -125,8 +140,12 @@ impl ShardedSession {
         sql: &str,
         commit_tag: &str,
     ) -> Result<Outcome, Broken> {
-        let txn = self.txn.take();
+        let mut txn = self.txn.take();
         let failed = txn.as_ref().is_some_and(|t| t.failed);
+        if let Some(saga) = txn.as_mut().and_then(|t| t.saga.take()) {
+            let commit = kind == PlanKind::Commit && !failed;
+            return self.end_saga(saga, commit, commit_tag).await;
+        }
         let mut targets = txn.as_ref().map(|t| t.joined.clone()).unwrap_or_default();
         for ds in self.backends.in_transaction() {
             if !targets.contains(&ds) {
@@ -185,6 +204,11 @@ impl ShardedSession {
         };
         if txn.failed && !rollback_to {
             return Ok(self.fail_session(SessionError::TransactionAborted));
+        }
+        if txn.saga.is_some() {
+            return Ok(self.fail(&crate::error::Error::NotSupported(
+                "savepoints inside a SAGA transaction (its statements commit at once; ROLLBACK compensates them all)".into(),
+            )));
         }
         let outcome = self.in_transaction_everywhere(sql).await?;
         if outcome == Outcome::Done && rollback_to {
@@ -308,7 +332,8 @@ impl ShardedSession {
     /// Brings each of `data_sources` into the open transaction, if there is one and it has
     /// not joined yet. An error (the client has been sent it) fails the transaction.
     pub(super) async fn join(&mut self, data_sources: &[String]) -> Result<Outcome, Broken> {
-        let Some(txn) = &self.txn else {
+        let Some(txn) = self.txn.as_ref().filter(|t| t.saga.is_none()) else {
+            // Inside a saga reads run as outside a transaction (`saga.rs`).
             return Ok(Outcome::Done);
         };
         let joining: Vec<String> = data_sources

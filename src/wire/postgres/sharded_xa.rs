@@ -30,9 +30,6 @@ impl ShardedSession {
         let parsed = session_statement::parse(statement)?;
         Some(match parsed {
             Err(e) => self.fail(&e),
-            Ok(TransactionType::Saga) => self.fail(&Error::NotSupported(
-                "the SAGA transaction type on PostgreSQL (it is implemented for MySQL databases only yet; use LOCAL or XA)".into(),
-            )),
             Ok(_) if self.txn.is_some() => self.fail(&Error::InTransaction(format!(
                 "{} can only be changed outside a transaction",
                 session_statement::VARIABLE
