@@ -545,3 +545,139 @@ async fn sharded_sessions_release_their_shard_connections_between_transactions()
     assert_eq!(n.len(), 3);
     wait_until_all_released(&db.proxy, &db.logical).await;
 }
+
+/// The backend process serving `c` now and its `application_name`, by one simple query.
+async fn pid_and_app(c: &Client) -> (i32, String) {
+    let rows = c
+        .simple_query("SELECT pg_backend_pid(), current_setting('application_name')")
+        .await
+        .unwrap();
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some((
+                r.get(0).unwrap().parse().unwrap(),
+                r.get(1).unwrap().to_string(),
+            )),
+            _ => None,
+        })
+        .expect("a row")
+}
+
+/// Connections idle in the pool are not pinged before an hour (`pool_check_idle_ms`), so
+/// one the server closed a moment ago is found closed only when the client's statement is
+/// sent on it: the statement goes again on a new connection, with the session's SETs, and
+/// the client never hears of it. The close races the statement on purpose, many times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_closed_by_the_server_is_replaced_and_the_statement_sent_again() {
+    let (db, proxy) = setup("pool_pg_closed", 4, "pool_check_idle_ms = 3600000").await;
+    let c = client(&proxy).await;
+    c.batch_execute("SET application_name = 'kept'")
+        .await
+        .unwrap();
+    let admin = pg_admin().await;
+    let mut last = pid_and_app(&c).await.0;
+    for round in 0..20 {
+        wait_until_in_use(&proxy, 0).await;
+        // Signalled, not waited for: the backend may still be exiting when the statement
+        // reaches it, or may have exited unseen by the proxy.
+        let terminated = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                &[&db.name],
+            )
+            .await
+            .unwrap();
+        assert!(
+            !terminated.is_empty(),
+            "round {round}: the pooled connection"
+        );
+        let (now, app) = pid_and_app(&c).await;
+        assert_ne!(now, last, "round {round}: a new backend connection");
+        assert_eq!(app, "kept", "round {round}: the SETs replayed");
+        last = now;
+    }
+    // The extended protocol too, with a named statement prepared on a lost connection.
+    let add = c.prepare("SELECT $1::int4 + 1").await.unwrap();
+    for round in 0..5 {
+        wait_until_in_use(&proxy, 0).await;
+        admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                &[&db.name],
+            )
+            .await
+            .unwrap();
+        let two: i32 = c.query_one(&add, &[&1i32]).await.unwrap().get(0);
+        assert_eq!(two, 2, "round {round}");
+    }
+}
+
+/// At checkout a session gets the idle connection already in its SET state, even when
+/// another was returned more recently: no reset and replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_prefers_the_connection_already_in_the_sessions_state() {
+    let (_db, proxy) = setup("pool_pg_state", 4, "").await;
+    let a = client(&proxy).await;
+    let b = client(&proxy).await;
+    // `b` holds a connection in a transaction while `a` sets a name on another.
+    b.batch_execute("BEGIN").await.unwrap();
+    let plain = pid(&b).await;
+    a.batch_execute("SET application_name = 'mine'")
+        .await
+        .unwrap();
+    let named = pid_and_app(&a).await;
+    assert_ne!(named.0, plain);
+    assert_eq!(named.1, "mine");
+    // `b`'s connection is returned last, in the default state.
+    b.batch_execute("COMMIT").await.unwrap();
+    wait_until_in_use(&proxy, 0).await;
+    assert_eq!(
+        pid_and_app(&a).await,
+        named,
+        "the connection with `a`'s SET"
+    );
+    wait_until_in_use(&proxy, 0).await;
+    assert_eq!(pid(&b).await, plain, "the connection without SETs");
+    wait_until_in_use(&proxy, 0).await;
+    assert_eq!(pid_and_app(&a).await, named);
+}
+
+/// `min_connections` keeps PostgreSQL pools warm: once a client's connection went back,
+/// the upkeep task opens more like it until the minimum is open, and clients use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_connections_are_kept_open_for_postgres() {
+    let db = PgDatabase::create("pool_pg_warm");
+    let toml = pg_config("shop", &db.url(), "").replace(
+        "max_connections = 64",
+        "max_connections = 8\nmin_connections = 3",
+    );
+    let proxy = Proxy::start(&toml).await;
+    let c = client(&proxy).await;
+    c.batch_execute("SELECT 1").await.unwrap();
+    wait_until_in_use(&proxy, 0).await;
+    let ds = pool(&proxy);
+    for _ in 0..600 {
+        if ds.postgres.idle_count() == 3 && backends_on(&db.name).await == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ds.postgres.idle_count(), 3, "three warm connections");
+    assert_eq!(backends_on(&db.name).await, 3);
+    // Warm connections serve clients of the same start-up parameters.
+    let others: Vec<Client> = futures_util::future::join_all((0..3).map(|_| client(&proxy))).await;
+    for o in &others {
+        o.batch_execute("BEGIN").await.unwrap();
+        pid(o).await;
+    }
+    assert_eq!(
+        backends_on(&db.name).await,
+        3,
+        "no new connection was opened"
+    );
+    for o in &others {
+        o.batch_execute("COMMIT").await.unwrap();
+    }
+}

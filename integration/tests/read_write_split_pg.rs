@@ -54,7 +54,7 @@ async fn port_of(client: &Client, sql: &str) -> u16 {
     let messages = client
         .simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     let value = messages
         .into_iter()
         .find_map(|m| match m {
@@ -70,7 +70,7 @@ async fn port_of_extended(client: &Client, sql: &str) -> u16 {
     let row = client
         .query_one(sql, &[])
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     row.get::<_, i32>(0) as u16
 }
 
@@ -525,4 +525,129 @@ async fn a_stopped_standby_is_ejected_and_a_stopped_primary_fails_writes_only() 
         "a standby without its primary stays admitted"
     );
     assert_eq!(port_of(&conn, "SELECT inet_server_port()").await, r);
+}
+
+/// Reads under load while the standby dies (an immediate shutdown: its backends go with
+/// the postmaster, mid-statement): every read that had sent nothing to its client yet runs
+/// again on the primary, so none fails, by simple query or the extended protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_in_flight_when_the_standby_dies_run_again_on_the_primary() {
+    let db = unique_name("rw_pg_die");
+    let (primary, mut standby) = servers(&db, "").await;
+    let (p, r) = (primary.port, standby.port);
+    let proxy = Proxy::start(&config(
+        &primary,
+        &standby,
+        &db,
+        "max_replica_lag_ms = 30000",
+    ))
+    .await;
+    let admin = pg_connect(&proxy.pg_dsn("ops", "ops-secret", "shop"))
+        .await
+        .unwrap();
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let standby_reads: std::sync::Arc<Vec<std::sync::atomic::AtomicU32>> =
+        std::sync::Arc::new((0..4).map(|_| Default::default()).collect());
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let conn = connect_app(&proxy).await;
+        let stopped = stopped.clone();
+        let reads = standby_reads.clone();
+        clients.push(tokio::spawn(async move {
+            // (reads on the standby, reads after the stop)
+            let (mut on_standby, mut after) = (0, 0);
+            let mut i = 0u32;
+            while after < 20 {
+                let was_stopped = stopped.load(std::sync::atomic::Ordering::SeqCst);
+                // Each read takes a while, so some are running when the standby dies.
+                let at = if (i + c) % 2 == 0 {
+                    port_of(&conn, "SELECT inet_server_port(), pg_sleep(0.02)").await
+                } else {
+                    port_of_extended(&conn, "SELECT inet_server_port()::int4 FROM pg_sleep(0.02)")
+                        .await
+                };
+                assert!(at == p || at == r, "read {i} ran on {at}");
+                on_standby += u32::from(at == r);
+                reads[c as usize]
+                    .fetch_add(u32::from(at == r), std::sync::atomic::Ordering::SeqCst);
+                after += u32::from(was_stopped);
+                if was_stopped {
+                    assert_eq!(at, p, "read {i}, begun after the standby stopped");
+                }
+                i += 1;
+            }
+            (on_standby, conn)
+        }));
+    }
+    // Until every client has read from the standby a few times.
+    eventually("every client reads from the standby", || async {
+        standby_reads
+            .iter()
+            .all(|n| n.load(std::sync::atomic::Ordering::SeqCst) >= 3)
+    })
+    .await;
+    standby.stop();
+    stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    for client in clients {
+        let (on_standby, conn) = client.await.expect("no read failed");
+        assert!(
+            on_standby > 0,
+            "each client read on the standby before it died"
+        );
+        // The connection is the same one, and still serves reads and writes.
+        assert_eq!(port_of(&conn, "SELECT inet_server_port()").await, p);
+    }
+    let (health, reason) = standby_row(&admin).await;
+    assert_eq!(health, "ejected");
+    assert!(reason.is_some());
+}
+
+/// A read that had sent rows when its standby died cannot be taken back: the client gets
+/// them, then ErrorResponse 08006 naming the standby and ReadyForQuery, and its
+/// connection goes on, on the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_streaming_when_its_standby_dies_fails_naming_it_and_the_session_goes_on() {
+    use dbmesh_integration::pg_frontend::query;
+    let db = unique_name("rw_pg_stream");
+    let (primary, mut standby) = servers(&db, "").await;
+    let users = pg_user("raw", "raw-secret", "password", &["shop"]);
+    let proxy = Proxy::start(&format!(
+        "{}{users}",
+        config(&primary, &standby, &db, "max_replica_lag_ms = 30000")
+    ))
+    .await;
+    let mut raw = PgRaw::login(proxy.postgres_port(), "raw", "raw-secret", "shop").await;
+    // Rows of 1 kB: the first 150 fill the server's send buffer many times over and reach
+    // the client; then the standby sleeps.
+    raw.send(&query(
+        "SELECT g, inet_server_port(), repeat('x', 1000), \
+         CASE WHEN g = 150 THEN pg_sleep(600) END FROM generate_series(1, 300) g",
+    ))
+    .await;
+    let first = raw.read().await.expect("a row description");
+    assert_eq!(first.tag, b'T');
+    let mut rows = 0;
+    while rows < 100 {
+        let m = raw.read().await.expect("rows");
+        assert_eq!(m.tag, b'D', "{}", m.summary());
+        rows += 1;
+    }
+    standby.stop();
+    let rest = raw.read_until_ready(1).await;
+    let error = rest
+        .iter()
+        .find(|m| m.tag == b'E')
+        .unwrap_or_else(|| panic!("an error after the rows: {:?}", rest.last()));
+    assert_eq!(error.field(b'C').as_deref(), Some("08006"));
+    let message = error.field(b'M').unwrap_or_default();
+    assert!(message.contains("ds_0.replica_0"), "{message}");
+    assert_eq!(rest.last().unwrap().summary(), "Z:I");
+    // The session goes on: on the primary.
+    let answer = raw.exchange(&[query("SELECT inet_server_port()")]).await;
+    assert_eq!(answer, ["T", "D", "C", "Z:I"]);
+    raw.send(&query("SELECT inet_server_port()::text")).await;
+    let msgs = raw.read_until_ready(1).await;
+    let row = msgs.iter().find(|m| m.tag == b'D').expect("a row");
+    let port = String::from_utf8_lossy(&row.body[6..]).into_owned();
+    assert_eq!(port, primary.port.to_string());
 }

@@ -274,6 +274,17 @@ impl<C, P: PartialEq + Copy> Pool<C, P> {
         (missing, idle.last_profile)
     }
 
+    /// `f` of the most recently returned idle connection of `profile`, if there is one: the
+    /// upkeep task learns from it how to open warm connections of that profile.
+    pub fn with_idle<R>(&self, profile: P, f: impl FnOnce(&C) -> R) -> Option<R> {
+        let idle = self.idle.lock().unwrap();
+        idle.conns
+            .iter()
+            .rev()
+            .find(|i| i.profile == profile)
+            .map(|i| f(&i.conn))
+    }
+
     /// Adds a warm connection opened by the upkeep task (see [`deficit`](Self::deficit));
     /// false (and the connection dropped) when the pool has no room for it.
     pub fn add_warm(&self, conn: C, profile: P) -> bool {
@@ -419,6 +430,23 @@ mod tests {
         assert_eq!(pool.deficit(), (1, Some(7)));
         assert!(pool.add_warm("b", 7));
         assert_eq!(pool.deficit(), (0, Some(7)));
+    }
+
+    #[tokio::test]
+    async fn with_idle_looks_at_the_last_idle_connection_of_the_profile() {
+        let pool: Pool<&'static str, u8> = Pool::new(3);
+        assert_eq!(pool.with_idle(1, |c| *c), None);
+        let leases = [
+            pool.checkout(1, Duration::from_secs(1)).await.unwrap(),
+            pool.checkout(1, Duration::from_secs(1)).await.unwrap(),
+            pool.checkout(2, Duration::from_secs(1)).await.unwrap(),
+        ];
+        for ((lease, conn), profile) in leases.into_iter().zip(["a", "b", "c"]).zip([1, 1, 2]) {
+            pool.give_back(lease, conn, profile);
+        }
+        assert_eq!(pool.with_idle(1, |c| *c), Some("b"));
+        assert_eq!(pool.with_idle(2, |c| *c), Some("c"));
+        assert_eq!(pool.idle_count(), 3, "nothing is taken");
     }
 
     #[tokio::test]

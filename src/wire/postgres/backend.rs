@@ -68,6 +68,9 @@ pub struct PgBackendConn {
     pub reader: MessageReader<ReadHalf>,
     pub writer: MessageWriter<WriteHalf>,
     pub profile: u64,
+    /// The start-up parameters it was opened with (`profile` is their hash): the pool's
+    /// upkeep opens warm connections like it.
+    pub params: StartupParams,
     /// ParameterStatus values the server reported at start-up.
     pub parameters: Vec<(String, String)>,
     pub process_id: i32,
@@ -211,6 +214,7 @@ impl PgBackendConn {
                         reader,
                         writer,
                         profile: params.profile(),
+                        params: params.clone(),
                         parameters,
                         process_id: pid,
                         secret_key: secret,

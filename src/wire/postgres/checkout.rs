@@ -1,6 +1,8 @@
 //! Getting a backend connection for a session: from the data source's pool when an idle one
 //! with the session's start-up parameters is there (and still alive), else a new one; then
-//! brought to the session's state by replaying its `SET`s.
+//! brought to the session's state by replaying its `SET`s. Among the idle connections the
+//! one already in the session's state is preferred (no round trip at all), then a fresh one
+//! (no reset needed).
 //!
 //! With transaction pooling connections go back to the pool as they are, carrying the SETs
 //! of the session that used them last (no `DISCARD ALL` between transactions). Each
@@ -14,6 +16,8 @@
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::task::{Context, Poll, Waker};
+
+use tracing::debug;
 
 use super::backend::{error_fields, PgBackendConn, StartupParams};
 use super::message::frame_at;
@@ -45,6 +49,10 @@ pub fn state_key(session: &Session) -> u64 {
 pub struct HeldBackend {
     pub conn: PgBackendConn,
     pub lease: Lease<PgBackendConn>,
+    /// Taken from the pool by [`checkout_for_resend`] and not yet used for the session:
+    /// the server may have closed it unseen, so the first request sent on it is kept to
+    /// send again (`frontend/resend.rs`).
+    pub from_pool: bool,
 }
 
 impl HeldBackend {
@@ -104,54 +112,110 @@ fn closed_by_server(conn: &mut PgBackendConn) -> Option<String> {
     eof.then(|| "the server closed the connection".into())
 }
 
-/// Checks out a connection to `ds` for `session`: a pooled one that passes a health check,
-/// or a new one; the session's SETs are replayed on it. Errors name the data source.
+/// Checks out a connection to `ds` for `session` for a caller that cannot send a request
+/// again should the connection turn out dead: a pooled one is checked with a round trip
+/// (an empty query) every time, as tokio may not have seen a close the server did moments
+/// ago (`closed_by_server` only reads what its reactor already knows), and a statement sent
+/// on such a connection would be lost with it. The session's SETs are replayed on it.
+/// Errors name the data source.
 pub async fn checkout(
     server: &ServerConfig,
     ds: &DataSource,
     params: &StartupParams,
     session: &Session,
 ) -> Result<HeldBackend, Error> {
+    checkout_with(server, ds, params, session, Check::Always).await
+}
+
+/// Checks out a connection to `ds` for `session` for the pump, which keeps a copy of the
+/// first request it sends on it and sends it again on another connection if this one turns
+/// out closed before any byte of the answer reached the client (`frontend/resend.rs`). So
+/// only a connection idle longer than `[server] pool_check_idle_ms` costs a round trip;
+/// one used more recently is only checked for what the socket already tells.
+pub async fn checkout_for_resend(
+    server: &ServerConfig,
+    ds: &DataSource,
+    params: &StartupParams,
+    session: &Session,
+) -> Result<HeldBackend, Error> {
+    checkout_with(server, ds, params, session, Check::IdleOnly).await
+}
+
+/// How a pooled connection is checked before it is lent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// A round trip every time.
+    Always,
+    /// A round trip only after `pool_check_idle_ms` of idleness.
+    IdleOnly,
+}
+
+async fn checkout_with(
+    server: &ServerConfig,
+    ds: &DataSource,
+    params: &StartupParams,
+    session: &Session,
+    check: Check,
+) -> Result<HeldBackend, Error> {
     let profile = params.profile();
+    let key = state_key(session);
+    // A connection already in the session's state needs no round trip; a fresh one
+    // (no SETs applied) needs only the session's SETs; any other a reset first.
+    let score = |c: &PgBackendConn| match c.applied_state {
+        k if k == key => 2,
+        0 => 1,
+        _ => 0,
+    };
     let mut lease = ds
         .postgres
-        .checkout(profile, server.checkout_timeout)
+        .checkout_best(profile, server.checkout_timeout, score)
         .await
         .map_err(|t| t.into_error(&ds.name))?;
-    // Health check on checkout: an idle connection may have been closed by the server.
     let mut pooled = lease.conn.take();
     if let Some(c) = &mut pooled {
-        // A round trip every time: tokio may not have seen a close the server did moments
-        // ago (`closed_by_server` only reads what its reactor already knows), and a
-        // statement sent on such a connection would be lost with it.
-        let alive = c.simple_query("").await.is_ok_and(|e| e.is_none());
-        if !alive {
+        let trusted = check == Check::IdleOnly
+            && lease.idle_for < server.pool_check_idle
+            && closed_by_server(c).is_none();
+        if !trusted && !c.simple_query("").await.is_ok_and(|e| e.is_none()) {
+            debug!(data_source = %ds.name, "pooled connection is dead; opening another");
             pooled = None;
+            lease.renew();
         }
     }
-    let mut conn = match pooled {
-        Some(c) => c,
-        None => {
-            let connected = PgBackendConn::connect(
-                &ds.url,
-                params,
-                server.connect_timeout,
-                MAX_BACKEND_MESSAGE,
-            )
-            .await;
-            match &connected {
-                Ok(_) => ds.health.connected(),
-                Err(e) => ds.health.connect_failed(&e.to_string()),
+    if let Some(mut conn) = pooled {
+        match apply_session_state(&mut conn, ds, session).await {
+            Ok(()) => {
+                return Ok(HeldBackend {
+                    conn,
+                    lease,
+                    from_pool: check == Check::IdleOnly,
+                })
             }
-            connected.map_err(|e| Error::DataSourceUnavailable {
-                database: ds.database.clone(),
-                data_source: ds.name.clone(),
-                cause: e.to_string(),
-            })?
+            // Closed while the SETs were replayed: nothing of the client's was lost.
+            Err(e) if !conn.healthy => {
+                debug!(data_source = %ds.name, "pooled connection lost while replaying SETs: {e}");
+                lease.renew();
+            }
+            Err(e) => return Err(e),
         }
-    };
+    }
+    let connected =
+        PgBackendConn::connect(&ds.url, params, server.connect_timeout, MAX_BACKEND_MESSAGE).await;
+    match &connected {
+        Ok(_) => ds.health.connected(),
+        Err(e) => ds.health.connect_failed(&e.to_string()),
+    }
+    let mut conn = connected.map_err(|e| Error::DataSourceUnavailable {
+        database: ds.database.clone(),
+        data_source: ds.name.clone(),
+        cause: e.to_string(),
+    })?;
     apply_session_state(&mut conn, ds, session).await?;
-    Ok(HeldBackend { conn, lease })
+    Ok(HeldBackend {
+        conn,
+        lease,
+        from_pool: false,
+    })
 }
 
 /// Brings `conn` (of `ds`) to `session`'s recorded SETs when it has applied another

@@ -26,7 +26,7 @@ use super::auth::{self, AuthFailure};
 use super::backend::StartupParams;
 use super::cancel::CancelTarget;
 use super::checkout::state_key;
-use super::checkout::{checkout, HeldBackend, MAX_BACKEND_MESSAGE};
+use super::checkout::{checkout, checkout_for_resend, HeldBackend, MAX_BACKEND_MESSAGE};
 use super::error::{error_response, from_error, Severity};
 use super::message::{
     frame_at, read_startup_unbuffered, MessageReader, MessageWriter, FLUSH_THRESHOLD,
@@ -51,6 +51,7 @@ mod admin_pump;
 mod backend_link;
 mod pump;
 mod read_write;
+mod resend;
 mod startup;
 
 pub(super) use pump::Batch;
@@ -106,6 +107,9 @@ struct PgClient {
     admin: admin_pump::AdminPump,
     /// Which of the data source's primary and replicas runs the next request (`read_write.rs`).
     read_write: read_write::PgReadWrite,
+    /// The requests in flight, kept to send again should their connection break before
+    /// answering (`resend.rs`).
+    resend: resend::Resend,
 }
 
 /// Serves one client until it terminates or breaks the protocol.

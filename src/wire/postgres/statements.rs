@@ -41,7 +41,7 @@ struct Named {
 }
 
 /// One Parse sent to the backend, whose ParseComplete is owed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PendingParse {
     /// The client statement to forget if the Parse is skipped ("" for none).
     forget: String,
@@ -54,14 +54,15 @@ struct PendingParse {
 }
 
 /// One Close sent to the backend, whose CloseComplete is owed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PendingClose {
     injected: bool,
     sync: u64,
 }
 
-/// The session's statements and the bookkeeping of responses in flight.
-#[derive(Default)]
+/// The session's statements and the bookkeeping of responses in flight. Cloned to send a
+/// request again on another connection as if for the first time (`frontend/resend.rs`).
+#[derive(Default, Clone)]
 pub struct Statements {
     named: HashMap<String, Named>,
     parses: VecDeque<PendingParse>,

@@ -46,13 +46,24 @@ impl PgClient {
 
     /// The backend connection ended. Between statements and outside a transaction nothing is
     /// lost: the next statement gets a new connection. Otherwise the client must know.
+    ///
+    /// A request that may go again elsewhere does, and a standby's connection lost mid-answer
+    /// fails only its requests (`resend.rs`); the primary's lost mid-request ends the session
+    /// with FATAL 08006 naming it.
     pub(super) async fn on_backend_lost(&mut self, cause: String) -> Result<(), Close> {
         let idle = self.pending_syncs == 0 && !self.unsynced && self.tx_status == b'I';
-        self.backend = None;
         if idle {
+            self.backend = None;
             debug!(data_source = %self.data_source.name, "idle backend connection closed: {cause}");
             return Ok(());
         }
+        if self.recover_lost_request(&cause).await {
+            if self.writer.pending() > 0 {
+                self.writer.flush().await.map_err(|_| Close)?;
+            }
+            return Ok(());
+        }
+        self.backend = None;
         warn!(data_source = %self.data_source.name, "backend connection lost: {cause}");
         let e = Error::BackendLost {
             data_source: self.data_source.name.clone(),
@@ -116,16 +127,33 @@ impl PgClient {
     }
 
     /// Takes a connection for the session's data source (pooled, or new), replays the
-    /// session's SETs on it, and points cancel requests at it.
+    /// session's SETs on it, and points cancel requests at it. A pooled one used recently
+    /// is not pinged: the pump sends its first request again should it be dead
+    /// (`resend.rs`).
     pub(super) async fn connect_backend(&mut self) -> Result<(), Error> {
         let ds = self.choose_data_source();
+        let config = self.rt.config();
+        let held = checkout_for_resend(&config.server, &ds, &self.params, &self.session).await?;
+        self.hold_backend(held);
+        Ok(())
+    }
+
+    /// The session's first connection, at start-up: checked with a round trip when pooled,
+    /// as a sharded session may take it over (`into_sharded`) and cannot send a request
+    /// again.
+    pub(super) async fn connect_first_backend(&mut self) -> Result<(), Error> {
+        let ds = self.choose_data_source();
         let held = checkout(&self.rt.config().server, &ds, &self.params, &self.session).await?;
+        self.hold_backend(held);
+        Ok(())
+    }
+
+    fn hold_backend(&mut self, held: HeldBackend) {
         self.rt
             .pg_cancel
             .register(self.key.0, CancelTarget::of(self.key.1, &held.conn));
         self.statements.connection_changed();
         self.backend = Some(held);
-        Ok(())
     }
 
     /// The client left: returns a clean backend connection to its pool.

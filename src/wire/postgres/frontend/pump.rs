@@ -132,6 +132,7 @@ impl PgClient {
     }
 
     pub(super) fn forward_client_message(&mut self, tag: u8, msg: &[u8]) {
+        self.record_for_resend(msg);
         let held = self.backend.as_mut().expect("connected before forwarding");
         let conn = &mut held.conn;
         match tag {
@@ -226,9 +227,13 @@ impl PgClient {
     fn follow_session_sql(&mut self, sql: &[u8]) {
         let conn = &mut self.backend.as_mut().expect("connected").conn;
         let text = std::str::from_utf8(sql).ok();
+        // Sent again after a lost connection (`resend.rs`): the session recorded it already.
+        let first_time = !self.resend.replaying();
         match session_reset(sql) {
             Some(SessionReset::DiscardAll) => {
-                self.session.reset();
+                if first_time {
+                    self.session.reset();
+                }
                 self.statements.clear();
                 conn.prepared.clear();
                 conn.applied_state = 0;
@@ -238,12 +243,16 @@ impl PgClient {
                 conn.prepared.clear();
             }
             Some(SessionReset::Reset) => {
-                self.session.record_set(text.unwrap_or_default());
+                if first_time {
+                    self.session.record_set(text.unwrap_or_default());
+                }
                 conn.applied_state = state_key(&self.session);
             }
             None => {
                 if text.is_some_and(|t| classify(t) == StatementKind::SessionSet) {
-                    self.session.record_set(text.unwrap_or_default());
+                    if first_time {
+                        self.session.record_set(text.unwrap_or_default());
+                    }
                     conn.applied_state = state_key(&self.session);
                 }
             }
@@ -273,6 +282,13 @@ impl PgClient {
                 }
             };
             let idle = self.pending_syncs == 0 && !self.unsynced;
+            if self.resend.probe_answer(frame.tag) {
+                // dbmesh's own empty query ahead of the request (`resend.rs`).
+                self.writer.write_raw(&buf[run..at]);
+                at += frame.total_len;
+                run = at;
+                continue;
+            }
             let swallow = match frame.tag {
                 b'1' => self.statements.on_parse_complete(),
                 b'3' => self.statements.on_close_complete(),
@@ -305,12 +321,29 @@ impl PgClient {
                     true
                 }
                 b'E' => {
-                    super::super::error::count_backend_error(&buf[at..at + frame.total_len]);
+                    let frame_bytes = &buf[at..at + frame.total_len];
+                    // The server closing the connection before answering a request that
+                    // can go again elsewhere: the loss, not the answer (`resend.rs`).
+                    if let Some(cause) = self.resend.closing_before_answer(frame_bytes) {
+                        held.conn.healthy = false;
+                        return self.on_backend_lost(cause).await;
+                    }
+                    super::super::error::count_backend_error(frame_bytes);
                     false
                 }
                 _ => false,
             };
-            if swallow {
+            let frame_bytes = &buf[at..at + frame.total_len];
+            let held_back = !swallow && self.resend.hold_back(frame.tag, frame_bytes);
+            // Notices, notifications and parameter changes may come at any time: they
+            // are not part of an answer (a standby going down sends a WARNING first).
+            if !swallow && !held_back && !matches!(frame.tag, b'N' | b'A' | b'S') {
+                self.resend.relaying(&mut self.writer);
+            }
+            if frame.tag == b'Z' {
+                self.resend.answered();
+            }
+            if swallow || held_back {
                 self.writer.write_raw(&buf[run..at]);
                 run = at + frame.total_len;
             }

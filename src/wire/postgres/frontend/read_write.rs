@@ -35,7 +35,7 @@ use crate::execute::DataSource;
 use crate::route::rw_split::{self, SessionState, Target};
 use crate::sql::parse_hint;
 use crate::wire::postgres::cancel::CancelTarget;
-use crate::wire::postgres::checkout::{apply_session_state, checkout, HeldBackend};
+use crate::wire::postgres::checkout::{apply_session_state, checkout_for_resend, HeldBackend};
 use crate::wire::postgres::statements::{bind_statement, parse_query};
 use crate::wire::postgres::wal_position;
 
@@ -173,7 +173,7 @@ impl PgClient {
     /// so reads go on while the primary is down (writes fail, naming it). Returns the
     /// primary's error when neither works.
     pub(super) async fn connect_at_start(&mut self) -> Result<(), crate::error::Error> {
-        let Err(e) = self.connect_backend().await else {
+        let Err(e) = self.connect_first_backend().await else {
             return Ok(());
         };
         let sharded = self
@@ -282,13 +282,52 @@ impl PgClient {
         self.hold(Some(replica), Some(held));
     }
 
-    /// Makes the primary's connection the held one: the parked one if it is still open,
-    /// else none (the pump checks one out for the message, failing it with the primary's
-    /// error when the primary is down).
+    /// Makes the primary's connection the held one (see [`Self::primary_back`]).
     async fn move_to_primary(&mut self) {
         if !self.read_write.on_replica() {
             return;
         }
+        self.primary_back();
+    }
+
+    /// Whether the held connection is a replica's.
+    pub(super) fn on_replica(&self) -> bool {
+        self.read_write.on_replica()
+    }
+
+    /// The held connection, a standby's, broke: the standby it was (the connection is no
+    /// longer held as one).
+    pub(super) fn leave_lost_replica(&mut self) -> Option<Arc<DataSource>> {
+        self.read_write.current.take()
+    }
+
+    /// After a standby failed a read before answering: holds another admitted standby's
+    /// connection where the read may run (read-your-writes), else the primary's parked one
+    /// (or none: the caller checks one out).
+    pub(super) async fn read_elsewhere(&mut self) {
+        if let Some(replica) = self
+            .data_source
+            .pick_replica(BackendKind::Postgres)
+            .cloned()
+        {
+            if let Some(mut held) = self.replica_connection(&replica).await {
+                if self.write_visible_on(&replica, &mut held).await {
+                    if self.read_write.txn_replica.is_some() {
+                        self.read_write.txn_replica = Some(replica.clone());
+                    }
+                    self.hold(Some(replica), Some(held));
+                    return;
+                }
+                self.read_write.parked.push((Some(replica), held));
+            }
+        }
+        self.primary_back();
+    }
+
+    /// Holds the primary's parked connection again if it is still open, else none (the
+    /// pump checks one out for the next message, failing it with the primary's error when
+    /// the primary is down).
+    pub(super) fn primary_back(&mut self) {
         let held = match self.unpark(None) {
             Some(mut held) => match held.closed_by_server() {
                 None => Some(held),
@@ -345,7 +384,9 @@ impl PgClient {
             }
         }
         let server = self.rt.config().server.clone();
-        match checkout(&server, replica, &self.params, &self.session).await {
+        // A read on a standby is sent again elsewhere if the connection turns out dead
+        // (`resend.rs`): no round trip to check a recently used one.
+        match checkout_for_resend(&server, replica, &self.params, &self.session).await {
             Ok(held) => Some(held),
             Err(e) => {
                 if let Some(state) = &replica.replica {

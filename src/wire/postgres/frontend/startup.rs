@@ -169,6 +169,7 @@ impl PgClient {
             unnamed_statement_waiting: false,
             admin: Default::default(),
             read_write: Default::default(),
+            resend: Default::default(),
         };
         if let Err(e) = client.connect_at_start().await {
             send_fatal(&mut client.writer, &e).await;
