@@ -105,12 +105,8 @@ const PRIMARY_FUNCTION_PREFIXES: &[&str] = &[
 /// nor calls a session-bound function.
 pub fn is_plain_read(sql: &str) -> bool {
     let mut words = Words::new(sql);
-    let first = loop {
-        match words.next() {
-            Some(Token::Word(w)) => break w,
-            Some(Token::Symbol(b'(')) => continue,
-            _ => return false,
-        }
+    let Some(first) = words.first_word() else {
+        return false;
     };
     let with = if first.eq_ignore_ascii_case("WITH") {
         true
@@ -176,12 +172,8 @@ pub fn is_plain_read(sql: &str) -> bool {
 /// a read. `FOR UPDATE` / `FOR NO KEY UPDATE` inside it lock, they do not write.
 pub fn writes_in_with(sql: &str) -> bool {
     let mut words = Words::new(sql);
-    let first = loop {
-        match words.next() {
-            Some(Token::Word(w)) => break w,
-            Some(Token::Symbol(b'(')) => continue,
-            _ => return false,
-        }
+    let Some(first) = words.first_word() else {
+        return false;
     };
     if !first.eq_ignore_ascii_case("WITH") {
         return false;
@@ -319,6 +311,20 @@ impl<'a> Iterator for Words<'a> {
                     self.at += 1;
                     return Some(Token::Symbol(other));
                 }
+            }
+        }
+    }
+}
+
+impl<'a> Words<'a> {
+    /// The statement's first word, past opening parentheses (`(SELECT ...)`); `None` when
+    /// something else comes first.
+    fn first_word(&mut self) -> Option<&'a str> {
+        loop {
+            match self.next()? {
+                Token::Word(w) => return Some(w),
+                Token::Symbol(b'(') => continue,
+                _ => return None,
             }
         }
     }

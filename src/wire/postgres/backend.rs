@@ -247,6 +247,64 @@ impl PgBackendConn {
         &mut self,
         sql: &str,
     ) -> Result<Option<(String, String)>, BackendError> {
+        self.own_query(sql, |_, _| {}).await
+    }
+
+    /// Runs a query for dbmesh and returns the text of its first column, row by row (the
+    /// column listing of a table). `Ok(Err(..))` is the server's error (code, message); the
+    /// connection is still fine then.
+    pub async fn query_first_column(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Vec<String>, (String, String)>, BackendError> {
+        let mut values = Vec::new();
+        let error = self
+            .own_query(sql, |tag, msg| {
+                if tag == b'D' {
+                    if let Some(text) = first_value(msg) {
+                        values.push(String::from_utf8_lossy(text).into_owned());
+                    }
+                }
+            })
+            .await?;
+        Ok(match error {
+            Some(e) => Err(e),
+            None => Ok(values),
+        })
+    }
+
+    /// Runs a one-row, one-column boolean query for dbmesh (the pinning probe). Messages the
+    /// server may send at any time to a client that listens or gets notices
+    /// (NotificationResponse, NoticeResponse, ParameterStatus) are handed to `relay`, as
+    /// they belong to the client.
+    pub async fn query_bool(
+        &mut self,
+        sql: &str,
+        mut relay: impl FnMut(&[u8]),
+    ) -> Result<bool, BackendError> {
+        let mut value = None;
+        let error = self
+            .own_query(sql, |tag, msg| match tag {
+                b'D' => value = first_value(msg).map(|v| v == b"t"),
+                b'A' | b'N' | b'S' => relay(msg),
+                _ => {}
+            })
+            .await?;
+        match (error, value) {
+            (Some((code, message)), _) => Err(BackendError::Server { code, message }),
+            (None, Some(v)) => Ok(v),
+            (None, None) => Err(BackendError::Protocol(format!("no row from {sql}"))),
+        }
+    }
+
+    /// Sends simple query `sql` and reads its answer up to ReadyForQuery, handing every
+    /// message but ErrorResponse and ReadyForQuery to `each` (tag, whole message); returns
+    /// the server's error (code, message), if any.
+    async fn own_query(
+        &mut self,
+        sql: &str,
+        mut each: impl FnMut(u8, &[u8]),
+    ) -> Result<Option<(String, String)>, BackendError> {
         frontend::query(sql, &mut self.writer.buf)?;
         self.writer
             .flush()
@@ -271,105 +329,7 @@ impl PgBackendConn {
                         error = Some(error_fields(&body));
                     }
                 }
-                _ => {}
-            }
-        }
-    }
-
-    /// Runs a query for dbmesh and returns the text of its first column, row by row (the
-    /// column listing of a table). `Ok(Err(..))` is the server's error (code, message); the
-    /// connection is still fine then.
-    pub async fn query_first_column(
-        &mut self,
-        sql: &str,
-    ) -> Result<Result<Vec<String>, (String, String)>, BackendError> {
-        frontend::query(sql, &mut self.writer.buf)?;
-        self.writer
-            .flush()
-            .await
-            .inspect_err(|_| self.healthy = false)?;
-        let mut values = Vec::new();
-        let mut error = None;
-        loop {
-            let (tag, mut msg) = self
-                .reader
-                .read_message()
-                .await
-                .inspect_err(|_| self.healthy = false)?;
-            match tag {
-                // DataRow: tag, length, column count, the first value's length, its text.
-                b'D' => {
-                    let len = msg
-                        .get(7..11)
-                        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                        .unwrap_or(-1);
-                    if let Ok(len) = usize::try_from(len) {
-                        if let Some(text) = msg.get(11..11 + len) {
-                            values.push(String::from_utf8_lossy(text).into_owned());
-                        }
-                    }
-                }
-                b'E' => {
-                    if let Some(backend::Message::ErrorResponse(body)) =
-                        backend::Message::parse(&mut msg)?
-                    {
-                        error = Some(error_fields(&body));
-                    }
-                }
-                b'Z' => {
-                    self.tx_status = msg[5];
-                    return Ok(match error {
-                        Some(e) => Err(e),
-                        None => Ok(values),
-                    });
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Runs a one-row, one-column boolean query for dbmesh (the pinning probe). Messages the
-    /// server may send at any time to a client that listens or gets notices
-    /// (NotificationResponse, NoticeResponse, ParameterStatus) are handed to `relay`, as
-    /// they belong to the client.
-    pub async fn query_bool(
-        &mut self,
-        sql: &str,
-        mut relay: impl FnMut(&[u8]),
-    ) -> Result<bool, BackendError> {
-        frontend::query(sql, &mut self.writer.buf)?;
-        self.writer
-            .flush()
-            .await
-            .inspect_err(|_| self.healthy = false)?;
-        let mut value = None;
-        let mut error = None;
-        loop {
-            let (tag, mut msg) = self
-                .reader
-                .read_message()
-                .await
-                .inspect_err(|_| self.healthy = false)?;
-            match tag {
-                // DataRow: tag, length, 1 column, its length, the text value.
-                b'D' => value = msg.get(11).map(|v| *v == b't'),
-                b'A' | b'N' | b'S' => relay(&msg),
-                b'E' => {
-                    if let Some(backend::Message::ErrorResponse(body)) =
-                        backend::Message::parse(&mut msg)?
-                    {
-                        error = Some(error_fields(&body));
-                    }
-                }
-                b'Z' => {
-                    self.tx_status = msg[5];
-                    return match (error, value) {
-                        (Some((code, message)), _) => Err(BackendError::Server { code, message }),
-                        (None, Some(v)) => Ok(v),
-                        (None, None) => Err(BackendError::Protocol(format!("no row from {sql}"))),
-                    };
-                }
-                _ => {}
+                _ => each(tag, &msg),
             }
         }
     }
@@ -388,6 +348,13 @@ impl PgBackendConn {
             Some((code, message)) => Err(BackendError::Server { code, message }),
         }
     }
+}
+
+/// The first value of DataRow message `msg` (tag, length, column count, the value's
+/// length, its bytes); `None` for NULL or a short message.
+fn first_value(msg: &[u8]) -> Option<&[u8]> {
+    let len = i32::from_be_bytes(msg.get(7..11)?.try_into().ok()?);
+    msg.get(11..11 + usize::try_from(len).ok()?)
 }
 
 /// SQLSTATE and message of an ErrorResponse.

@@ -186,8 +186,16 @@ pub fn count_backend_error(message: &[u8]) {
 /// message, for errors of one data source among several (a COMMIT that failed on one of
 /// them). The SQLSTATE and every other field stay the backend's.
 pub fn on_data_source(message: &[u8], data_source: &str) -> Vec<u8> {
-    let mut body = Vec::with_capacity(message.len() + data_source.len() + 16);
-    let mut rest = message.get(5..).unwrap_or_default();
+    let prefix = format!("data source {data_source}: ");
+    map_message(message, |m| [prefix.as_bytes(), m].concat()).0
+}
+
+/// The fields of an ErrorResponse (whole, type byte and length included), with a
+/// function applied to its message field, and the new message's text.
+pub fn map_message(msg: &[u8], f: impl Fn(&[u8]) -> Vec<u8>) -> (Vec<u8>, String) {
+    let mut body = Vec::with_capacity(msg.len() + 64);
+    let mut text = String::new();
+    let mut rest = msg.get(5..).unwrap_or_default();
     while let Some((&kind, tail)) = rest.split_first() {
         if kind == 0 {
             break;
@@ -197,16 +205,20 @@ pub fn on_data_source(message: &[u8], data_source: &str) -> Vec<u8> {
         };
         body.push(kind);
         if kind == b'M' {
-            body.extend_from_slice(format!("data source {data_source}: ").as_bytes());
+            let m = f(&tail[..end]);
+            text = String::from_utf8_lossy(&m).into_owned();
+            body.extend_from_slice(&m);
+            body.push(0);
+        } else {
+            body.extend_from_slice(&tail[..=end]);
         }
-        body.extend_from_slice(&tail[..=end]);
         rest = &tail[end + 1..];
     }
     body.push(0);
     let mut out = vec![b'E'];
     out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
     out.extend_from_slice(&body);
-    out
+    (out, text)
 }
 
 #[cfg(test)]

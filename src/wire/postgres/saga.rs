@@ -24,7 +24,7 @@ use postgres_protocol::message::frontend;
 use tracing::warn;
 
 use super::command_tag::{first_word, TagSum};
-use super::error::on_data_source;
+use super::error::{map_message, on_data_source};
 use super::fanout::UnitProtocol;
 use super::row_move::data_row;
 use super::sharded::{command_tag, next_message, send, Broken, Outcome, ShardedSession};
@@ -517,37 +517,6 @@ impl ShardedSession {
         }
         Ok(Ok(()))
     }
-}
-
-/// The fields of an ErrorResponse (whole, type byte and length included), with a
-/// function applied to its message field.
-fn map_message(msg: &[u8], f: impl Fn(&[u8]) -> Vec<u8>) -> (Vec<u8>, String) {
-    let mut body = Vec::with_capacity(msg.len() + 64);
-    let mut text = String::new();
-    let mut rest = msg.get(5..).unwrap_or_default();
-    while let Some((&kind, tail)) = rest.split_first() {
-        if kind == 0 {
-            break;
-        }
-        let Some(end) = tail.iter().position(|b| *b == 0) else {
-            break;
-        };
-        body.push(kind);
-        if kind == b'M' {
-            let m = f(&tail[..end]);
-            text = String::from_utf8_lossy(&m).into_owned();
-            body.extend_from_slice(&m);
-            body.push(0);
-        } else {
-            body.extend_from_slice(&tail[..=end]);
-        }
-        rest = &tail[end + 1..];
-    }
-    body.push(0);
-    let mut out = vec![b'E'];
-    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    out.extend_from_slice(&body);
-    (out, text)
 }
 
 /// The ErrorResponse `msg` with `note` appended to its message.
